@@ -1,0 +1,31 @@
+"""telediag: find the handset and configuration faults behind disputed mobile charges.
+
+The public API is small; everything not listed in ``__all__`` is private.
+"""
+
+from telediag.catalog import Rule, load_rules
+from telediag.errors import (
+    ColumnMapError,
+    ConfigError,
+    InputError,
+    RuleExecutionError,
+    RuleFileError,
+    TelediagError,
+)
+from telediag.scan import ScanResult, scan
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ColumnMapError",
+    "ConfigError",
+    "InputError",
+    "Rule",
+    "RuleExecutionError",
+    "RuleFileError",
+    "ScanResult",
+    "TelediagError",
+    "__version__",
+    "load_rules",
+    "scan",
+]

@@ -1,0 +1,349 @@
+"""The rule catalog: rule files are data, validated by strict models.
+
+One YAML file per rule, named after its id (``TD001.yaml``). Nothing in a rule file is
+executed or evaluated: filters and thresholds are :class:`~telediag.conditions.Condition`
+objects, the summary is a format template whose fields must be measure names.
+"""
+
+from __future__ import annotations
+
+import string
+from enum import StrEnum
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from telediag.conditions import Condition
+from telediag.derived import DERIVED_COLUMNS
+from telediag.detectors import REGISTRY
+from telediag.detectors.base import DetectorParams
+from telediag.errors import RuleFileError
+from telediag.schema import COLUMNS
+
+#: The root causes of the contract (section 3). New rules may add labels.
+ROOT_CAUSES: tuple[str, ...] = (
+    "anti_theft_sms_forwarding",
+    "mms_outbox_resend_after_sim_swap",
+    "mms_retry_loop",
+    "international_dialup_trap",
+    "mms_sender_blocklisted",
+    "mms_encrypted_port",
+    "roaming_band_unsupported",
+    "handset_auto_international_sms",
+    "flash_sms",
+    "mail_polling",
+)
+
+#: Columns a rule may filter or group on: the contract's plus derived ones.
+RULE_COLUMNS: frozenset[str] = frozenset(COLUMNS) | frozenset(DERIVED_COLUMNS)
+
+#: Values every finding can put in its summary besides the detector's measures.
+FINDING_FIELDS: dict[str, str] = {
+    "msisdn": "the subscriber",
+    "group": "the group's key values, e.g. the recipient or server",
+    "first_seen": "time of the first evidence record",
+    "last_seen": "time of the last evidence record",
+    "record_count": "number of evidence records",
+    "total_charge": "total charge of the evidence records",
+    "handset_model": "the handset model on most evidence records, where known",
+    "handset_quirk": "whether that model is known for this root cause",
+    "handset_change_before_s": "seconds since the subscriber last changed handset or SIM, "
+    "before the first evidence record",
+}
+
+
+class Status(StrEnum):
+    """Life cycle of a rule; a removed rule keeps its id so the id never means two things."""
+
+    experimental = "experimental"
+    stable = "stable"
+    deprecated = "deprecated"
+    removed = "removed"
+
+
+class Category(StrEnum):
+    """The case review's three groups."""
+
+    handset = "handset"
+    usage = "usage"
+    interconnect = "interconnect"
+
+
+class ChargeAdvice(StrEnum):
+    """What to do with the disputed charge, before the operator's own policy."""
+
+    refund = "refund"
+    partial = "partial"
+    no_refund = "no_refund"
+    review = "review"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RecordFilter(_Strict):
+    """Which records a rule looks at.
+
+    YAML form: column names mapped to conditions (all must hold), plus optional
+    ``any_of`` (at least one sub-filter holds) and ``not`` (the sub-filter fails)::
+
+        record_type: sms
+        direction: mo
+        any_of:
+          - app_protocol: {prefix: [POP3, IMAP]}
+          - {app_protocol: {is_null: true}, server_port: [110, 995, 143, 993]}
+    """
+
+    where: dict[str, Condition] = Field(default_factory=dict)
+    any_of: list[RecordFilter] = Field(default_factory=list)
+    not_: RecordFilter | None = Field(default=None, alias="not")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _columns_at_top(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValueError("a record filter is a mapping of column names to conditions")
+        where: dict[str, Any] = {}
+        rest: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in ("any_of", "not", "not_"):
+                rest[key] = value
+            elif key in RULE_COLUMNS:
+                where[key] = value
+            else:
+                raise ValueError(
+                    f"unknown column {key!r}; a filter names contract columns "
+                    f"({', '.join(sorted(RULE_COLUMNS))}) or any_of / not"
+                )
+        return {"where": where, **rest}
+
+    def columns(self) -> set[str]:
+        """Every column the filter reads."""
+        cols = set(self.where)
+        for sub in self.any_of:
+            cols |= sub.columns()
+        if self.not_ is not None:
+            cols |= self.not_.columns()
+        return cols
+
+    def describe(self) -> str:
+        """A one-line human form."""
+        parts = [f"{col} {cond.describe()}" for col, cond in self.where.items()]
+        if self.any_of:
+            parts.append("(" + " or ".join(f.describe() for f in self.any_of) + ")")
+        if self.not_ is not None:
+            parts.append(f"not ({self.not_.describe()})")
+        return " and ".join(parts) or "all records"
+
+
+class DetectorSpec(_Strict):
+    """Which detector measures the rule's records, with its parameters."""
+
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kind")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in REGISTRY:
+            raise ValueError(f"unknown detector {v!r}; known: {', '.join(sorted(REGISTRY))}")
+        return v
+
+    @cached_property
+    def parsed(self) -> DetectorParams:
+        """The parameters validated by the detector's own model."""
+        return REGISTRY[self.kind].Params.model_validate(self.params)
+
+    @model_validator(mode="after")
+    def _params_valid(self) -> DetectorSpec:
+        params = REGISTRY[self.kind].Params.model_validate(self.params)
+        bad = sorted(c for c in params.columns() if c not in RULE_COLUMNS)
+        if bad:
+            raise ValueError(f"params name unknown column(s) {bad}")
+        return self
+
+
+class ConfidenceRaise(_Strict):
+    """Add to the confidence when every condition on the measures holds."""
+
+    when: dict[str, Condition]
+    add: Annotated[float, Field(ge=-1, le=1)]
+    because: str = ""
+
+
+class Confidence(_Strict):
+    """How sure a finding is: a base plus raises for supporting signals, capped at 1."""
+
+    base: Annotated[float, Field(ge=0, le=1)]
+    raises: list[ConfidenceRaise] = Field(default_factory=list)
+
+
+class Charge(_Strict):
+    """What the finding means for the disputed charge."""
+
+    advice: ChargeAdvice
+    text: str
+
+
+class Docs(_Strict):
+    """The rule's documentation, in fixed sections."""
+
+    what_it_detects: str
+    why_it_matters: str
+    evidence: str
+    thresholds: str
+    false_positives: list[str]
+    references: list[str] = Field(default_factory=list)
+
+
+class Rule(_Strict):
+    """One root-cause rule, as read from its YAML file."""
+
+    id: Annotated[str, Field(pattern=r"^TD\d{3}$")]
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]+$")]
+    title: str
+    aliases: list[str] = Field(default_factory=list)
+    status: Status
+    category: Category
+    root_cause: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]+$")]
+    case: int | None = None
+    records: RecordFilter
+    detector: DetectorSpec
+    thresholds: dict[str, Condition]
+    confidence: Confidence
+    summary: str
+    cause: str
+    remedy: str
+    charge: Charge
+    docs: Docs
+    #: Does the rule follow handsets across subscribers? Then scanning subscriber-disjoint
+    #: parts separately may miss its findings.
+    cross_subscriber: bool = False
+
+    @model_validator(mode="after")
+    def _measures_exist(self) -> Rule:
+        measures = set(REGISTRY[self.detector.kind].MEASURES)
+        for name in self.thresholds:
+            if name not in measures:
+                raise ValueError(
+                    f"thresholds: {name!r} is not a measure of detector "
+                    f"{self.detector.kind!r} ({', '.join(sorted(measures))})"
+                )
+        known = measures | set(FINDING_FIELDS)
+        for i, r in enumerate(self.confidence.raises):
+            for name in r.when:
+                if name not in known:
+                    raise ValueError(f"confidence.raises[{i}].when: unknown measure {name!r}")
+        for _, field_name, _, _ in string.Formatter().parse(self.summary):
+            if field_name is None:
+                continue
+            if not field_name.isidentifier() or field_name not in known:
+                raise ValueError(
+                    f"summary: {{{field_name}}} is not a measure or finding field; "
+                    f"use one of {', '.join(sorted(known))}"
+                )
+        return self
+
+    def measures_used(self) -> set[str]:
+        """Measures referred to by thresholds, confidence raises and the summary."""
+        used = set(self.thresholds)
+        for r in self.confidence.raises:
+            used |= set(r.when)
+        for _, field_name, _, _ in string.Formatter().parse(self.summary):
+            if field_name:
+                used.add(field_name)
+        return used
+
+    def columns(self) -> set[str]:
+        """Columns the rule reads (derived ones included)."""
+        return self.records.columns() | self.detector.parsed.columns()
+
+    @property
+    def active(self) -> bool:
+        """Removed rules stay in the catalog but never run."""
+        return self.status is not Status.removed
+
+
+def bundled_rules_dir() -> Path:
+    """The rules shipped with the package (installed wheel or source checkout)."""
+    packaged = resources.files("telediag") / "_bundled" / "rules"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "rules"
+
+
+def _format_error(path: Path, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"] if not str(x).startswith("function-")) or "(top)"
+    msg = err["msg"].removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{path}: {loc}: {msg}{more}"
+
+
+def load_rule(path: str | Path) -> Rule:
+    """Read and validate one rule file; a problem names the file and the field."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RuleFileError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise RuleFileError(f"{p}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise RuleFileError(f"{p}: a rule file is a mapping of fields")
+    try:
+        rule = Rule.model_validate(data)
+    except ValidationError as exc:
+        raise RuleFileError(_format_error(p, exc)) from None
+    if p.stem != rule.id:
+        raise RuleFileError(f"{p}: id: file is named {p.stem!r} but the rule's id is {rule.id!r}")
+    return rule
+
+
+def load_rules(
+    directory: str | Path | None = None,
+    select: list[str] | None = None,
+    ignore: list[str] | None = None,
+    include_removed: bool = False,
+) -> list[Rule]:
+    """Load every ``TD*.yaml`` rule of a directory (default: the shipped catalog).
+
+    ``select`` and ``ignore`` take id prefixes (``TD00`` selects TD001-TD009) or names;
+    aliases count as the rule's ids.
+    """
+    folder = Path(directory) if directory is not None else bundled_rules_dir()
+    if not folder.is_dir():
+        raise RuleFileError(f"{folder}: rules directory not found")
+    rules = [load_rule(p) for p in sorted(folder.glob("*.yaml"))]
+    seen: dict[str, Path] = {}
+    for rule in rules:
+        for ident in (rule.id, *rule.aliases):
+            if ident in seen:
+                raise RuleFileError(f"{folder}: id {ident!r} is used by two rules")
+            seen[ident] = folder / f"{rule.id}.yaml"
+
+    def matches(rule: Rule, patterns: list[str]) -> bool:
+        names = (rule.id, rule.name, *rule.aliases)
+        return any(n.startswith(p) for p in patterns for n in names)
+
+    if select:
+        rules = [r for r in rules if matches(r, select)]
+    if ignore:
+        rules = [r for r in rules if not matches(r, ignore)]
+    if not include_removed:
+        rules = [r for r in rules if r.active]
+    return rules
+
+

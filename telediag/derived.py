@@ -1,0 +1,93 @@
+"""Columns derived from the canonical ones, computed only for the rows that need them.
+
+A rule may filter or group on these as if they were columns. Each is computed over the
+distinct values of its source columns (numbers, TACs, country codes), never per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from telediag.context import ScanSettings
+
+#: name -> (source columns, meaning)
+DERIVED_COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
+    "peer_international": (
+        ("peer_number",),
+        "the peer number is international as seen from the home country",
+    ),
+    "peer_country": (("peer_number",), "ISO region of the peer number, where known"),
+    "handset_model": (("imei",), "vendor and model of the handset, from its TAC"),
+    "handset_bands": (("imei",), "GSM bands of the handset model, e.g. 900/1800"),
+    "handset_quirks": (("imei",), "root causes the handset model is known for"),
+    "visited_country": (("visited_mcc",), "ISO region of the serving network"),
+    "handset_supports_network": (
+        ("imei", "visited_mcc"),
+        "the handset has a GSM band the serving network uses (null if either is unknown)",
+    ),
+}
+
+
+def _peer(columns: dict[str, pa.Array], settings: ScanSettings) -> dict[str, pa.Array]:
+    from telediag.numbers import classify_numbers
+
+    frame = classify_numbers(columns["peer_number"], settings.home)
+    return {
+        "peer_international": pa.array(
+            frame["international"].to_numpy(dtype=bool, na_value=False)
+        ),
+        "peer_country": pa.array(frame["region"].astype("object"), type=pa.string()),
+    }
+
+
+def _handset(columns: dict[str, pa.Array], settings: ScanSettings) -> dict[str, pa.Array]:
+    from telediag.devices import lookup_handsets
+
+    frame = lookup_handsets(columns["imei"])
+    model = (frame["vendor"].astype("string") + " " + frame["model"].astype("string")).where(
+        frame["model"].notna(), None
+    )
+    return {
+        "handset_model": pa.array(frame["model"].astype("object"), type=pa.string())
+        if "model" in frame
+        else pa.array(model.astype("object"), type=pa.string()),
+        "handset_bands": pa.array(frame["bands"].astype("object"), type=pa.string()),
+        "handset_quirks": pa.array(frame["quirks"].astype("object"), type=pa.string()),
+    }
+
+
+def _network(columns: dict[str, pa.Array], settings: ScanSettings) -> dict[str, pa.Array]:
+    from telediag.devices import lookup_handsets, network_bands, supports_network
+
+    nets = network_bands(columns["visited_mcc"])
+    handsets = lookup_handsets(columns["imei"])
+    support = supports_network(handsets["bands"], nets["gsm_bands"])
+    values = [None if v is None or v is pa.NA else bool(v) for v in support]
+    return {
+        "visited_country": pa.array(nets["region"].astype("object"), type=pa.string()),
+        "handset_supports_network": pa.array(values, type=pa.bool_()),
+    }
+
+
+_PRODUCERS: dict[str, Callable[[dict[str, pa.Array], ScanSettings], dict[str, pa.Array]]] = {
+    "peer_international": _peer,
+    "peer_country": _peer,
+    "handset_model": _handset,
+    "handset_bands": _handset,
+    "handset_quirks": _handset,
+    "visited_country": _network,
+    "handset_supports_network": _network,
+}
+
+
+def derive(name: str, table: pa.Table, rows: np.ndarray, settings: ScanSettings) -> pa.Array:
+    """The derived column ``name`` for table ``rows``."""
+    sources, _ = DERIVED_COLUMNS[name]
+    idx = pa.array(rows)
+    columns = {c: table[c].take(idx).combine_chunks() for c in sources}
+    if name == "handset_supports_network":
+        columns["imei"] = table["imei"].take(idx).combine_chunks()
+    return _PRODUCERS[name](columns, settings)[name]

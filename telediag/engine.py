@@ -1,0 +1,158 @@
+"""Step 4: run the rule catalog over the sorted records.
+
+For each rule: its filter gives sorted positions, its detector measures them, its
+thresholds judge the measurements, and the survivors become findings. A rule that
+raises becomes a :class:`RuleError` naming it; the other rules' findings stand.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from telediag.catalog import Rule
+from telediag.context import ScanSettings
+from telediag.detectors import REGISTRY, Candidates, DetectContext
+from telediag.filters import FilterEvaluator
+from telediag.findings import build_findings, empty_evidence, empty_findings
+from telediag.sort import SortedRecords
+from telediag.timeutil import LocalClock
+
+#: progress(stage, done, total): called before each rule and once at the end.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class RuleError:
+    """A rule that failed while running; its findings are missing, the others stand."""
+
+    rule_id: str
+    message: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.rule_id}: {self.message}"
+
+
+@dataclass
+class RuleOutcome:
+    """What one rule produced: the measurements of every candidate and the survivors."""
+
+    rule: Rule
+    candidates: Candidates
+    passed: np.ndarray
+    findings: pd.DataFrame
+    evidence: pd.DataFrame
+    seconds: float
+
+
+def _min_count(rule: Rule) -> int:
+    cond = rule.thresholds.get("count")
+    return int(cond.min) if cond is not None and cond.min is not None else 1
+
+
+def judge(rule: Rule, cands: Candidates) -> np.ndarray:
+    """Which candidates pass every threshold of the rule."""
+    keep = np.ones(len(cands), dtype=bool)
+    for name, cond in rule.thresholds.items():
+        keep &= cond.mask(cands.measures[name])
+    return keep
+
+
+def run_rule(
+    rule: Rule,
+    records: SortedRecords,
+    evaluator: FilterEvaluator,
+    settings: ScanSettings,
+    keep_all: bool = False,
+) -> RuleOutcome:
+    """Run one rule. With ``keep_all`` every candidate is measured (no early pruning),
+    so the caller can explain why near-misses did not pass."""
+    started = time.perf_counter()
+    detector = REGISTRY[rule.detector.kind]
+    mask = evaluator.mask(rule.records)
+    positions = np.flatnonzero(mask[records.order]).astype(np.int64)
+    clock = LocalClock(settings.tz)
+    ctx = DetectContext(
+        records=records,
+        clock=clock,
+        wanted=rule.measures_used() if not keep_all else set(detector.MEASURES),
+        min_count=1 if keep_all else _min_count(rule),
+    )
+    cands = detector.detect(ctx, positions, rule.detector.parsed)
+    passed = judge(rule, cands)
+    survivors = cands.select(passed)
+    findings, evidence = build_findings(rule, records, survivors, clock)
+    return RuleOutcome(
+        rule=rule,
+        candidates=cands,
+        passed=passed,
+        findings=findings,
+        evidence=evidence,
+        seconds=time.perf_counter() - started,
+    )
+
+
+@dataclass
+class EngineResult:
+    """Findings of the whole catalog, with per-rule timings and errors."""
+
+    findings: pd.DataFrame
+    evidence: pd.DataFrame
+    errors: list[RuleError]
+    seconds: dict[str, float]
+
+
+def run_catalog(
+    records: SortedRecords,
+    rules: Sequence[Rule],
+    settings: ScanSettings,
+    progress: Progress | None = None,
+) -> EngineResult:
+    """Run every rule; collect findings, evidence, errors and timings."""
+    evaluator = FilterEvaluator(records.table, settings)
+    all_findings: list[pd.DataFrame] = []
+    all_evidence: list[pd.DataFrame] = []
+    errors: list[RuleError] = []
+    seconds: dict[str, float] = {}
+    for i, rule in enumerate(rules):
+        if progress is not None:
+            progress(f"rule {rule.id} {rule.name}", i, len(rules))
+        started = time.perf_counter()
+        try:
+            outcome = run_rule(rule, records, evaluator, settings)
+        except Exception as exc:  # one broken rule must not stop the scan
+            errors.append(
+                RuleError(
+                    rule_id=rule.id,
+                    message=f"{type(exc).__name__}: {exc}",
+                    detail=traceback.format_exc(),
+                )
+            )
+            seconds[rule.id] = time.perf_counter() - started
+            continue
+        seconds[rule.id] = outcome.seconds
+        if len(outcome.findings):
+            all_findings.append(outcome.findings)
+            all_evidence.append(outcome.evidence)
+    if progress is not None:
+        progress("rules done", len(rules), len(rules))
+    findings = (
+        pd.concat(all_findings, ignore_index=True) if all_findings else empty_findings()
+    )
+    evidence = (
+        pd.concat(all_evidence, ignore_index=True) if all_evidence else empty_evidence()
+    )
+    if len(findings):
+        findings = findings.sort_values(
+            ["msisdn", "first_seen", "rule_id", "finding_id"], kind="stable"
+        ).reset_index(drop=True)
+        evidence = evidence.sort_values(
+            ["finding_id", "start_time", "record_id"], kind="stable"
+        ).reset_index(drop=True)
+    return EngineResult(findings=findings, evidence=evidence, errors=errors, seconds=seconds)

@@ -1,0 +1,100 @@
+"""Evaluate a rule's record filter over the canonical table with Arrow compute.
+
+Conditions on contract columns run over whole columns and are cached (rules share them:
+"SMS, mobile-originated" is asked by several). Conditions on derived columns run only on
+the rows that already passed the contract-column conditions, so a costly lookup (number
+classification, TAC lookup) sees a few thousand rows, not the whole month.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from telediag.catalog import RecordFilter
+from telediag.conditions import Condition
+from telediag.context import ScanSettings
+from telediag.derived import DERIVED_COLUMNS, derive
+
+
+def _typed_values(values: list[Any], arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    t = arr.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return pa.array([str(v) for v in values], type=t)
+    if pa.types.is_boolean(t):
+        return pa.array([bool(v) for v in values], type=t)
+    try:
+        return pa.array(values).cast(t)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return pa.array(values, type=pa.float64()).cast(t, safe=False)
+
+
+def condition_mask(cond: Condition, arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Boolean numpy mask of ``cond`` over an Arrow column; null fails all but is_null."""
+    n = len(arr)
+    ok: Any = pa.array(np.ones(n, dtype=bool))
+    if cond.is_null is not None:
+        ok = pc.and_(ok, arr.is_null() if cond.is_null else arr.is_valid())
+    if cond.equals is not None:
+        ok = pc.and_(ok, pc.is_in(arr, _typed_values([cond.equals], arr)))
+    if cond.in_ is not None:
+        ok = pc.and_(ok, pc.is_in(arr, _typed_values(cond.in_, arr)))
+    if cond.not_in is not None:
+        ok = pc.and_(ok, pc.and_(arr.is_valid(), pc.invert(pc.is_in(arr, _typed_values(cond.not_in, arr)))))
+    if cond.prefix is not None:
+        text = arr if pa.types.is_string(arr.type) else arr.cast(pa.string())
+        hit: Any = pa.array(np.zeros(n, dtype=bool))
+        for p in cond.prefix:
+            hit = pc.or_(hit, pc.fill_null(pc.starts_with(text, p, ignore_case=True), False))
+        ok = pc.and_(ok, hit)
+    if cond.min is not None:
+        ok = pc.and_(ok, pc.greater_equal(arr, cond.min))
+    if cond.max is not None:
+        ok = pc.and_(ok, pc.less_equal(arr, cond.max))
+    return np.asarray(pc.fill_null(ok, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+class FilterEvaluator:
+    """Evaluates record filters over one table, caching whole-column condition masks."""
+
+    def __init__(self, table: pa.Table, settings: ScanSettings) -> None:
+        self.table = table
+        self.settings = settings
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def _base(self, column: str, cond: Condition) -> np.ndarray:
+        key = (column, cond.model_dump_json())
+        if key not in self._cache:
+            self._cache[key] = condition_mask(cond, self.table[column])
+        return self._cache[key]
+
+    def mask(self, flt: RecordFilter) -> np.ndarray:
+        """Which table rows (read order) pass the filter."""
+        n = self.table.num_rows
+        return self._mask(flt, np.ones(n, dtype=bool))
+
+    def _mask(self, flt: RecordFilter, within: np.ndarray) -> np.ndarray:
+        mask = within.copy()
+        derived = []
+        for column, cond in flt.where.items():
+            if column in DERIVED_COLUMNS:
+                derived.append((column, cond))
+            else:
+                mask &= self._base(column, cond)
+        for column, cond in derived:
+            rows = np.flatnonzero(mask)
+            if rows.size == 0:
+                break
+            values = derive(column, self.table, rows, self.settings)
+            mask[rows] = condition_mask(cond, values)
+        if flt.any_of:
+            anyhit = np.zeros_like(mask)
+            for sub in flt.any_of:
+                anyhit |= self._mask(sub, mask & ~anyhit)
+            mask &= anyhit
+        if flt.not_ is not None:
+            mask &= ~self._mask(flt.not_, mask)
+        return mask

@@ -1,0 +1,302 @@
+"""Step 5: findings and their evidence, as tables.
+
+Turns the candidates that passed a rule's thresholds into rows of the contract's
+findings table (section 2): stable ids, the subscriber, the evidence span, charge,
+confidence and a summary with the measured numbers; plus the evidence table
+(finding_id -> record_id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import string
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from telediag.catalog import Rule
+from telediag.detectors import segments as sg
+from telediag.detectors.base import Candidates
+from telediag.sort import SortedRecords
+from telediag.timeutil import LocalClock
+
+#: Columns of the findings table in order: the contract's first, then telediag's own.
+FINDING_COLUMNS: tuple[str, ...] = (
+    "finding_id",
+    "rule_id",
+    "root_cause",
+    "msisdn",
+    "first_seen",
+    "last_seen",
+    "record_count",
+    "charge",
+    "confidence",
+    "summary",
+    "rule_name",
+    "category",
+    "group",
+    "handset_model",
+    "charge_advice",
+    "measures",
+    "record_ids",
+)
+EVIDENCE_COLUMNS: tuple[str, ...] = ("finding_id", "record_id", "start_time", "record_type")
+
+
+def empty_findings() -> pd.DataFrame:
+    """A findings table with no rows and the right column types."""
+    return pd.DataFrame(
+        {
+            "finding_id": pd.Series(dtype="string"),
+            "rule_id": pd.Series(dtype="string"),
+            "root_cause": pd.Series(dtype="string"),
+            "msisdn": pd.Series(dtype="string"),
+            "first_seen": pd.Series(dtype="datetime64[ms, UTC]"),
+            "last_seen": pd.Series(dtype="datetime64[ms, UTC]"),
+            "record_count": pd.Series(dtype="int64"),
+            "charge": pd.Series(dtype="float64"),
+            "confidence": pd.Series(dtype="float64"),
+            "summary": pd.Series(dtype="string"),
+            "rule_name": pd.Series(dtype="string"),
+            "category": pd.Series(dtype="string"),
+            "group": pd.Series(dtype="string"),
+            "handset_model": pd.Series(dtype="string"),
+            "charge_advice": pd.Series(dtype="string"),
+            "measures": pd.Series(dtype="string"),
+            "record_ids": pd.Series(dtype="object"),
+        }
+    )
+
+
+def empty_evidence() -> pd.DataFrame:
+    """An evidence table with no rows."""
+    return pd.DataFrame(
+        {
+            "finding_id": pd.Series(dtype="string"),
+            "record_id": pd.Series(dtype="string"),
+            "start_time": pd.Series(dtype="datetime64[ms, UTC]"),
+            "record_type": pd.Series(dtype="string"),
+        }
+    )
+
+
+class _LenientFormatter(string.Formatter):
+    """Formats a summary; a value that cannot take its format shows as ``n/a``."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "n/a"
+        try:
+            return super().format_field(value, format_spec)
+        except (ValueError, TypeError):
+            return str(value)
+
+
+_FORMATTER = _LenientFormatter()
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars to Python ones; NaN to None (JSON-ready)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _group_labels(cands: Candidates) -> list[str]:
+    if not cands.key_columns:
+        return [""] * len(cands)
+    parts: list[np.ndarray] = []
+    for i, dictionary in enumerate(cands.key_dicts):
+        labels = np.array(dictionary.to_pylist() + ["(none)"], dtype=object)
+        codes = cands.measures[f"_key{i}"].to_numpy().astype(np.int64)
+        parts.append(labels[codes])
+    return [" / ".join(str(p[j]) for p in parts) for j in range(len(cands))]
+
+
+def handset_of_evidence(
+    records: SortedRecords, cands: Candidates
+) -> tuple[list[str | None], list[str | None]]:
+    """The most common IMEI's model and quirks per candidate (None where unknown)."""
+    from telediag.devices import lookup_handsets
+
+    n = cands.positions.shape[0]
+    if len(cands) == 0:
+        return [], []
+    seg = sg.segment_ids(cands.offsets[:-1], n)
+    codes, dictionary = records.codes("imei", cands.positions)
+    mode, _ = sg.seg_mode(codes, seg, len(cands))
+    imeis = np.array(dictionary.to_pylist() + [None], dtype=object)[mode]
+    frame = lookup_handsets(pa.array(list(imeis), type=pa.string()))
+    models = [None if pd.isna(v) else str(v) for v in frame["model"]]
+    quirks = [None if pd.isna(v) else str(v) for v in frame["quirks"]]
+    return models, quirks
+
+
+def handset_change_before(records: SortedRecords, cands: Candidates) -> np.ndarray:
+    """Seconds from the subscriber's last handset (IMEI) or SIM (IMSI) change to each
+    candidate's first record; NaN where there was none before it."""
+    out = np.full(len(cands), np.nan)
+    if len(cands) == 0:
+        return out
+    subs = cands.measures["subscriber"].to_numpy().astype(np.int64)
+    firsts = cands.measures["first_ms"].to_numpy().astype(np.int64)
+    bounds = records.subscriber_bounds()
+    sub_at = records.subscriber[bounds[:-1]]
+    wanted = np.unique(subs)
+    which = np.searchsorted(sub_at, wanted)
+    lo, hi = bounds[which], bounds[which + 1]
+    lengths = hi - lo
+    pos = np.repeat(lo - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(
+        int(lengths.sum())
+    )
+    sub = records.subscriber[pos].astype(np.int64)
+    t = records.time_ms[pos]
+    change = np.zeros(pos.shape[0], dtype=bool)
+    for col in ("imei", "imsi"):
+        codes, _ = records.codes(col, pos)
+        known = codes >= 0
+        # Compare each known value with the previous known value of the same subscriber.
+        idx = np.flatnonzero(known)
+        if idx.size > 1:
+            prev_same_sub = sub[idx[1:]] == sub[idx[:-1]]
+            differs = codes[idx[1:]] != codes[idx[:-1]]
+            change[idx[1:][prev_same_sub & differs]] = True
+    cidx = np.flatnonzero(change)
+    if cidx.size == 0:
+        return out
+    csub, ct = sub[cidx], t[cidx]
+    # Latest change at or before each first record, same subscriber: search the
+    # (subscriber, time)-ordered change list.
+    t0 = int(min(ct.min(), firsts.min()))
+    width = int(max(ct.max(), firsts.max())) - t0 + 1
+    ckey = csub * width + (ct - t0)
+    qkey = subs * width + (firsts - t0)
+    j = np.searchsorted(ckey, qkey, side="right") - 1
+    ok = (j >= 0) & (csub[np.maximum(j, 0)] == subs)
+    out[ok] = (firsts[ok] - ct[j[ok]]) / 1000.0
+    return out
+
+
+def build_findings(
+    rule: Rule,
+    records: SortedRecords,
+    cands: Candidates,
+    clock: LocalClock,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Findings and evidence rows for the candidates that passed ``rule``."""
+    k = len(cands)
+    if k == 0:
+        return empty_findings(), empty_evidence()
+    m = cands.measures
+    used = rule.measures_used()
+    n = cands.positions.shape[0]
+    starts = cands.offsets[:-1]
+    seg = sg.segment_ids(starts, n)
+    ids = records.record_ids(cands.positions)
+    rows = records.order[cands.positions]
+    times = records.time_ms[cands.positions]
+    charge_all = np.nan_to_num(records.column("charge", cands.positions))
+    total_charge = np.bincount(seg, weights=charge_all, minlength=k)
+    first = sg.seg_min(times, starts)
+    last = sg.seg_max(times, starts)
+    count = np.diff(cands.offsets)
+    msisdn = np.array(records.msisdns.to_pylist(), dtype=object)[
+        m["subscriber"].to_numpy().astype(np.int64)
+    ]
+    groups = _group_labels(cands)
+    models, quirks = handset_of_evidence(records, cands)
+    quirk_hit = [q is not None and rule.root_cause in q.split(";") for q in quirks]
+    change_s = (
+        handset_change_before(records, cands)
+        if "handset_change_before_s" in used
+        else np.full(k, np.nan)
+    )
+    extra = pd.DataFrame(
+        {
+            "msisdn": msisdn,
+            "group": groups,
+            "first_seen": pd.to_datetime(first, unit="ms", utc=True),
+            "last_seen": pd.to_datetime(last, unit="ms", utc=True),
+            "record_count": count,
+            "total_charge": total_charge,
+            "handset_model": models,
+            "handset_quirk": quirk_hit,
+            "handset_change_before_s": change_s,
+        }
+    )
+    confidence = np.full(k, rule.confidence.base)
+    judged = pd.concat([m.reset_index(drop=True), extra], axis=1)
+    for r in rule.confidence.raises:
+        hit = np.ones(k, dtype=bool)
+        for name, cond in r.when.items():
+            hit &= cond.mask(judged[name])
+        confidence += np.where(hit, r.add, 0.0)
+    confidence = np.clip(confidence, 0.0, 1.0)
+
+    internal = {"subscriber", "first_ms", "last_ms"}
+    measure_names = [c for c in m.columns if not c.startswith("_") and c not in internal]
+    id_list = ids.to_pylist()
+    evidence_ids: list[list[str]] = []
+    finding_ids: list[str] = []
+    summaries: list[str] = []
+    measures_json: list[str] = []
+    local = clock.zone
+    for i in range(k):
+        lo, hi = int(cands.offsets[i]), int(cands.offsets[i + 1])
+        ev = id_list[lo:hi]
+        evidence_ids.append(ev)
+        digest = hashlib.blake2b(
+            "\x1f".join([rule.id, str(msisdn[i]), *sorted(ev)]).encode(), digest_size=8
+        ).hexdigest()
+        finding_ids.append(f"{rule.id}-{digest}")
+        values = {name: _plain(m[name].iat[i]) for name in measure_names}
+        values.update({name: _plain(extra[name].iat[i]) for name in extra.columns})
+        values["first_seen"] = extra["first_seen"].iat[i].tz_convert(local).strftime(
+            "%Y-%m-%d %H:%M"
+        )
+        values["last_seen"] = extra["last_seen"].iat[i].tz_convert(local).strftime(
+            "%Y-%m-%d %H:%M"
+        )
+        values["handset_model"] = values["handset_model"] or "unknown handset"
+        summaries.append(_FORMATTER.vformat(rule.summary, (), values))
+        measures_json.append(
+            json.dumps({name: _plain(m[name].iat[i]) for name in measure_names}, sort_keys=True)
+        )
+    findings = pd.DataFrame(
+        {
+            "finding_id": finding_ids,
+            "rule_id": rule.id,
+            "root_cause": rule.root_cause,
+            "msisdn": msisdn,
+            "first_seen": extra["first_seen"],
+            "last_seen": extra["last_seen"],
+            "record_count": count.astype(np.int64),
+            "charge": np.round(total_charge, 6),
+            "confidence": np.round(confidence, 4),
+            "summary": summaries,
+            "rule_name": rule.name,
+            "category": rule.category.value,
+            "group": groups,
+            "handset_model": models,
+            "charge_advice": rule.charge.advice.value,
+            "measures": measures_json,
+            "record_ids": evidence_ids,
+        }
+    )
+    rtype = records.table["record_type"].take(pa.array(rows))
+    evidence = pd.DataFrame(
+        {
+            "finding_id": np.repeat(np.array(finding_ids, dtype=object), count),
+            "record_id": id_list,
+            "start_time": pd.to_datetime(times, unit="ms", utc=True),
+            "record_type": pc.cast(rtype, pa.string()).to_pylist(),
+        }
+    )
+    return findings, evidence

@@ -1,0 +1,244 @@
+"""Step 2: make the canonical table of the contract and set aside rows that break it.
+
+Every contract column comes out with its contract type (absent optional columns as
+all-null). No row is dropped here: a row that breaks the contract is marked invalid with
+one reason (the first it breaks, in the order of :data:`REASONS`), counted, and left out
+of the sort, so the scan never sees it but the caller can still write it out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from telediag.errors import InputError
+from telediag.read import RawInput
+from telediag.schema import (
+    COLUMNS,
+    DIRECTIONS,
+    MMS_EVENTS,
+    NON_NEGATIVE,
+    NUMERIC_COLUMNS,
+    RECORD_TYPES,
+    STATUSES,
+)
+
+#: Enumerated columns: values are matched after trimming and lower-casing.
+ENUMS: dict[str, tuple[str, ...]] = {
+    "record_type": RECORD_TYPES,
+    "direction": DIRECTIONS,
+    "status": STATUSES,
+    "mms_event": MMS_EVENTS,
+}
+
+#: Reasons a row is set aside, in the order they are checked (code = position + 1).
+REASONS: tuple[str, ...] = (
+    "missing msisdn",
+    "missing record_type",
+    "unknown record_type",
+    "missing direction",
+    "unknown direction",
+    "missing start_time",
+    "unparseable start_time",
+    *(f"negative {c}" for c in NON_NEGATIVE),
+    *(f"unparseable {c}" for c in NUMERIC_COLUMNS),
+    "unknown status",
+    "unknown mms_event",
+)
+_CODE = {r: i + 1 for i, r in enumerate(REASONS)}
+
+
+@dataclass
+class InputReport:
+    """What happened to the input rows: read, used, and set aside by reason."""
+
+    files: list[str]
+    rows_read: int
+    rows_used: int
+    set_aside: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_set_aside(self) -> int:
+        """Total rows set aside for any reason."""
+        return sum(self.set_aside.values())
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready view."""
+        return {
+            "files": self.files,
+            "rows_read": self.rows_read,
+            "rows_used": self.rows_used,
+            "rows_set_aside": self.rows_set_aside,
+            "set_aside": dict(self.set_aside),
+        }
+
+
+@dataclass
+class Normalized:
+    """The canonical table (all rows, in read order) and which rows may be used."""
+
+    raw: RawInput
+    table: pa.Table
+    valid: np.ndarray
+    reason: np.ndarray
+    report: InputReport
+
+    def rejects(self) -> pa.Table:
+        """The set-aside rows as they were read, with a ``reason`` column first."""
+        rows = np.flatnonzero(~self.valid)
+        reasons = pa.array(np.array(("",) + REASONS, dtype=object)[self.reason[rows]])
+        taken = self.raw.table.take(pa.array(rows))
+        if "record_id" in taken.column_names:
+            ids = pc.coalesce(taken["record_id"].cast(pa.string()), self.raw.generated_ids(rows))
+            taken = taken.drop_columns(["record_id"])
+        else:
+            ids = self.raw.generated_ids(rows)
+        taken = taken.add_column(0, "record_id", ids)
+        return taken.add_column(0, "reason", reasons)
+
+
+def _zone(tz: str | None) -> str:
+    name = tz or "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"unknown time zone {name!r}") from None
+    return name
+
+
+def _mark(reason: np.ndarray, bad: np.ndarray | pa.Array | pa.ChunkedArray, why: str) -> None:
+    """Give ``why`` to rows that are bad and have no reason yet."""
+    if not isinstance(bad, np.ndarray):
+        bad = pc.fill_null(bad, False).to_numpy(zero_copy_only=False)
+    reason[(reason == 0) & bad] = _CODE[why]
+
+
+def _nulls_like(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(arr.is_null().to_numpy(zero_copy_only=False))
+
+
+def _parse_numeric(
+    name: str, arr: pa.ChunkedArray, target: pa.DataType, reason: np.ndarray
+) -> pa.ChunkedArray:
+    if arr.type == target:
+        return arr
+    if pa.types.is_null(arr.type):
+        return pa.chunked_array([pa.nulls(len(arr), target)])
+    try:
+        return pc.cast(arr, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    # Row-level fallback: parse what parses, set aside what does not.
+    values = pd.to_numeric(
+        pd.Series(arr.to_pandas(), dtype="object").astype("string").str.strip(),
+        errors="coerce",
+    )
+    parsed = pa.array(values.to_numpy(dtype="float64", na_value=np.nan), from_pandas=True)
+    integral = pc.equal(pc.floor(parsed), parsed)
+    if pa.types.is_integer(target):
+        parsed = pc.if_else(integral, parsed, pa.scalar(None, pa.float64()))
+    was_value = ~_nulls_like(arr)
+    _mark(reason, was_value & _nulls_like(parsed), f"unparseable {name}")
+    return pa.chunked_array([pc.cast(parsed, target, safe=False)])
+
+
+def _parse_time(arr: pa.ChunkedArray, zone: str, reason: np.ndarray) -> pa.ChunkedArray:
+    target = COLUMNS["start_time"]
+    t = arr.type
+    if pa.types.is_timestamp(t):
+        if t.tz is None:
+            arr = pc.assume_timezone(arr, zone, ambiguous="earliest", nonexistent="earliest")
+        return pc.cast(arr, target)
+    if pa.types.is_date(t):
+        return _parse_time(pc.cast(arr, pa.timestamp("ms")), zone, reason)
+    text = arr.cast(pa.string())
+    encoded = pc.dictionary_encode(text.combine_chunks())
+    uniques = pd.Series(encoded.dictionary.to_pandas(), dtype="object").astype("string")
+    parsed = _parse_time_strings(uniques.str.strip(), zone)
+    times = pc.take(pa.array(parsed, type=target), encoded.indices)
+    _mark(reason, ~_nulls_like(text) & _nulls_like(times), "unparseable start_time")
+    return pa.chunked_array([times])
+
+
+def _parse_time_strings(values: pd.Series, zone: str) -> pd.Series:
+    """Parse distinct time strings; naive ones are read in ``zone``; failures become NaT."""
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ms, UTC]")
+    if values.empty:
+        return out
+    has_zone = values.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False)
+    aware = values[has_zone]
+    if len(aware):
+        out[has_zone] = pd.to_datetime(aware, format="ISO8601", errors="coerce", utc=True)
+    naive = values[~has_zone]
+    if len(naive):
+        local = pd.to_datetime(naive, format="ISO8601", errors="coerce")
+        if local.isna().all() and naive.notna().any():
+            local = pd.to_datetime(naive, errors="coerce", format="mixed")
+        localized = local.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+        out[~has_zone] = localized.dt.tz_convert("UTC")
+    return out
+
+
+def _normalize_enum(arr: pa.ChunkedArray) -> pa.ChunkedArray:
+    text = arr.cast(pa.string()) if arr.type != pa.string() else arr
+    encoded = pc.dictionary_encode(text.combine_chunks())
+    cleaned = pc.utf8_lower(pc.utf8_trim_whitespace(encoded.dictionary))
+    return pa.chunked_array([pc.take(cleaned, encoded.indices)])
+
+
+def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
+    """Cast every contract column to its type and mark the rows that break the contract."""
+    zone = _zone(tz)
+    src = raw.table
+    n = src.num_rows
+    reason = np.zeros(n, dtype=np.int16)
+    columns: dict[str, pa.ChunkedArray] = {}
+
+    msisdn = src["msisdn"].cast(pa.string()) if src["msisdn"].type != pa.string() else src["msisdn"]
+    msisdn = pc.utf8_trim_whitespace(msisdn)
+    _mark(reason, pc.or_kleene(msisdn.is_null(), pc.equal(msisdn, "")), "missing msisdn")
+    columns["msisdn"] = msisdn
+
+    for name in ("record_type", "direction"):
+        values = _normalize_enum(src[name])
+        missing = pc.or_kleene(values.is_null(), pc.equal(values, ""))
+        _mark(reason, missing, f"missing {name}")
+        _mark(reason, pc.invert(pc.is_in(values, pa.array(ENUMS[name]))), f"unknown {name}")
+        columns[name] = values
+
+    times = src["start_time"]
+    _mark(reason, times.is_null(), "missing start_time")
+    columns["start_time"] = _parse_time(times, zone, reason)
+
+    for name, target in COLUMNS.items():
+        if name in columns:
+            continue
+        if name not in src.column_names:
+            columns[name] = pa.chunked_array([pa.nulls(n, target)])
+        elif name in NUMERIC_COLUMNS:
+            columns[name] = _parse_numeric(name, src[name], target, reason)
+        elif name in ENUMS:
+            columns[name] = _normalize_enum(src[name])
+        else:
+            arr = src[name]
+            columns[name] = arr if arr.type == target else arr.cast(target)
+
+    for name in NON_NEGATIVE:
+        _mark(reason, pc.less(columns[name], 0), f"negative {name}")
+    for name in ("status", "mms_event"):
+        known = pc.or_kleene(columns[name].is_null(), pc.is_in(columns[name], pa.array(ENUMS[name])))
+        _mark(reason, pc.invert(known), f"unknown {name}")
+
+    table = pa.table({name: columns[name] for name in COLUMNS})
+    valid = reason == 0
+    counts = np.bincount(reason, minlength=len(REASONS) + 1)
+    set_aside = {REASONS[i - 1]: int(c) for i, c in enumerate(counts) if i and c}
+    report = InputReport(
+        files=raw.files, rows_read=n, rows_used=int(valid.sum()), set_aside=set_aside
+    )
+    return Normalized(raw=raw, table=table, valid=valid, reason=reason, report=report)

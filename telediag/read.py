@@ -1,0 +1,193 @@
+"""Step 1: read Parquet files, Parquet directories or CSV into one Arrow table.
+
+Reading does no validation beyond "the required columns exist": types and values are
+checked, and bad rows set aside, by :mod:`telediag.normalize`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from telediag.colmap import ColumnMap, load_column_map
+from telediag.errors import InputError
+from telediag.schema import COLUMNS, REQUIRED
+
+Source = str | Path | pa.Table
+Sources = Source | Sequence[Source]
+
+
+@dataclass(frozen=True)
+class RawInput:
+    """The concatenated input, with enough bookkeeping to name any row's origin."""
+
+    table: pa.Table
+    #: One entry per input file: its stem, used in generated record ids.
+    stems: list[str] = field(default_factory=list)
+    #: Row offset of each file in ``table`` (same length as ``stems``).
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def num_rows(self) -> int:
+        """Rows read, before any is set aside."""
+        return int(self.table.num_rows)
+
+    def generated_ids(self, rows: np.ndarray) -> pa.Array:
+        """``<file stem>:<row number>`` for table rows (row numbers count from 0 per file)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        which = np.searchsorted(self.offsets, rows, side="right") - 1
+        local = rows - self.offsets[which]
+        stems = pa.array(self.stems, type=pa.string())
+        prefix = pc.take(stems, pa.array(which))
+        return pc.binary_join_element_wise(
+            prefix, pa.array(local.astype(str).tolist(), type=pa.string()), ":"
+        )
+
+
+def expand_sources(sources: Sources) -> list[Path | pa.Table]:
+    """Turn the user's inputs into a flat list of files (directories expand to Parquet parts)."""
+    items: Iterable[Source]
+    if isinstance(sources, (str, Path, pa.Table)):
+        items = [sources]
+    else:
+        items = sources
+    out: list[Path | pa.Table] = []
+    for item in items:
+        if isinstance(item, pa.Table):
+            out.append(item)
+            continue
+        path = Path(item)
+        if path.is_dir():
+            parts = sorted(
+                p for p in path.rglob("*") if p.suffix == ".parquet" and p.is_file()
+            ) or sorted(p for p in path.rglob("*.csv") if p.is_file())
+            if not parts:
+                raise InputError(f"{path}: directory holds no .parquet or .csv files")
+            out.extend(parts)
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise InputError(f"{path}: no such file or directory")
+    if not out:
+        raise InputError("no input given")
+    return out
+
+
+def _wanted_source_columns(
+    available: Sequence[str], wanted: set[str] | None, cmap: ColumnMap | None
+) -> list[str] | None:
+    """Source columns to read: the wanted canonical ones, through the map if there is one."""
+    if wanted is None:
+        return None
+    names = set(wanted) | set(REQUIRED) | {"record_id"}
+    if cmap is not None:
+        for canonical, src in cmap.columns.items():
+            if canonical in names:
+                names.update([src] if isinstance(src, str) else src)
+        names.update(cmap.source_columns() & set(available) if cmap.record_kinds else set())
+    return [c for c in available if c in names]
+
+
+def _read_parquet(path: Path, wanted: set[str] | None, cmap: ColumnMap | None) -> pa.Table:
+    try:
+        schema = pq.read_schema(path)
+        cols = _wanted_source_columns(schema.names, wanted, cmap)
+        return pq.read_table(path, columns=cols)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{path}: cannot read Parquet: {exc}") from None
+
+
+def _read_csv(path: Path, wanted: set[str] | None, cmap: ColumnMap | None) -> pa.Table:
+    """CSV is read as text throughout; normalization parses numbers and times.
+
+    Reading every column as a string keeps leading zeros and '+' in phone numbers and
+    lets a single bad value be set aside instead of failing the whole column.
+    """
+    try:
+        header = pacsv.open_csv(path).schema.names
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{path}: cannot read CSV: {exc}") from None
+    cols = _wanted_source_columns(header, wanted, cmap)
+    try:
+        return pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header},
+                include_columns=cols,
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{path}: cannot read CSV: {exc}") from None
+
+
+def read_input(
+    sources: Sources,
+    column_map: ColumnMap | str | Path | None = None,
+    columns: set[str] | None = None,
+) -> RawInput:
+    """Read every input into one table of canonical column names.
+
+    ``columns`` limits reading to the canonical columns the selected rules need (the
+    required ones and ``record_id`` are always read). A missing required column is an
+    :class:`InputError` naming the file and the column.
+    """
+    cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
+    tables: list[pa.Table] = []
+    stems: list[str] = []
+    files: list[str] = []
+    for n, item in enumerate(expand_sources(sources)):
+        if isinstance(item, pa.Table):
+            table, stem, name = item, f"table{n}", f"<table {n}>"
+            if columns is not None:
+                keep = _wanted_source_columns(table.column_names, columns, cmap)
+                table = table.select(keep if keep is not None else table.column_names)
+        elif item.suffix.lower() in (".csv", ".txt") or item.name.endswith(".csv.gz"):
+            table, stem, name = _read_csv(item, columns, cmap), item.stem, str(item)
+        else:
+            table, stem, name = _read_parquet(item, columns, cmap), item.stem, str(item)
+        if cmap is not None:
+            table = cmap.apply(table)
+        missing = [c for c in REQUIRED if c not in table.column_names]
+        if missing:
+            raise InputError(f"{name}: missing required column {missing[0]!r}")
+        keep_cols = [c for c in table.column_names if c in COLUMNS]
+        tables.append(table.select(keep_cols))
+        stems.append(stem)
+        files.append(name)
+    sizes = np.array([t.num_rows for t in tables], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    combined = _concat(tables)
+    return RawInput(table=combined, stems=stems, offsets=offsets, files=files)
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    if len(tables) == 1:
+        return tables[0]
+    names: list[str] = []
+    for t in tables:
+        names.extend(c for c in t.column_names if c not in names)
+    aligned = []
+    for t in tables:
+        cols = {}
+        for c in names:
+            cols[c] = t[c] if c in t.column_names else pa.nulls(t.num_rows, pa.null())
+        aligned.append(pa.table(cols))
+    try:
+        return pa.concat_tables(aligned, promote_options="permissive")
+    except pa.ArrowException:
+        # Parts disagree on a column's type (e.g. int in one file, text in another):
+        # fall back to text, which normalization parses row by row.
+        as_text = [
+            pa.table({c: t[c].cast(pa.string()) for c in t.column_names}) for t in aligned
+        ]
+        return pa.concat_tables(as_text, promote_options="permissive")
