@@ -1,0 +1,205 @@
+"""The ``telediag`` command: scan, demo, rules, decode.
+
+Exit status: 0 when the command ran (whether or not anything was found); 2 for bad
+usage or unreadable input, with one line on stderr and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from telediag.catalog import bundled_rules_dir, load_rules
+from telediag.errors import TelediagError
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+class _StderrProgress:
+    """Stage-by-stage progress on stderr for long scans."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.started = time.perf_counter()
+        self.tty = stream.isatty()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        elapsed = time.perf_counter() - self.started
+        text = f"[{elapsed:6.1f}s] {stage}" + (f" ({done + 1}/{total})" if total > 1 else "")
+        if self.tty:
+            self.stream.write("\r\033[K" + text)
+            if stage == "rules done":
+                self.stream.write("\n")
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def bundled_fixtures_dir() -> Path:
+    """The sample records shipped with the package (wheel or checkout)."""
+    from importlib import resources
+
+    packaged = resources.files("telediag") / "_bundled" / "fixtures"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "fixtures" / "cdr"
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from telediag.output import output_format, write_frame, write_table
+    from telediag.scan import scan
+    from telediag.views.summary import scan_summary
+
+    output_format(args.out)
+    if args.rejects:
+        output_format(args.rejects)
+    if args.evidence:
+        output_format(args.evidence)
+    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    result = scan(
+        list(args.inputs),
+        rules=args.rules,
+        tz=args.tz,
+        column_map=args.column_map,
+        select=args.select,
+        ignore=args.ignore,
+        progress=_StderrProgress(sys.stderr) if show_progress else None,
+    )
+    write_frame(result.findings, args.out)
+    if args.evidence:
+        write_frame(result.evidence, args.evidence)
+    if args.rejects:
+        write_table(result.rejects(), args.rejects)
+    if not args.quiet:
+        print(scan_summary(result))
+        print(f"\nFindings written to {args.out}")
+        if args.rejects:
+            print(f"Set-aside rows written to {args.rejects}")
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from telediag.output import write_frame
+    from telediag.scan import scan
+    from telediag.views.summary import scan_summary
+
+    folder = bundled_fixtures_dir()
+    files = sorted(folder.glob("*/*.csv"))
+    if not files:
+        raise TelediagError(f"{folder}: no bundled fixtures found")
+    result = scan(files, tz="Asia/Shanghai")
+    print(f"telediag demo: scanning {len(files)} bundled sample files from {folder}\n")
+    print(scan_summary(result, top=args.top))
+    if args.out:
+        write_frame(result.findings, args.out)
+        print(f"\nFindings written to {args.out}")
+    return EXIT_OK
+
+
+def _cmd_rules_list(args: argparse.Namespace) -> int:
+    rules = load_rules(args.rules, include_removed=True)
+    width = max((len(r.name) for r in rules), default=4)
+    for r in rules:
+        print(f"{r.id}  {r.name.ljust(width)}  {r.status.value:<12} {r.root_cause}")
+    return EXIT_OK
+
+
+def _cmd_rules_show(args: argparse.Namespace) -> int:
+    from telediag.docs import rule_markdown
+
+    rules = load_rules(args.rules, include_removed=True)
+    wanted = args.rule_id
+    for r in rules:
+        if wanted in (r.id, r.name, *r.aliases):
+            print(rule_markdown(r))
+            return EXIT_OK
+    raise TelediagError(f"no rule {wanted!r} (see 'telediag rules list')")
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    from telediag.callerid import decode_caller_ids, format_decoded
+
+    frame = decode_caller_ids(list(args.numbers))
+    print(format_decoded(frame, as_json=args.json))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line grammar."""
+    parser = _Parser(
+        prog="telediag",
+        description="Find the handset and configuration faults behind disputed mobile charges.",
+    )
+    from telediag import __version__
+
+    parser.add_argument("--version", action="version", version=f"telediag {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("scan", help="scan CDRs with the rule catalog and write findings")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="Parquet file, directory, or CSV")
+    p.add_argument("--out", required=True, metavar="FINDINGS",
+                   help="findings file: .parquet, .csv or .jsonl")
+    p.add_argument("--rules", metavar="DIR", help="rules directory (default: shipped rules)")
+    p.add_argument("--tz", metavar="ZONE", help="time zone of naive times (default UTC)")
+    p.add_argument("--column-map", metavar="FILE", help="YAML column map for other feeds")
+    p.add_argument("--select", nargs="+", metavar="PREFIX", help="run only these rule ids")
+    p.add_argument("--ignore", nargs="+", metavar="PREFIX", help="skip these rule ids")
+    p.add_argument("--rejects", metavar="FILE", help="write the set-aside rows here")
+    p.add_argument("--evidence", metavar="FILE", help="write finding_id -> record_id here")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show progress on stderr (default: when stderr is a terminal)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print no summary")
+    p.set_defaults(func=_cmd_scan)
+
+    p = sub.add_parser("demo", help="scan the bundled sample records")
+    p.add_argument("--out", metavar="FINDINGS", help="also write the findings here")
+    p.add_argument("--top", type=int, default=20, help="how many findings to print")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("rules", help="list or show the rule catalog")
+    rsub = p.add_subparsers(dest="rules_command", required=True, parser_class=_Parser)
+    q = rsub.add_parser("list", help="one line per rule")
+    q.add_argument("--rules", metavar="DIR", help="rules directory")
+    q.set_defaults(func=_cmd_rules_list)
+    q = rsub.add_parser("show", help="a rule's documentation")
+    q.add_argument("rule_id", metavar="ID")
+    q.add_argument("--rules", metavar="DIR", help="rules directory")
+    q.set_defaults(func=_cmd_rules_show)
+
+    p = sub.add_parser("decode", help="decode international incoming caller IDs")
+    p.add_argument("numbers", nargs="+", metavar="NUMBER")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=_cmd_decode)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``telediag`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except TelediagError as exc:
+        print(f"telediag: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("telediag: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Views: the same results for a terminal, a report and a notebook."""
