@@ -345,5 +345,3 @@ def load_rules(
     if not include_removed:
         rules = [r for r in rules if r.active]
     return rules
-
-

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from telediag.catalog import bundled_rules_dir, load_rules
+from telediag.catalog import load_rules
 from telediag.errors import TelediagError
 
 EXIT_OK = 0
@@ -149,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scan", help="scan CDRs with the rule catalog and write findings")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="Parquet file, directory, or CSV")
-    p.add_argument("--out", required=True, metavar="FINDINGS",
-                   help="findings file: .parquet, .csv or .jsonl")
+    p.add_argument(
+        "--out", required=True, metavar="FINDINGS", help="findings file: .parquet, .csv or .jsonl"
+    )
     p.add_argument("--rules", metavar="DIR", help="rules directory (default: shipped rules)")
     p.add_argument("--tz", metavar="ZONE", help="time zone of naive times (default UTC)")
     p.add_argument("--column-map", metavar="FILE", help="YAML column map for other feeds")
@@ -158,8 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ignore", nargs="+", metavar="PREFIX", help="skip these rule ids")
     p.add_argument("--rejects", metavar="FILE", help="write the set-aside rows here")
     p.add_argument("--evidence", metavar="FILE", help="write finding_id -> record_id here")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="show progress on stderr (default: when stderr is a terminal)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show progress on stderr (default: when stderr is a terminal)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print no summary")
     p.set_defaults(func=_cmd_scan)
 

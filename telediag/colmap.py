@@ -128,9 +128,7 @@ class ColumnMap(_Strict):
         return pa.table(columns)
 
 
-def _as_string_if_mixed(
-    arr: pa.ChunkedArray, table: pa.Table, names: list[str]
-) -> pa.ChunkedArray:
+def _as_string_if_mixed(arr: pa.ChunkedArray, table: pa.Table, names: list[str]) -> pa.ChunkedArray:
     """Coalescing columns of different types needs one type: fall back to strings."""
     types = {table[n].type for n in names}
     return arr if len(types) == 1 else arr.cast(pa.string())

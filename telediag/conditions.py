@@ -44,8 +44,9 @@ class Condition(BaseModel):
     @model_validator(mode="after")
     def _not_empty(self) -> Condition:
         if not self.model_fields_set:
-            raise ValueError("a condition needs at least one of equals, in, not_in, prefix, "
-                             "is_null, min, max")
+            raise ValueError(
+                "a condition needs at least one of equals, in, not_in, prefix, is_null, min, max"
+            )
         return self
 
     def describe(self) -> str:

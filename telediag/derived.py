@@ -36,9 +36,7 @@ def _peer(columns: dict[str, pa.Array], settings: ScanSettings) -> dict[str, pa.
 
     frame = classify_numbers(columns["peer_number"], settings.home)
     return {
-        "peer_international": pa.array(
-            frame["international"].to_numpy(dtype=bool, na_value=False)
-        ),
+        "peer_international": pa.array(frame["international"].to_numpy(dtype=bool, na_value=False)),
         "peer_country": pa.array(frame["region"].astype("object"), type=pa.string()),
     }
 

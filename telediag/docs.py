@@ -63,8 +63,15 @@ def rule_markdown(rule: Rule) -> str:
     out += ["## Evidence it needs", "", d.evidence, "", f"Records: {rule.records.describe()}.", ""]
     out += ["## Parameters", "", "| parameter | value | meaning |", "|---|---|---|"]
     out += _defaults(rule)
-    out += ["", "## Thresholds", "", d.thresholds, "", "| measure | must be | meaning |",
-            "|---|---|---|"]
+    out += [
+        "",
+        "## Thresholds",
+        "",
+        d.thresholds,
+        "",
+        "| measure | must be | meaning |",
+        "|---|---|---|",
+    ]
     for name, cond in rule.thresholds.items():
         out.append(f"| `{name}` | {cond.describe()} | {measures.get(name, '')} |")
     out += ["", f"Confidence starts at {rule.confidence.base:g}."]
@@ -75,8 +82,14 @@ def rule_markdown(rule: Rule) -> str:
     out += ["", "## Known false positives", ""]
     out += [f"- {fp}" for fp in d.false_positives]
     out += ["", "## Cause", "", rule.cause, "", "## Remedy", "", rule.remedy, ""]
-    out += ["## Charge advice", "", f"Default advice: **{rule.charge.advice.value}**.", "",
-            rule.charge.text, ""]
+    out += [
+        "## Charge advice",
+        "",
+        f"Default advice: **{rule.charge.advice.value}**.",
+        "",
+        rule.charge.text,
+        "",
+    ]
     out += ["## Case", ""]
     if rule.case is not None:
         out.append(f"Case {rule.case} of the documented dispute cases.")

@@ -142,12 +142,8 @@ def run_catalog(
             all_evidence.append(outcome.evidence)
     if progress is not None:
         progress("rules done", len(rules), len(rules))
-    findings = (
-        pd.concat(all_findings, ignore_index=True) if all_findings else empty_findings()
-    )
-    evidence = (
-        pd.concat(all_evidence, ignore_index=True) if all_evidence else empty_evidence()
-    )
+    findings = pd.concat(all_findings, ignore_index=True) if all_findings else empty_findings()
+    evidence = pd.concat(all_evidence, ignore_index=True) if all_evidence else empty_evidence()
     if len(findings):
         findings = findings.sort_values(
             ["msisdn", "first_seen", "rule_id", "finding_id"], kind="stable"

@@ -43,7 +43,9 @@ def condition_mask(cond: Condition, arr: pa.Array | pa.ChunkedArray) -> np.ndarr
     if cond.in_ is not None:
         ok = pc.and_(ok, pc.is_in(arr, _typed_values(cond.in_, arr)))
     if cond.not_in is not None:
-        ok = pc.and_(ok, pc.and_(arr.is_valid(), pc.invert(pc.is_in(arr, _typed_values(cond.not_in, arr)))))
+        ok = pc.and_(
+            ok, pc.and_(arr.is_valid(), pc.invert(pc.is_in(arr, _typed_values(cond.not_in, arr))))
+        )
     if cond.prefix is not None:
         text = arr if pa.types.is_string(arr.type) else arr.cast(pa.string())
         hit: Any = pa.array(np.zeros(n, dtype=bool))

@@ -184,6 +184,11 @@ def handset_change_before(records: SortedRecords, cands: Candidates) -> np.ndarr
     return out
 
 
+def _local_text(time_ms: np.ndarray, zone: str) -> list[str]:
+    stamps = pd.DatetimeIndex(pd.to_datetime(time_ms, unit="ms", utc=True)).tz_convert(zone)
+    return [str(v) for v in stamps.strftime("%Y-%m-%d %H:%M")]
+
+
 def build_findings(
     rule: Rule,
     records: SortedRecords,
@@ -247,7 +252,8 @@ def build_findings(
     finding_ids: list[str] = []
     summaries: list[str] = []
     measures_json: list[str] = []
-    local = clock.zone
+    first_local = _local_text(first, clock.zone)
+    last_local = _local_text(last, clock.zone)
     for i in range(k):
         lo, hi = int(cands.offsets[i]), int(cands.offsets[i + 1])
         ev = id_list[lo:hi]
@@ -258,12 +264,8 @@ def build_findings(
         finding_ids.append(f"{rule.id}-{digest}")
         values = {name: _plain(m[name].iat[i]) for name in measure_names}
         values.update({name: _plain(extra[name].iat[i]) for name in extra.columns})
-        values["first_seen"] = extra["first_seen"].iat[i].tz_convert(local).strftime(
-            "%Y-%m-%d %H:%M"
-        )
-        values["last_seen"] = extra["last_seen"].iat[i].tz_convert(local).strftime(
-            "%Y-%m-%d %H:%M"
-        )
+        values["first_seen"] = first_local[i]
+        values["last_seen"] = last_local[i]
         values["handset_model"] = values["handset_model"] or "unknown handset"
         summaries.append(_FORMATTER.vformat(rule.summary, (), values))
         measures_json.append(

@@ -231,7 +231,9 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
     for name in NON_NEGATIVE:
         _mark(reason, pc.less(columns[name], 0), f"negative {name}")
     for name in ("status", "mms_event"):
-        known = pc.or_kleene(columns[name].is_null(), pc.is_in(columns[name], pa.array(ENUMS[name])))
+        known = pc.or_kleene(
+            columns[name].is_null(), pc.is_in(columns[name], pa.array(ENUMS[name]))
+        )
         _mark(reason, pc.invert(known), f"unknown {name}")
 
     table = pa.table({name: columns[name] for name in COLUMNS})

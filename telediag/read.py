@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -20,8 +21,8 @@ from telediag.colmap import ColumnMap, load_column_map
 from telediag.errors import InputError
 from telediag.schema import COLUMNS, REQUIRED
 
-Source = str | Path | pa.Table
-Sources = Source | Sequence[Source]
+Source: TypeAlias = "str | Path | pa.Table"
+Sources: TypeAlias = "Source | Sequence[Source]"
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,9 @@ class RawInput:
 
 def expand_sources(sources: Sources) -> list[Path | pa.Table]:
     """Turn the user's inputs into a flat list of files (directories expand to Parquet parts)."""
-    items: Iterable[Source]
-    if isinstance(sources, (str, Path, pa.Table)):
-        items = [sources]
-    else:
-        items = sources
+    items: Iterable[Source] = (
+        [sources] if isinstance(sources, (str, Path, pa.Table)) else list(sources)
+    )
     out: list[Path | pa.Table] = []
     for item in items:
         if isinstance(item, pa.Table):
@@ -187,7 +186,5 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
     except pa.ArrowException:
         # Parts disagree on a column's type (e.g. int in one file, text in another):
         # fall back to text, which normalization parses row by row.
-        as_text = [
-            pa.table({c: t[c].cast(pa.string()) for c in t.column_names}) for t in aligned
-        ]
+        as_text = [pa.table({c: t[c].cast(pa.string()) for c in t.column_names}) for t in aligned]
         return pa.concat_tables(as_text, promote_options="permissive")

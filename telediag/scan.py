@@ -25,8 +25,17 @@ if TYPE_CHECKING:
 
 #: Columns every scan reads whatever the rules: identity, time, charge, handset.
 ALWAYS_READ: frozenset[str] = frozenset(
-    {"record_id", "record_type", "direction", "start_time", "msisdn", "charge", "imei",
-     "imsi", "status"}
+    {
+        "record_id",
+        "record_type",
+        "direction",
+        "start_time",
+        "msisdn",
+        "charge",
+        "imei",
+        "imsi",
+        "status",
+    }
 )
 
 
@@ -87,11 +96,13 @@ def _resolve_rules(
         return load_rules(rules, select=select, ignore=ignore)
     chosen = [r for r in rules if r.active]
     if select:
-        chosen = [r for r in chosen if any(r.id.startswith(p) or r.name.startswith(p)
-                                           for p in select)]
+        chosen = [
+            r for r in chosen if any(r.id.startswith(p) or r.name.startswith(p) for p in select)
+        ]
     if ignore:
-        chosen = [r for r in chosen if not any(r.id.startswith(p) or r.name.startswith(p)
-                                               for p in ignore)]
+        chosen = [
+            r for r in chosen if not any(r.id.startswith(p) or r.name.startswith(p) for p in ignore)
+        ]
     return chosen
 
 

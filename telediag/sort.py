@@ -27,6 +27,8 @@ def _sorted_dictionary_codes(arr: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array
     """
     encoded = pc.dictionary_encode(arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0))
     dictionary = encoded.dictionary
+    if len(dictionary) == 0:
+        return np.full(len(encoded), -1, dtype=np.int32), dictionary
     rank = np.empty(len(dictionary), dtype=np.int32)
     order = np.asarray(pc.array_sort_indices(dictionary))
     rank[order] = np.arange(len(dictionary), dtype=np.int32)
@@ -103,9 +105,7 @@ def sort_records(normalized: Normalized) -> SortedRecords:
     valid_rows = np.flatnonzero(normalized.valid).astype(np.int64)
     table = normalized.table
     codes_all, msisdns = _sorted_dictionary_codes(table["msisdn"])
-    times_all = np.asarray(
-        pc.cast(table["start_time"], pa.int64()).to_numpy(zero_copy_only=False)
-    )
+    times_all = np.asarray(pc.cast(table["start_time"], pa.int64()).to_numpy(zero_copy_only=False))
     if valid_rows.size < codes_all.size:
         codes = codes_all[valid_rows]
         times = times_all[valid_rows]

@@ -30,8 +30,8 @@ class LocalClock:
         # The span crosses an offset change: ask per element (still vectorized).
         local_naive = stamps.tz_localize(None)
         return np.asarray(
-            (local_naive.asi8 // 1_000_000) - (stamps.tz_convert("UTC").tz_localize(None).asi8
-                                               // 1_000_000)
+            (local_naive.asi8 // 1_000_000)
+            - (stamps.tz_convert("UTC").tz_localize(None).asi8 // 1_000_000)
         )
 
     def day(self, time_ms: np.ndarray) -> np.ndarray:

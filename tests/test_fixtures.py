@@ -26,7 +26,10 @@ def _cases() -> list[Any]:
         for case in spec["cases"]:
             out.append(
                 pytest.param(
-                    spec["rule"], spec.get("tz", "UTC"), spec_path.parent / case["file"], case,
+                    spec["rule"],
+                    spec.get("tz", "UTC"),
+                    spec_path.parent / case["file"],
+                    case,
                     id=f"{spec['rule']}-{case['name']}",
                 )
             )
@@ -56,9 +59,7 @@ def test_fixture_case(rule_id: str, tz: str, path: Path, case: dict[str, Any]) -
     expected = sorted(
         (e.get("rule", rule_id), e["msisdn"], list(e["record_ids"])) for e in case["expect"]
     )
-    got = sorted(
-        (f.rule_id, f.msisdn, list(f.record_ids)) for f in result.findings.itertuples()
-    )
+    got = sorted((f.rule_id, f.msisdn, list(f.record_ids)) for f in result.findings.itertuples())
     assert got == expected
     # The evidence table says the same as the list column, in time order.
     for f in result.findings.itertuples():

@@ -103,9 +103,7 @@ class Detector(ABC):
     MEASURES: ClassVar[dict[str, str]]
 
     @abstractmethod
-    def detect(
-        self, ctx: DetectContext, positions: np.ndarray, params: Any
-    ) -> Candidates:
+    def detect(self, ctx: DetectContext, positions: np.ndarray, params: Any) -> Candidates:
         """Measure the records at ``positions`` (sorted positions, in sorted order)."""
 
 

@@ -7,7 +7,10 @@ gaps, and how uniform a chosen column is (e.g. SMS length).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
+from pydantic import Field
 
 from telediag.detectors import segments as sg
 from telediag.detectors.base import (
@@ -24,7 +27,7 @@ from telediag.detectors.grouping import GROUP_MEASURES, measure_groups
 class BurstParams(DetectorParams):
     """Parameters of the burst detector."""
 
-    group_by: list[str] = []
+    group_by: list[str] = Field(default_factory=list)
     #: Two records further apart than this belong to different bursts.
     split_gap: Duration = 1800.0
     #: Column whose uniformity is measured (mode_value, mode_share, distinct_values).
@@ -39,7 +42,7 @@ class BurstDetector(Detector):
 
     kind = "burst"
     Params = BurstParams
-    MEASURES = {
+    MEASURES: ClassVar[dict[str, str]] = {
         **GROUP_MEASURES,
         "median_gap_s": "median seconds between consecutive records of the burst",
         "min_gap_s": "smallest gap in seconds",
@@ -57,7 +60,7 @@ class BurstDetector(Detector):
         gaps = sg.gaps_within(ctx.records.time_ms[cands.positions], seg)
         nseg = len(cands)
         filled = np.nan_to_num(gaps, nan=0.0)
-        has_gap = (cands.measures["count"].to_numpy() > 1)
+        has_gap = cands.measures["count"].to_numpy() > 1
         big = np.where(np.isnan(gaps), -np.inf, gaps)
         small = np.where(np.isnan(gaps), np.inf, gaps)
         m = cands.measures

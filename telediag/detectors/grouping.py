@@ -59,8 +59,14 @@ def measure_groups(
     wanted = ctx.wanted
     need_status = bool(
         wanted
-        & {"ok_count", "failed_count", "rejected_count", "failed_share", "other_ok_count",
-           "other_failed_count"}
+        & {
+            "ok_count",
+            "failed_count",
+            "rejected_count",
+            "failed_share",
+            "other_ok_count",
+            "other_failed_count",
+        }
     )
     status_ok = status_rej = None
     if need_status:

@@ -7,7 +7,10 @@ a threshold such as ``count >= 2`` or ``active_days >= 5`` can judge it.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
+from pydantic import Field
 
 from telediag.detectors.base import Candidates, DetectContext, Detector, DetectorParams, register
 from telediag.detectors.grouping import GROUP_MEASURES, measure_groups
@@ -16,7 +19,7 @@ from telediag.detectors.grouping import GROUP_MEASURES, measure_groups
 class MatchParams(DetectorParams):
     """Parameters of the match detector."""
 
-    group_by: list[str] = []
+    group_by: list[str] = Field(default_factory=list)
     mode_of: str | None = None
 
     def columns(self) -> set[str]:
@@ -28,7 +31,7 @@ class MatchDetector(Detector):
 
     kind = "match"
     Params = MatchParams
-    MEASURES = dict(GROUP_MEASURES)
+    MEASURES: ClassVar[dict[str, str]] = dict(GROUP_MEASURES)
 
     def detect(self, ctx: DetectContext, positions: np.ndarray, params: MatchParams) -> Candidates:
         return measure_groups(ctx, positions, params.group_by, params.mode_of, None)

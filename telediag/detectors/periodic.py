@@ -10,8 +10,10 @@ volume is, and how much of the series falls at night.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import ClassVar
 
 import numpy as np
+from pydantic import Field
 
 from telediag.detectors import segments as sg
 from telediag.detectors.base import Candidates, DetectContext, Detector, DetectorParams, register
@@ -21,9 +23,9 @@ from telediag.detectors.grouping import measure_groups
 class PeriodicParams(DetectorParams):
     """Parameters of the periodicity detector."""
 
-    group_by: list[str] = []
+    group_by: list[str] = Field(default_factory=list)
     #: Columns summed per record as its volume (e.g. bytes_up + bytes_down).
-    volume: list[str] = []
+    volume: list[str] = Field(default_factory=list)
     #: A gap is regular when within this fraction of the period of a whole multiple of it.
     tolerance: float = 0.2
     #: Gaps up to this many periods still count (missed records).
@@ -40,7 +42,7 @@ class PeriodicDetector(Detector):
 
     kind = "periodic"
     Params = PeriodicParams
-    MEASURES = {
+    MEASURES: ClassVar[dict[str, str]] = {
         "count": "records in the group",
         "span_s": "seconds from the first record to the last",
         "period_s": "estimated period: the median gap in seconds",
@@ -74,8 +76,8 @@ class PeriodicDetector(Detector):
         ratio = gaps / period[seg]
         k = np.rint(ratio)
         with np.errstate(invalid="ignore"):
-            regular = (k >= 1) & (k <= params.max_multiple) & (
-                np.abs(ratio - k) <= params.tolerance
+            regular = (
+                (k >= 1) & (k <= params.max_multiple) & (np.abs(ratio - k) <= params.tolerance)
             )
         has_gap = ~np.isnan(gaps)
         ngaps = np.bincount(seg[has_gap], minlength=nseg)

@@ -11,8 +11,9 @@ if TYPE_CHECKING:
 
 
 def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
 
     def fmt(cells: list[str]) -> str:
         return "  ".join(
@@ -56,9 +57,7 @@ def scan_summary(result: ScanResult, top: int = 10) -> str:
         [str(r.root_cause), f"{r.findings:,}", f"{r.subscribers:,}", f"{r.charge:,.2f}"]
         for r in agg.itertuples()
     ]
-    rows.append(
-        ["total", f"{len(f):,}", f"{f['msisdn'].nunique():,}", f"{f['charge'].sum():,.2f}"]
-    )
+    rows.append(["total", f"{len(f):,}", f"{f['msisdn'].nunique():,}", f"{f['charge'].sum():,.2f}"])
     lines.extend(_table(["root cause", "findings", "subscribers", "charge"], rows, {1, 2, 3}))
     lines.append("")
     ranked = f.sort_values(["confidence", "charge", "finding_id"], ascending=[False, False, True])
