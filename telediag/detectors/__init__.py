@@ -3,7 +3,7 @@
 Importing this package registers every detector in :data:`REGISTRY`.
 """
 
-from telediag.detectors import burst, match, periodic  # noqa: F401  (registration)
+from telediag.detectors import burst, handover, match, periodic  # noqa: F401  (registration)
 from telediag.detectors.base import REGISTRY, Candidates, DetectContext, Detector
 
 __all__ = ["REGISTRY", "Candidates", "DetectContext", "Detector"]

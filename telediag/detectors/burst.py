@@ -27,11 +27,15 @@ from telediag.detectors.grouping import GROUP_MEASURES, measure_groups
 class BurstParams(DetectorParams):
     """Parameters of the burst detector."""
 
-    group_by: list[str] = Field(default_factory=list)
-    #: Two records further apart than this belong to different bursts.
-    split_gap: Duration = 1800.0
-    #: Column whose uniformity is measured (mode_value, mode_share, distinct_values).
-    mode_of: str | None = None
+    group_by: list[str] = Field(
+        default_factory=list, description="columns that, with the subscriber, form a group"
+    )
+    split_gap: Duration = Field(
+        1800.0, description="seconds; a longer pause between records starts a new burst"
+    )
+    mode_of: str | None = Field(
+        None, description="column whose uniformity is measured (mode_value, mode_share)"
+    )
 
     def columns(self) -> set[str]:
         return set(self.group_by) | ({self.mode_of} if self.mode_of else set())

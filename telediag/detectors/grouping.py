@@ -23,6 +23,7 @@ GROUP_MEASURES: dict[str, str] = {
     "failed_count": "records whose status is anything but ok",
     "rejected_count": "records with status rejected",
     "failed_share": "failed_count / count",
+    "rejected_share": "rejected_count / count",
     "active_days": "distinct local calendar days with a record",
     "night_count": "records between 00:00 and 05:59 local time",
     "mode_value": "the most common value of the mode_of column",
@@ -64,6 +65,7 @@ def measure_groups(
             "failed_count",
             "rejected_count",
             "failed_share",
+            "rejected_share",
             "other_ok_count",
             "other_failed_count",
         }
@@ -132,6 +134,7 @@ def measure_groups(
         m["failed_count"] = count - ok
         m["rejected_count"] = np.add.reduceat(status_rej.astype(np.int64), starts)
         m["failed_share"] = (count - ok) / count
+        m["rejected_share"] = m["rejected_count"] / count
         seg_sub = sub[starts]
         assert sub_total_ok is not None
         m["other_ok_count"] = sub_total_ok[seg_sub] - ok

@@ -19,8 +19,12 @@ from telediag.detectors.grouping import GROUP_MEASURES, measure_groups
 class MatchParams(DetectorParams):
     """Parameters of the match detector."""
 
-    group_by: list[str] = Field(default_factory=list)
-    mode_of: str | None = None
+    group_by: list[str] = Field(
+        default_factory=list, description="columns that, with the subscriber, form a group"
+    )
+    mode_of: str | None = Field(
+        None, description="column whose most common value is reported (mode_value)"
+    )
 
     def columns(self) -> set[str]:
         return set(self.group_by) | ({self.mode_of} if self.mode_of else set())

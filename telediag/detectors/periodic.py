@@ -23,15 +23,24 @@ from telediag.detectors.grouping import measure_groups
 class PeriodicParams(DetectorParams):
     """Parameters of the periodicity detector."""
 
-    group_by: list[str] = Field(default_factory=list)
-    #: Columns summed per record as its volume (e.g. bytes_up + bytes_down).
-    volume: list[str] = Field(default_factory=list)
-    #: A gap is regular when within this fraction of the period of a whole multiple of it.
-    tolerance: float = 0.2
-    #: Gaps up to this many periods still count (missed records).
-    max_multiple: int = 3
-    #: A record's volume is "typical" when within this fraction of the group's median.
-    volume_tolerance: float = 0.25
+    group_by: list[str] = Field(
+        default_factory=list, description="columns that, with the subscriber, form a group"
+    )
+    volume: list[str] = Field(
+        default_factory=list, description="columns summed per record as its volume"
+    )
+    tolerance: float = Field(
+        0.2,
+        gt=0,
+        lt=0.5,
+        description="a gap is on schedule within this fraction of a period of a multiple of it",
+    )
+    max_multiple: int = Field(
+        3, ge=1, description="gaps of up to this many periods still count (missed records)"
+    )
+    volume_tolerance: float = Field(
+        0.25, gt=0, description="a volume is typical within this fraction of the median"
+    )
 
     def columns(self) -> set[str]:
         return set(self.group_by) | set(self.volume)

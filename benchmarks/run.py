@@ -1,0 +1,162 @@
+"""Benchmark: time ``telediag.scan`` end to end and per stage, with peak memory.
+
+    python benchmarks/run.py                       # 1M and 10M records
+    python benchmarks/run.py --records 1000000     # one size
+    python benchmarks/run.py --input month.parquet # an existing file
+
+Each size runs in a fresh subprocess so that peak memory (max RSS) belongs to that scan
+alone. Data are generated once by ``benchmarks/generate.py`` (seeded) and cached under
+``benchmarks/data/``. The table printed compares the scan with the time to read the same
+Parquet file into Arrow (the ratio target is at most 20x) and, where a ground-truth file
+exists, reports recall of the injected cases. This is a script, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+TARGETS = {1_000_000: 4.0, 10_000_000: 30.0}
+
+
+def ensure_data(records: int, seed: int) -> Path:
+    """Generate (once) the synthetic month of ``records`` rows."""
+    path = DATA / f"month-{records}.parquet"
+    if not path.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, str(HERE / "generate.py"), "--records", str(records), "--out",
+             str(path), "--seed", str(seed)],
+            check=True,
+        )
+    return path
+
+
+def measure(path: Path, tz: str) -> dict[str, object]:
+    """Run in the child: read-only baseline, then the full scan; report timings."""
+    import pyarrow.parquet as pq
+
+    import telediag
+
+    t = time.perf_counter()
+    table = pq.read_table(path)
+    read_arrow = time.perf_counter() - t
+    rows = table.num_rows
+    arrow_bytes = table.nbytes
+    del table
+    t = time.perf_counter()
+    result = telediag.scan(path, tz=tz)
+    total = time.perf_counter() - t
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out: dict[str, object] = {
+        "rows": rows,
+        "arrow_mb": arrow_bytes / 2**20,
+        "read_arrow_s": read_arrow,
+        "scan_s": total,
+        "peak_mb": peak_mb,
+        "stages": result.timings,
+        "findings": len(result.findings),
+        "errors": [str(e) for e in result.errors],
+        "by_root_cause": result.findings.groupby("root_cause").size().to_dict(),
+    }
+    truth = path.with_name(path.name + ".truth.csv")
+    if not truth.exists():
+        truth = path.with_suffix(".truth.csv")
+    if truth.exists():
+        import pandas as pd
+
+        expected = pd.read_csv(truth, dtype=str)
+        found = set(zip(result.findings["root_cause"], result.findings["msisdn"], strict=True))
+        hit = expected.apply(lambda r: (r["root_cause"], r["msisdn"]) in found, axis=1)
+        out["recall"] = expected.assign(hit=hit).groupby("root_cause")["hit"].mean().to_dict()
+        out["recall_total"] = float(hit.mean())
+        truth_pairs = set(zip(expected["root_cause"], expected["msisdn"], strict=True))
+        out["unexpected_findings"] = int(sum(1 for p in found if p not in truth_pairs))
+    return out
+
+
+def run_child(path: Path, tz: str) -> dict[str, object]:
+    """Measure one file in a fresh interpreter."""
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", str(path), "--tz", tz],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def print_table(results: list[dict[str, object]]) -> None:
+    """One table: sizes as columns, stages as rows."""
+    stages: list[str] = []
+    for r in results:
+        for s in r["stages"]:  # type: ignore[attr-defined]
+            if s not in stages:
+                stages.append(s)
+    head = ["", *(f"{int(r['rows']):,} rows" for r in results)]  # type: ignore[call-overload]
+    rows: list[list[str]] = []
+    rows.append(["Arrow size (MB)", *(f"{r['arrow_mb']:.0f}" for r in results)])
+    rows.append(["pq.read_table all columns (s)", *(f"{r['read_arrow_s']:.2f}" for r in results)])
+    for s in stages:
+        rows.append(
+            [f"  {s} (s)", *(f"{r['stages'].get(s, 0):.2f}" for r in results)]  # type: ignore[attr-defined]
+        )
+    rows.append(["scan end to end (s)", *(f"{r['scan_s']:.2f}" for r in results)])
+    rows.append(
+        ["scan / read ratio", *(f"{r['scan_s'] / r['read_arrow_s']:.1f}x" for r in results)]  # type: ignore[operator]
+    )
+    rows.append(["peak RSS (MB)", *(f"{r['peak_mb']:.0f}" for r in results)])
+    rows.append(["findings", *(str(r["findings"]) for r in results)])
+    rows.append(["rule errors", *(str(len(r["errors"])) for r in results)])  # type: ignore[arg-type]
+    if all("recall_total" in r for r in results):
+        rows.append(["recall of injected cases", *(f"{r['recall_total']:.1%}" for r in results)])
+        rows.append(["findings not injected", *(str(r["unexpected_findings"]) for r in results)])
+    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
+    for line in [head, ["-" * w for w in widths], *rows]:
+        print("  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i])
+                        for i, c in enumerate(line)))
+    if len(results) == 2:
+        small, big = results
+        ratio = float(big["scan_s"]) / float(small["scan_s"])  # type: ignore[arg-type]
+        print(f"\nscaling: {int(big['rows']) / int(small['rows']):.0f}x the rows took "  # type: ignore[call-overload]
+              f"{ratio:.1f}x the time (target: at most 12x)")
+    for r in results:
+        target = TARGETS.get(int(r["rows"]))  # type: ignore[call-overload]
+        if target is not None:
+            verdict = "meets" if float(r["scan_s"]) < target else "MISSES"  # type: ignore[arg-type]
+            print(f"{int(r['rows']):,} rows: {float(r['scan_s']):.1f} s, {verdict} the {target:.0f} s "  # type: ignore[call-overload, arg-type]
+                  "target")
+        if "recall" in r:
+            print(f"  recall by root cause: {json.dumps(r['recall'], sort_keys=True)}")
+        print(f"  findings by root cause: {json.dumps(r['by_root_cause'], sort_keys=True)}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, nargs="*", default=[1_000_000, 10_000_000])
+    parser.add_argument("--input", type=Path, nargs="*", help="existing Parquet files instead")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--tz", default="Asia/Shanghai")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.child, args.tz), default=str))
+        return 0
+    paths = list(args.input) if args.input else [ensure_data(n, args.seed) for n in args.records]
+    results = [run_child(p, args.tz) for p in paths]
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+    print_table(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
