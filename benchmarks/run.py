@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -32,14 +33,22 @@ def ensure_data(records: int, seed: int) -> Path:
     if not path.exists():
         DATA.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, str(HERE / "generate.py"), "--records", str(records), "--out",
-             str(path), "--seed", str(seed)],
+            [
+                sys.executable,
+                str(HERE / "generate.py"),
+                "--records",
+                str(records),
+                "--out",
+                str(path),
+                "--seed",
+                str(seed),
+            ],
             check=True,
         )
     return path
 
 
-def measure(path: Path, tz: str) -> dict[str, object]:
+def measure(path: Path, tz: str) -> dict[str, Any]:
     """Run in the child: read-only baseline, then the full scan; report timings."""
     import pyarrow.parquet as pq
 
@@ -55,7 +64,7 @@ def measure(path: Path, tz: str) -> dict[str, object]:
     result = telediag.scan(path, tz=tz)
     total = time.perf_counter() - t
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out: dict[str, object] = {
+    out: dict[str, Any] = {
         "rows": rows,
         "arrow_mb": arrow_bytes / 2**20,
         "read_arrow_s": read_arrow,
@@ -82,7 +91,7 @@ def measure(path: Path, tz: str) -> dict[str, object]:
     return out
 
 
-def run_child(path: Path, tz: str) -> dict[str, object]:
+def run_child(path: Path, tz: str) -> dict[str, Any]:
     """Measure one file in a fresh interpreter."""
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--child", str(path), "--tz", tz],
@@ -93,46 +102,51 @@ def run_child(path: Path, tz: str) -> dict[str, object]:
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-def print_table(results: list[dict[str, object]]) -> None:
+def print_table(results: list[dict[str, Any]]) -> None:
     """One table: sizes as columns, stages as rows."""
     stages: list[str] = []
     for r in results:
-        for s in r["stages"]:  # type: ignore[attr-defined]
+        for s in r["stages"]:
             if s not in stages:
                 stages.append(s)
-    head = ["", *(f"{int(r['rows']):,} rows" for r in results)]  # type: ignore[call-overload]
+    head = ["", *(f"{int(r['rows']):,} rows" for r in results)]
     rows: list[list[str]] = []
     rows.append(["Arrow size (MB)", *(f"{r['arrow_mb']:.0f}" for r in results)])
     rows.append(["pq.read_table all columns (s)", *(f"{r['read_arrow_s']:.2f}" for r in results)])
     for s in stages:
-        rows.append(
-            [f"  {s} (s)", *(f"{r['stages'].get(s, 0):.2f}" for r in results)]  # type: ignore[attr-defined]
-        )
+        rows.append([f"  {s} (s)", *(f"{r['stages'].get(s, 0):.2f}" for r in results)])
     rows.append(["scan end to end (s)", *(f"{r['scan_s']:.2f}" for r in results)])
     rows.append(
-        ["scan / read ratio", *(f"{r['scan_s'] / r['read_arrow_s']:.1f}x" for r in results)]  # type: ignore[operator]
+        ["scan / read ratio", *(f"{r['scan_s'] / r['read_arrow_s']:.1f}x" for r in results)]
     )
     rows.append(["peak RSS (MB)", *(f"{r['peak_mb']:.0f}" for r in results)])
     rows.append(["findings", *(str(r["findings"]) for r in results)])
-    rows.append(["rule errors", *(str(len(r["errors"])) for r in results)])  # type: ignore[arg-type]
+    rows.append(["rule errors", *(str(len(r["errors"])) for r in results)])
     if all("recall_total" in r for r in results):
         rows.append(["recall of injected cases", *(f"{r['recall_total']:.1%}" for r in results)])
         rows.append(["findings not injected", *(str(r["unexpected_findings"]) for r in results)])
     widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
     for line in [head, ["-" * w for w in widths], *rows]:
-        print("  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i])
-                        for i, c in enumerate(line)))
+        print(
+            "  ".join(
+                c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(line)
+            )
+        )
     if len(results) == 2:
         small, big = results
-        ratio = float(big["scan_s"]) / float(small["scan_s"])  # type: ignore[arg-type]
-        print(f"\nscaling: {int(big['rows']) / int(small['rows']):.0f}x the rows took "  # type: ignore[call-overload]
-              f"{ratio:.1f}x the time (target: at most 12x)")
+        ratio = float(big["scan_s"]) / float(small["scan_s"])
+        print(
+            f"\nscaling: {int(big['rows']) / int(small['rows']):.0f}x the rows took "
+            f"{ratio:.1f}x the time (target: at most 12x)"
+        )
     for r in results:
-        target = TARGETS.get(int(r["rows"]))  # type: ignore[call-overload]
+        target = TARGETS.get(int(r["rows"]))
         if target is not None:
-            verdict = "meets" if float(r["scan_s"]) < target else "MISSES"  # type: ignore[arg-type]
-            print(f"{int(r['rows']):,} rows: {float(r['scan_s']):.1f} s, {verdict} the {target:.0f} s "  # type: ignore[call-overload, arg-type]
-                  "target")
+            verdict = "meets" if float(r["scan_s"]) < target else "MISSES"
+            print(
+                f"{int(r['rows']):,} rows: {float(r['scan_s']):.1f} s, "
+                f"{verdict} the {target:.0f} s target"
+            )
         if "recall" in r:
             print(f"  recall by root cause: {json.dumps(r['recall'], sort_keys=True)}")
         print(f"  findings by root cause: {json.dumps(r['by_root_cause'], sort_keys=True)}")

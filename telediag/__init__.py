@@ -12,6 +12,7 @@ from telediag.errors import (
     RuleFileError,
     TelediagError,
 )
+from telediag.investigation import Investigation, investigate
 from telediag.scan import ScanResult, scan
 
 __version__ = "0.1.0"
@@ -20,12 +21,14 @@ __all__ = [
     "ColumnMapError",
     "ConfigError",
     "InputError",
+    "Investigation",
     "Rule",
     "RuleExecutionError",
     "RuleFileError",
     "ScanResult",
     "TelediagError",
     "__version__",
+    "investigate",
     "load_rules",
     "scan",
 ]

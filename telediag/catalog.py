@@ -197,6 +197,13 @@ class Charge(_Strict):
     text: str
 
 
+class Explain(_Strict):
+    """What to tell the customer, per language; templates like the summary."""
+
+    en: str
+    zh: str
+
+
 class Docs(_Strict):
     """The rule's documentation, in fixed sections."""
 
@@ -227,6 +234,7 @@ class Rule(_Strict):
     cause: str
     remedy: str
     charge: Charge
+    explain: Explain
     docs: Docs
     #: Does the rule follow handsets across subscribers? Then scanning subscriber-disjoint
     #: parts separately may miss its findings.
@@ -246,14 +254,20 @@ class Rule(_Strict):
             for name in r.when:
                 if name not in known:
                     raise ValueError(f"confidence.raises[{i}].when: unknown measure {name!r}")
-        for _, field_name, _, _ in string.Formatter().parse(self.summary):
-            if field_name is None:
-                continue
-            if not field_name.isidentifier() or field_name not in known:
-                raise ValueError(
-                    f"summary: {{{field_name}}} is not a measure or finding field; "
-                    f"use one of {', '.join(sorted(known))}"
-                )
+        templates = {
+            "summary": self.summary,
+            "explain.en": self.explain.en,
+            "explain.zh": self.explain.zh,
+        }
+        for where, template in templates.items():
+            for _, field_name, _, _ in string.Formatter().parse(template):
+                if field_name is None:
+                    continue
+                if not field_name.isidentifier() or field_name not in known:
+                    raise ValueError(
+                        f"{where}: {{{field_name}}} is not a measure or finding field; "
+                        f"use one of {', '.join(sorted(known))}"
+                    )
         return self
 
     def measures_used(self) -> set[str]:

@@ -136,6 +136,36 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_investigate(args: argparse.Namespace) -> int:
+    from telediag.investigation import investigate
+    from telediag.views.report import render
+
+    fmt = args.format
+    if fmt is None:
+        suffix = Path(args.out).suffix.lower() if args.out else ""
+        fmt = {".md": "md", ".html": "html", ".htm": "html", ".json": "json"}.get(suffix, "text")
+    inv = investigate(
+        list(args.inputs),
+        args.msisdn,
+        start=args.date_from,
+        end=args.date_to,
+        complaint_date=args.complaint_date,
+        rules=args.rules,
+        tz=args.tz,
+        column_map=args.column_map,
+        policy=args.policy,
+    )
+    text = render(inv, fmt)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        print(f"{len(inv.findings)} finding(s) for {inv.msisdn}; report written to {out}")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
     parser = _Parser(
@@ -167,6 +197,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="print no summary")
     p.set_defaults(func=_cmd_scan)
+
+    p = sub.add_parser("investigate", help="investigate one subscriber's dispute")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="Parquet file, directory, or CSV")
+    p.add_argument("--msisdn", required=True, help="the subscriber's number as in the records")
+    p.add_argument("--from", dest="date_from", metavar="DATE", help="start of the period")
+    p.add_argument("--to", dest="date_to", metavar="DATE", help="end of the period (inclusive day)")
+    p.add_argument("--complaint-date", metavar="DATE", help="date of the complaint (deadlines)")
+    p.add_argument(
+        "--format",
+        choices=["text", "md", "html", "json"],
+        help="report format (default: from --out's ending, else text)",
+    )
+    p.add_argument("--out", metavar="FILE", help="write the report here instead of stdout")
+    p.add_argument("--rules", metavar="DIR", help="rules directory (default: shipped rules)")
+    p.add_argument("--tz", metavar="ZONE", help="time zone of naive times (default UTC)")
+    p.add_argument("--column-map", metavar="FILE", help="YAML column map for other feeds")
+    p.add_argument("--policy", metavar="FILE", help="operator policy (charge advice, deadlines)")
+    p.set_defaults(func=_cmd_investigate)
 
     p = sub.add_parser("demo", help="scan the bundled sample records")
     p.add_argument("--out", metavar="FINDINGS", help="also write the findings here")

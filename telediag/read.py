@@ -35,6 +35,8 @@ class RawInput:
     #: Row offset of each file in ``table`` (same length as ``stems``).
     offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     files: list[str] = field(default_factory=list)
+    #: Row number within its file of each table row, when only some rows were read.
+    local_rows: np.ndarray | None = None
 
     @property
     def num_rows(self) -> int:
@@ -45,7 +47,7 @@ class RawInput:
         """``<file stem>:<row number>`` for table rows (row numbers count from 0 per file)."""
         rows = np.asarray(rows, dtype=np.int64)
         which = np.searchsorted(self.offsets, rows, side="right") - 1
-        local = rows - self.offsets[which]
+        local = rows - self.offsets[which] if self.local_rows is None else self.local_rows[rows]
         stems = pa.array(self.stems, type=pa.string())
         prefix = pc.take(stems, pa.array(which))
         return pc.binary_join_element_wise(
@@ -129,10 +131,94 @@ def _read_csv(path: Path, wanted: set[str] | None, cmap: ColumnMap | None) -> pa
         raise InputError(f"{path}: cannot read CSV: {exc}") from None
 
 
+@dataclass(frozen=True)
+class SubscriberFilter:
+    """Read only one subscriber's rows, plus every row of the handsets they used.
+
+    The handsets' other rows let rules that follow a handset across subscribers (a SIM
+    swap) see their evidence.
+    """
+
+    msisdn: str
+    follow_handsets: bool = True
+
+
+def _key_columns(item: Path | pa.Table, cmap: ColumnMap | None) -> pa.Table:
+    """msisdn and imei of every row of one input (cheap: two columns)."""
+    wanted = {"msisdn", "imei"}
+    if isinstance(item, pa.Table):
+        table = item
+    elif item.suffix.lower() == ".parquet" and cmap is None:
+        try:
+            names = pq.read_schema(item).names
+            table = pq.read_table(item, columns=[c for c in names if c in wanted])
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{item}: cannot read Parquet: {exc}") from None
+    elif item.suffix.lower() == ".parquet":
+        table = _read_parquet(item, wanted, cmap)
+    else:
+        table = _read_csv(item, wanted, cmap)
+    if cmap is not None:
+        table = cmap.apply(table)
+    if "msisdn" not in table.column_names:
+        raise InputError(f"{item}: missing required column 'msisdn'")
+    cols = {"msisdn": pc.utf8_trim_whitespace(table["msisdn"].cast(pa.string()))}
+    cols["imei"] = (
+        table["imei"].cast(pa.string())
+        if "imei" in table.column_names
+        else pa.nulls(table.num_rows, pa.string())
+    )
+    return pa.table(cols)
+
+
+def _selected_rows(keys: list[pa.Table], only: SubscriberFilter) -> list[np.ndarray]:
+    own = [np.asarray(pc.fill_null(pc.equal(k["msisdn"], only.msisdn), False)) for k in keys]
+    if not only.follow_handsets:
+        return [np.flatnonzero(m) for m in own]
+    handsets = pa.chunked_array(
+        [k["imei"].filter(pa.array(m)).combine_chunks() for k, m in zip(keys, own, strict=True)],
+        type=pa.string(),
+    )
+    handsets = pc.unique(handsets.drop_null())
+    out = []
+    for k, m in zip(keys, own, strict=True):
+        same_handset = np.asarray(pc.fill_null(pc.is_in(k["imei"], handsets), False))
+        out.append(np.flatnonzero(m | same_handset))
+    return out
+
+
+def _read_rows(
+    item: Path, rows: np.ndarray, columns: set[str] | None, cmap: ColumnMap | None
+) -> pa.Table:
+    """Only the row groups of a Parquet file that hold ``rows``, then just those rows."""
+    if item.suffix.lower() != ".parquet" or cmap is not None:
+        full = (
+            _read_parquet(item, columns, cmap)
+            if item.suffix.lower() == ".parquet"
+            else (_read_csv(item, columns, cmap))
+        )
+        return full.take(pa.array(rows))
+    try:
+        pf = pq.ParquetFile(item)
+        sizes = np.array([pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)])
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        groups = np.unique(np.searchsorted(starts, rows, side="right") - 1)
+        cols = _wanted_source_columns(pf.schema_arrow.names, columns, None)
+        part = pf.read_row_groups(list(groups), columns=cols)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{item}: cannot read Parquet: {exc}") from None
+    # Row numbers inside the concatenation of the row groups read.
+    part_starts = np.concatenate([[0], np.cumsum(sizes[groups])[:-1]])
+    group_of = np.searchsorted(starts, rows, side="right") - 1
+    local = rows - starts[group_of] + part_starts[np.searchsorted(groups, group_of)]
+    return part.take(pa.array(local))
+
+
 def read_input(
     sources: Sources,
     column_map: ColumnMap | str | Path | None = None,
     columns: set[str] | None = None,
+    only: SubscriberFilter | None = None,
 ) -> RawInput:
     """Read every input into one table of canonical column names.
 
@@ -144,8 +230,18 @@ def read_input(
     tables: list[pa.Table] = []
     stems: list[str] = []
     files: list[str] = []
-    for n, item in enumerate(expand_sources(sources)):
-        if isinstance(item, pa.Table):
+    items = expand_sources(sources)
+    selected: list[np.ndarray] | None = None
+    if only is not None:
+        selected = _selected_rows([_key_columns(i, cmap) for i in items], only)
+    for n, item in enumerate(items):
+        if selected is not None:
+            rows = selected[n]
+            if isinstance(item, pa.Table):
+                table, stem, name = item.take(pa.array(rows)), f"table{n}", f"<table {n}>"
+            else:
+                table, stem, name = _read_rows(item, rows, columns, cmap), item.stem, str(item)
+        elif isinstance(item, pa.Table):
             table, stem, name = item, f"table{n}", f"<table {n}>"
             if columns is not None:
                 keep = _wanted_source_columns(table.column_names, columns, cmap)
@@ -166,7 +262,10 @@ def read_input(
     sizes = np.array([t.num_rows for t in tables], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     combined = _concat(tables)
-    return RawInput(table=combined, stems=stems, offsets=offsets, files=files)
+    local_rows = None if selected is None else np.concatenate(selected).astype(np.int64)
+    return RawInput(
+        table=combined, stems=stems, offsets=offsets, files=files, local_rows=local_rows
+    )
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

@@ -1,0 +1,728 @@
+"""Investigate one dispute: what happened to this subscriber, why, and what to do.
+
+``investigate()`` reads only the subscriber's records (and those of the handsets they
+used), runs every rule with full measurements, and builds an :class:`Investigation`:
+the period at a glance, each finding with its evidence and the numbers against the
+thresholds, the hypotheses ruled out and why, explanations for the customer, charge
+advice from the operator policy, and handling deadlines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import string
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from telediag.catalog import ChargeAdvice, Rule
+from telediag.colmap import ColumnMap
+from telediag.context import ScanSettings
+from telediag.detectors import REGISTRY
+from telediag.engine import RuleOutcome, run_rule
+from telediag.errors import InputError
+from telediag.filters import FilterEvaluator
+from telediag.normalize import normalize
+from telediag.policy import Policy, load_policy
+from telediag.read import Sources, SubscriberFilter, read_input
+from telediag.scan import _resolve_rules
+from telediag.sort import SortedRecords, sort_records
+
+if TYPE_CHECKING:
+    from telediag.numbers import HomeCountry
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Period(_Model):
+    """The time window investigated (inclusive start, exclusive end) and its zone."""
+
+    start: dt.datetime | None
+    end: dt.datetime | None
+    tz: str
+    first_record: dt.datetime | None
+    last_record: dt.datetime | None
+
+
+class TypeTotal(_Model):
+    """Records and charge of one record type and direction."""
+
+    record_type: str
+    direction: str
+    records: int
+    charge: float
+
+
+class DayTotal(_Model):
+    """Records and charge of one record type on one local day."""
+
+    day: dt.date
+    record_type: str
+    records: int
+    charge: float
+
+
+class Handset(_Model):
+    """A handset the subscriber used."""
+
+    imei: str
+    model: str | None
+    bands: str | None
+    quirks: list[str]
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    records: int
+
+
+class Change(_Model):
+    """A change of handset (IMEI) or SIM (IMSI) seen in the records."""
+
+    time: dt.datetime
+    kind: Literal["handset", "sim"]
+    before: str
+    after: str
+
+
+class Overview(_Model):
+    """The subscriber's period at a glance."""
+
+    records: int
+    charge: float
+    by_type: list[TypeTotal]
+    by_day: list[DayTotal]
+    handsets: list[Handset]
+    changes: list[Change]
+
+
+class Check(_Model):
+    """One measured value against one threshold."""
+
+    measure: str
+    value: float | str | bool | None
+    condition: str
+    passed: bool
+
+
+class EvidenceRecord(_Model):
+    """One record behind a finding, with the fields an investigator reads first."""
+
+    record_id: str
+    start_time: dt.datetime
+    record_type: str
+    direction: str
+    peer_number: str | None
+    status: str | None
+    charge: float | None
+    detail: str
+
+
+class Explanation(_Model):
+    """What to tell the customer, in English and Chinese."""
+
+    en: str
+    zh: str
+
+
+class InvestigatedFinding(_Model):
+    """A finding for this subscriber with everything needed to act on it."""
+
+    rank: int
+    finding_id: str
+    rule_id: str
+    rule_name: str
+    root_cause: str
+    title: str
+    confidence: float
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    record_count: int
+    charge: float
+    summary: str
+    evidence: list[str]
+    evidence_records: list[EvidenceRecord]
+    checks: list[Check]
+    measures: dict[str, Any]
+    handset_model: str | None
+    cause: str
+    remedy: str
+    charge_advice: ChargeAdvice
+    charge_text: str
+    explanation: Explanation
+
+
+class RuledOut(_Model):
+    """A rule that looks at this subscriber's kinds of records but did not fire."""
+
+    rule_id: str
+    rule_name: str
+    root_cause: str
+    reason: str
+    records_considered: int
+    checks: list[Check]
+
+
+class Deadlines(_Model):
+    """Handling deadlines counted in working days from the complaint date."""
+
+    complaint_date: dt.date
+    acknowledge_by: dt.date
+    investigate_by: dt.date
+    resolve_by: dt.date
+
+
+class Investigation(_Model):
+    """Everything telediag can say about one subscriber's dispute."""
+
+    msisdn: str
+    period: Period
+    overview: Overview
+    findings: list[InvestigatedFinding]
+    ruled_out: list[RuledOut]
+    deadlines: Deadlines | None
+    input: dict[str, Any]
+    rule_errors: list[str] = Field(default_factory=list)
+    telediag_version: str
+
+    _records: pd.DataFrame | None = PrivateAttr(default=None)
+
+    @property
+    def records(self) -> pd.DataFrame:
+        """The subscriber's records in the period (for plots and notebooks)."""
+        return self._records if self._records is not None else pd.DataFrame()
+
+    def findings_frame(self) -> pd.DataFrame:
+        """The findings as a DataFrame (one row each, evidence ids as a list)."""
+        cols = [
+            "rank",
+            "rule_id",
+            "root_cause",
+            "confidence",
+            "first_seen",
+            "last_seen",
+            "record_count",
+            "charge",
+            "charge_advice",
+            "summary",
+            "evidence",
+        ]
+        return pd.DataFrame([f.model_dump(include=set(cols)) for f in self.findings], columns=cols)
+
+    def render(self, fmt: str = "text") -> str:
+        """The report as text, md, html or json."""
+        from telediag.views import report
+
+        return report.render(self, fmt)
+
+    def _repr_html_(self) -> str:
+        from telediag.views import report
+
+        return report.render(self, "html", standalone=False)
+
+
+class _Lenient(string.Formatter):
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return "n/a"
+        try:
+            return super().format_field(value, format_spec)
+        except (ValueError, TypeError):
+            return str(value)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float):
+        if np.isnan(v):
+            return None
+        if v.is_integer() and abs(v) < 2**53:
+            return int(v)
+    return v
+
+
+def _checks(rule: Rule, measures: dict[str, Any]) -> list[Check]:
+    out = []
+    for name, cond in rule.thresholds.items():
+        value = _plain(measures.get(name))
+        out.append(
+            Check(
+                measure=name,
+                value=value,
+                condition=cond.describe(),
+                passed=bool(cond.holds(value)),
+            )
+        )
+    return out
+
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+def _to_local(ts: pd.Timestamp, tz: str) -> dt.datetime:
+    return pd.Timestamp(ts).tz_convert(tz).to_pydatetime()
+
+
+def _parse_when(value: str | dt.date | dt.datetime | None, tz: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise InputError(f"cannot read date {value!r}: use YYYY-MM-DD") from None
+    return stamp.tz_localize(tz) if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def investigate(
+    source: Sources,
+    msisdn: str,
+    start: str | dt.date | dt.datetime | None = None,
+    end: str | dt.date | dt.datetime | None = None,
+    complaint_date: str | dt.date | None = None,
+    *,
+    rules: list[Rule] | str | Path | None = None,
+    tz: str | None = None,
+    column_map: ColumnMap | str | Path | None = None,
+    policy: Policy | str | Path | None = None,
+    home: HomeCountry | None = None,
+) -> Investigation:
+    """Investigate one subscriber's dispute.
+
+    Reads only the subscriber's records and those of the handsets they used. ``start``
+    and ``end`` (dates or times, local to ``tz``) limit the period; ``end`` is exclusive
+    and a bare date means the whole day. ``complaint_date`` sets the handling deadlines.
+    """
+    from telediag import __version__
+    from telediag.scan import columns_needed
+
+    zone = tz or "UTC"
+    settings = ScanSettings(tz=zone) if home is None else ScanSettings(zone, home)
+    chosen = _resolve_rules(rules, None, None)
+    pol = policy if isinstance(policy, Policy) else load_policy(policy)
+    msisdn = str(msisdn).strip()
+    raw = read_input(
+        source,
+        column_map=column_map,
+        columns=columns_needed(chosen) | {"peer_number", "imsi", "imei", "status"},
+        only=SubscriberFilter(msisdn),
+    )
+    normalized = normalize(raw, tz=zone)
+    lo = _parse_when(start, zone)
+    hi = _parse_when(end, zone)
+    whole_day = isinstance(end, (str, dt.date)) and not isinstance(end, dt.datetime)
+    if hi is not None and whole_day and len(str(end)) <= 10:
+        hi = hi + pd.Timedelta(days=1)
+    if lo is not None or hi is not None:
+        times = normalized.table["start_time"].cast(pa.int64()).to_numpy(zero_copy_only=False)
+        keep = np.ones(len(times), dtype=bool)
+        if lo is not None:
+            keep &= times >= lo.value // 1_000_000
+        if hi is not None:
+            keep &= times < hi.value // 1_000_000
+        normalized.valid &= keep
+    records = sort_records(normalized)
+    sub_codes = np.flatnonzero(np.asarray(records.msisdns.to_pylist(), dtype=object) == msisdn)
+    if sub_codes.size == 0:
+        raise InputError(f"no records of subscriber {msisdn} in the input and period given")
+    code = int(sub_codes[0])
+
+    evaluator = FilterEvaluator(records.table, settings)
+    findings: list[InvestigatedFinding] = []
+    ruled_out: list[RuledOut] = []
+    errors: list[str] = []
+    own = records.subscriber == code
+    own_types = set(
+        np.asarray(records.table["record_type"].take(pa.array(records.order[own])).to_pylist())
+    )
+    for rule in chosen:
+        try:
+            outcome = run_rule(rule, records, evaluator, settings, keep_all=True)
+            mine = outcome.findings[outcome.findings["msisdn"] == msisdn]
+            if len(mine):
+                findings.extend(_finding_entries(rule, outcome, mine, records, pol, settings))
+            elif _applies(rule, own_types):
+                ruled_out.append(_why_not(rule, outcome, records, evaluator, code, settings))
+        except Exception as exc:  # a broken rule is reported, the others stand
+            errors.append(f"{rule.id}: {type(exc).__name__}: {exc}")
+    findings.sort(key=lambda f: (-f.confidence, -f.charge, f.first_seen, f.rule_id))
+    for i, f in enumerate(findings, start=1):
+        f.rank = i
+
+    deadlines = None
+    if complaint_date is not None:
+        day = pd.Timestamp(complaint_date).date()
+        due = pol.deadlines.due(day)
+        deadlines = Deadlines(
+            complaint_date=day,
+            acknowledge_by=due["acknowledge"],
+            investigate_by=due["investigate"],
+            resolve_by=due["resolve"],
+        )
+    frame = _subscriber_frame(records, own, zone)
+    inv = Investigation(
+        msisdn=msisdn,
+        period=Period(
+            start=None if lo is None else _to_local(lo, zone),
+            end=None if hi is None else _to_local(hi, zone),
+            tz=zone,
+            first_record=None if frame.empty else frame["start_time"].min().to_pydatetime(),
+            last_record=None if frame.empty else frame["start_time"].max().to_pydatetime(),
+        ),
+        overview=_overview(frame, zone),
+        findings=findings,
+        ruled_out=ruled_out,
+        deadlines=deadlines,
+        input=normalized.report.to_dict(),
+        rule_errors=errors,
+        telediag_version=__version__,
+    )
+    evidence_ids = {rid for f in findings for rid in f.evidence}
+    frame["evidence"] = frame["record_id"].isin(evidence_ids)
+    inv._records = frame
+    return inv
+
+
+def _applies(rule: Rule, own_types: set[str]) -> bool:
+    """Does the rule look at kinds of records this subscriber has?"""
+    cond = rule.records.where.get("record_type")
+    if cond is None or (cond.in_ is None and cond.equals is None):
+        return True
+    types = {str(v) for v in (cond.in_ if cond.in_ is not None else [cond.equals])}
+    return bool(types & own_types)
+
+
+def _subscriber_frame(records: SortedRecords, own: np.ndarray, zone: str) -> pd.DataFrame:
+    positions = np.flatnonzero(own)
+    rows = pa.array(records.order[positions])
+    cols = [
+        "record_type",
+        "direction",
+        "start_time",
+        "duration_s",
+        "peer_number",
+        "status",
+        "charge",
+        "imei",
+        "imsi",
+        "sms_length",
+        "server_ip",
+        "server_port",
+        "app_protocol",
+        "bytes_up",
+        "bytes_down",
+        "mms_event",
+        "mms_size",
+        "visited_mcc",
+    ]
+    table = records.table.select(cols).take(rows)
+    frame = table.to_pandas()
+    frame.insert(0, "record_id", records.record_ids(positions).to_pylist())
+    frame["start_time"] = frame["start_time"].dt.tz_convert(zone)
+    return frame
+
+
+def _overview(frame: pd.DataFrame, zone: str) -> Overview:
+    from telediag.devices import lookup_handsets
+
+    if frame.empty:
+        return Overview(records=0, charge=0.0, by_type=[], by_day=[], handsets=[], changes=[])
+    charge = frame["charge"].fillna(0.0)
+    by_type = (
+        frame.assign(charge=charge)
+        .groupby(["record_type", "direction"], sort=True)
+        .agg(records=("record_id", "size"), charge=("charge", "sum"))
+        .reset_index()
+    )
+    day = frame["start_time"].dt.date
+    by_day = (
+        frame.assign(charge=charge, day=day)
+        .groupby(["day", "record_type"], sort=True)
+        .agg(records=("record_id", "size"), charge=("charge", "sum"))
+        .reset_index()
+    )
+    handsets: list[Handset] = []
+    used = frame.dropna(subset=["imei"])
+    if len(used):
+        agg = (
+            used.groupby("imei", sort=False)
+            .agg(first=("start_time", "min"), last=("start_time", "max"), n=("record_id", "size"))
+            .sort_values("first")
+        )
+        info = lookup_handsets(pa.array(list(agg.index), type=pa.string()))
+        for (imei, row), (_, hs) in zip(agg.iterrows(), info.iterrows(), strict=True):
+            quirks = [] if pd.isna(hs["quirks"]) else str(hs["quirks"]).split(";")
+            handsets.append(
+                Handset(
+                    imei=str(imei),
+                    model=None if pd.isna(hs["model"]) else str(hs["model"]),
+                    bands=None if pd.isna(hs["bands"]) else str(hs["bands"]),
+                    quirks=quirks,
+                    first_seen=row["first"].to_pydatetime(),
+                    last_seen=row["last"].to_pydatetime(),
+                    records=int(row["n"]),
+                )
+            )
+    changes: list[Change] = []
+    kinds: tuple[tuple[str, Literal["handset", "sim"]], ...] = (
+        ("imei", "handset"),
+        ("imsi", "sim"),
+    )
+    for col, kind in kinds:
+        seen = frame.dropna(subset=[col])
+        values = seen[col].astype(str).to_numpy()
+        if len(values) < 2:
+            continue
+        idx = np.flatnonzero(values[1:] != values[:-1]) + 1
+        for i in idx:
+            changes.append(
+                Change(
+                    time=seen["start_time"].iloc[i].to_pydatetime(),
+                    kind=kind,
+                    before=str(values[i - 1]),
+                    after=str(values[i]),
+                )
+            )
+    changes.sort(key=lambda c: c.time)
+    return Overview(
+        records=len(frame),
+        charge=round(float(charge.sum()), 6),
+        by_type=[TypeTotal.model_validate(r) for r in by_type.to_dict(orient="records")],
+        by_day=[DayTotal.model_validate(r) for r in by_day.to_dict(orient="records")],
+        handsets=handsets,
+        changes=changes,
+    )
+
+
+def _detail(row: pd.Series) -> str:
+    rt = row["record_type"]
+    parts: list[str] = []
+    if rt in ("voice", "csd") and pd.notna(row.get("duration_s")):
+        parts.append(f"{row['duration_s']:.0f} s")
+    if rt == "sms" and pd.notna(row.get("sms_length")):
+        parts.append(f"{int(row['sms_length'])} chars")
+        if pd.notna(row.get("sms_class")):
+            parts.append(f"class {int(row['sms_class'])}")
+    if rt == "mms":
+        if pd.notna(row.get("mms_event")):
+            parts.append(str(row["mms_event"]))
+        if pd.notna(row.get("mms_size")):
+            parts.append(f"{int(row['mms_size'])} bytes")
+    if rt == "data":
+        if pd.notna(row.get("server_ip")):
+            port = "" if pd.isna(row.get("server_port")) else f":{int(row['server_port'])}"
+            parts.append(f"{row['server_ip']}{port}")
+        if pd.notna(row.get("app_protocol")):
+            parts.append(str(row["app_protocol"]))
+        vol = np.nansum([row.get("bytes_up", np.nan), row.get("bytes_down", np.nan)])
+        if vol:
+            parts.append(f"{vol:.0f} bytes")
+    if pd.notna(row.get("visited_mcc")):
+        parts.append(f"MCC {int(row['visited_mcc'])}")
+    if pd.notna(row.get("imei")):
+        parts.append(f"IMEI {row['imei']}")
+    return ", ".join(parts)
+
+
+def _evidence_records(records: SortedRecords, ids: list[str], zone: str) -> list[EvidenceRecord]:
+    all_ids = records.record_ids(np.arange(len(records)))
+    lookup = pd.Series(np.arange(len(records)), index=all_ids.to_pylist())
+    positions = lookup.reindex(ids).dropna().astype(np.int64).to_numpy()
+    table = records.table.take(pa.array(records.order[positions])).to_pandas()
+    out = []
+    for rid, (_, row) in zip(ids, table.iterrows(), strict=False):
+        out.append(
+            EvidenceRecord(
+                record_id=rid,
+                start_time=pd.Timestamp(row["start_time"]).tz_convert(zone).to_pydatetime(),
+                record_type=str(row["record_type"]),
+                direction=str(row["direction"]),
+                peer_number=None if pd.isna(row["peer_number"]) else str(row["peer_number"]),
+                status=None if pd.isna(row["status"]) else str(row["status"]),
+                charge=None if pd.isna(row["charge"]) else float(row["charge"]),
+                detail=_detail(row),
+            )
+        )
+    return out
+
+
+def _finding_entries(
+    rule: Rule,
+    outcome: RuleOutcome,
+    mine: pd.DataFrame,
+    records: SortedRecords,
+    policy: Policy,
+    settings: ScanSettings,
+) -> list[InvestigatedFinding]:
+    import json
+
+    out = []
+    formatter = _Lenient()
+    for row in mine.itertuples():
+        r: Any = row
+        measures = json.loads(r.measures)
+        values = dict(measures)
+        values.update(
+            msisdn=r.msisdn,
+            group=r.group,
+            first_seen=pd.Timestamp(r.first_seen)
+            .tz_convert(settings.tz)
+            .strftime("%Y-%m-%d %H:%M"),
+            last_seen=pd.Timestamp(r.last_seen).tz_convert(settings.tz).strftime("%Y-%m-%d %H:%M"),
+            record_count=r.record_count,
+            total_charge=r.charge,
+            handset_model=r.handset_model or "unknown handset",
+        )
+        ids = list(r.record_ids)
+        out.append(
+            InvestigatedFinding(
+                rank=0,
+                finding_id=r.finding_id,
+                rule_id=rule.id,
+                rule_name=rule.name,
+                root_cause=rule.root_cause,
+                title=rule.title,
+                confidence=float(r.confidence),
+                first_seen=_to_local(r.first_seen, settings.tz),
+                last_seen=_to_local(r.last_seen, settings.tz),
+                record_count=int(r.record_count),
+                charge=float(r.charge),
+                summary=r.summary,
+                evidence=ids,
+                evidence_records=_evidence_records(records, ids, settings.tz),
+                checks=_checks(rule, measures),
+                measures=measures,
+                handset_model=r.handset_model,
+                cause=rule.cause,
+                remedy=rule.remedy,
+                charge_advice=policy.advice_for(rule),
+                charge_text=rule.charge.text,
+                explanation=Explanation(
+                    en=formatter.vformat(rule.explain.en, (), values),
+                    zh=formatter.vformat(rule.explain.zh, (), values),
+                ),
+            )
+        )
+    return out
+
+
+def _closest(rule: Rule, cands: pd.DataFrame) -> tuple[int, list[Check]]:
+    """The candidate that passes the most thresholds (ties: the most records)."""
+    passed_counts = np.zeros(len(cands), dtype=int)
+    for name, cond in rule.thresholds.items():
+        passed_counts += cond.mask(cands[name]).astype(int)
+    order = np.lexsort((-cands["count"].to_numpy(dtype=float), -passed_counts))
+    best = int(order[0])
+    row = {k: cands[k].iloc[best] for k in cands.columns}
+    return best, _checks(rule, row)
+
+
+def _why_not(
+    rule: Rule,
+    outcome: RuleOutcome,
+    records: SortedRecords,
+    evaluator: FilterEvaluator,
+    code: int,
+    settings: ScanSettings,
+) -> RuledOut:
+    cands = outcome.candidates.measures
+    mine = cands[cands["subscriber"] == code] if len(cands) else cands
+    base = dict(rule_id=rule.id, rule_name=rule.name, root_cause=rule.root_cause)
+    if len(mine):
+        from telediag.findings import _group_labels
+
+        best, checks = _closest(rule, mine.reset_index(drop=True))
+        failed = [c for c in checks if not c.passed]
+        considered = int(mine["count"].sum())
+        pick = np.zeros(len(cands), dtype=bool)
+        pick[int(np.flatnonzero(cands["subscriber"].to_numpy() == code)[best])] = True
+        label = _group_labels(outcome.candidates.select(pick))[0]
+        count = int(mine["count"].iloc[best])
+        group = f" ({count} records{' for ' + label if label else ''})"
+        reason = "; ".join(
+            f"{c.measure} {_fmt_value(c.value) if c.value is not None else 'n/a'}, "
+            f"needs {c.condition}"
+            for c in failed
+        )
+        return RuledOut(
+            **base,
+            reason=f"closest pattern{group}: {reason}" if reason else "no pattern passed",
+            records_considered=considered,
+            checks=checks,
+        )
+    # Nothing of this subscriber passed the record filter: look at the same kinds of
+    # records without the other conditions, to show what was seen and why it is not it.
+    from telediag.catalog import RecordFilter
+
+    kinds = {k: v for k, v in rule.records.where.items() if k in ("record_type", "direction")}
+    relaxed = RecordFilter.model_validate(
+        {k: v.model_dump(by_alias=True, exclude_none=True) for k, v in kinds.items()}
+    )
+    mask = evaluator.mask(relaxed)
+    positions = np.flatnonzero(mask[records.order] & (records.subscriber == code))
+    what = rule.records.describe()
+    if positions.size == 0:
+        return RuledOut(
+            **base,
+            reason=f"no records of the kind it needs ({what})",
+            records_considered=0,
+            checks=[],
+        )
+    from telediag.detectors.base import DetectContext
+    from telediag.timeutil import LocalClock
+
+    seen = _values_seen(rule, records, evaluator, positions)
+    detector = REGISTRY[rule.detector.kind]
+    ctx = DetectContext(
+        records=records,
+        clock=LocalClock(settings.tz),
+        wanted=set(detector.MEASURES),
+        min_count=1,
+    )
+    try:
+        relaxed_cands = detector.detect(ctx, positions, rule.detector.parsed).measures
+    except Exception:  # the relaxed measurement is a courtesy; never fail on it
+        relaxed_cands = pd.DataFrame()
+    relaxed_checks: list[Check] = []
+    pattern = ""
+    if len(relaxed_cands):
+        _, relaxed_checks = _closest(rule, relaxed_cands.reset_index(drop=True))
+        shown = ", ".join(
+            f"{c.measure} {_fmt_value(c.value)}" for c in relaxed_checks if c.value is not None
+        )
+        pattern = f"; taken together they show {shown}" if shown else ""
+    return RuledOut(
+        **base,
+        reason=(
+            f"{positions.size} record(s) of the kind it looks at, none with {what}{seen}{pattern}"
+        ),
+        records_considered=int(positions.size),
+        checks=relaxed_checks,
+    )
+
+
+def _values_seen(
+    rule: Rule, records: SortedRecords, evaluator: FilterEvaluator, positions: np.ndarray
+) -> str:
+    """The most common values of the columns the filter tests, e.g. "app_protocol HTTPS"."""
+    from telediag.derived import DERIVED_COLUMNS, derive
+
+    cols = [c for c in sorted(rule.records.columns()) if c not in ("record_type", "direction")]
+    rows = records.order[positions]
+    parts = []
+    for col in cols[:4]:
+        if col in DERIVED_COLUMNS:
+            values = derive(col, records.table, rows, evaluator.settings)
+        else:
+            values = records.table[col].take(pa.array(rows))
+        counts = pd.Series(values.to_pylist(), dtype="object").fillna("(empty)").value_counts()
+        top = ", ".join(f"{v} x{n}" for v, n in counts.head(2).items())
+        parts.append(f"{col} {top}")
+    return f" (seen: {'; '.join(parts)})" if parts else ""

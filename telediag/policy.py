@@ -1,0 +1,89 @@
+"""Operator policy: charge advice per rule or root cause, and complaint-handling deadlines.
+
+A policy file is YAML validated by strict models::
+
+    charge_advice:            # by rule id or root cause; rule ids win
+      mms_retry_loop: no_refund
+      TD006: partial
+    deadlines:
+      acknowledge: 2          # working days after the complaint
+      investigate: 5
+      resolve: 7
+      weekend: [Sat, Sun]
+      holidays: [2008-10-01, 2008-10-02]
+
+Anything not given falls back to the rule's own advice and the defaults above.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from telediag.catalog import ChargeAdvice, Rule
+from telediag.errors import ConfigError
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+class Deadlines(BaseModel):
+    """Working days allowed for each step of handling a complaint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    acknowledge: int = Field(2, ge=0, description="working days to acknowledge")
+    investigate: int = Field(5, ge=0, description="working days to finish investigating")
+    resolve: int = Field(7, ge=0, description="working days to propose a resolution")
+    weekend: list[str] = Field(default_factory=lambda: ["Sat", "Sun"])
+    holidays: list[dt.date] = Field(default_factory=list)
+
+    def due(self, complaint: dt.date) -> dict[str, dt.date]:
+        """The due date of each step, counting working days after the complaint date."""
+        mask = [d not in self.weekend for d in _DAYS]
+        holidays = np.array(self.holidays, dtype="datetime64[D]")
+        start = np.datetime64(complaint, "D")
+        out = {}
+        for step in ("acknowledge", "investigate", "resolve"):
+            days = getattr(self, step)
+            due = np.busday_offset(start, days, roll="forward", weekmask=mask, holidays=holidays)
+            out[step] = dt.date.fromisoformat(str(due))
+        return out
+
+
+class Policy(BaseModel):
+    """An operator's policy for disputed charges."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    charge_advice: dict[str, ChargeAdvice] = Field(default_factory=dict)
+    deadlines: Deadlines = Field(default_factory=Deadlines)
+
+    def advice_for(self, rule: Rule) -> ChargeAdvice:
+        """The advice for a rule's findings: by rule id, then root cause, then the rule."""
+        for key in (rule.id, rule.root_cause):
+            if key in self.charge_advice:
+                return self.charge_advice[key]
+        return rule.charge.advice
+
+
+def load_policy(path: str | Path | None) -> Policy:
+    """Read a policy file (None gives the defaults); errors name the file and field."""
+    if path is None:
+        return Policy()
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read policy: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        raise ConfigError(f"{p}: {where}: {err['msg']}") from None
