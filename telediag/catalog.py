@@ -14,12 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -30,6 +28,7 @@ from telediag.detectors import REGISTRY
 from telediag.detectors.base import DetectorParams
 from telediag.errors import RuleFileError
 from telediag.schema import COLUMNS
+from telediag.yamlfile import load_yaml_model
 
 #: The root causes of the contract (section 3). New rules may add labels.
 ROOT_CAUSES: tuple[str, ...] = (
@@ -298,29 +297,10 @@ def bundled_rules_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "rules"
 
 
-def _format_error(path: Path, exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(x) for x in err["loc"] if not str(x).startswith("function-")) or "(top)"
-    msg = err["msg"].removeprefix("Value error, ")
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{path}: {loc}: {msg}{more}"
-
-
 def load_rule(path: str | Path) -> Rule:
     """Read and validate one rule file; a problem names the file and the field."""
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RuleFileError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise RuleFileError(f"{p}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise RuleFileError(f"{p}: a rule file is a mapping of fields")
-    try:
-        rule = Rule.model_validate(data)
-    except ValidationError as exc:
-        raise RuleFileError(_format_error(p, exc)) from None
+    rule = load_yaml_model(p, Rule, RuleFileError, "rule file")
     if p.stem != rule.id:
         raise RuleFileError(f"{p}: id: file is named {p.stem!r} but the rule's id is {rule.id!r}")
     return rule

@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from telediag.errors import ColumnMapError
 from telediag.schema import COLUMNS
+from telediag.yamlfile import load_yaml_model
 
 
 class _Strict(BaseModel):
@@ -152,18 +152,4 @@ def translate(
 
 def load_column_map(path: str | Path) -> ColumnMap:
     """Read and validate a column map YAML file; errors name the file and the field."""
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ColumnMapError(f"{p}: cannot read column map: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ColumnMapError(f"{p}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ColumnMapError(f"{p}: a column map must be a mapping of sections")
-    try:
-        return ColumnMap.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        raise ColumnMapError(f"{p}: {where}: {err['msg']}") from None
+    return load_yaml_model(path, ColumnMap, ColumnMapError, "column map")

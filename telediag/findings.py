@@ -97,7 +97,7 @@ class _LenientFormatter(string.Formatter):
             return str(value)
 
 
-_FORMATTER = _LenientFormatter()
+SUMMARY_FORMATTER = _LenientFormatter()
 
 
 def _plain(value: Any) -> Any:
@@ -267,7 +267,7 @@ def build_findings(
         values["first_seen"] = first_local[i]
         values["last_seen"] = last_local[i]
         values["handset_model"] = values["handset_model"] or "unknown handset"
-        summaries.append(_FORMATTER.vformat(rule.summary, (), values))
+        summaries.append(SUMMARY_FORMATTER.vformat(rule.summary, (), values))
         measures_json.append(
             json.dumps({name: _plain(m[name].iat[i]) for name in measure_names}, sort_keys=True)
         )

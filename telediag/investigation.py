@@ -10,7 +10,6 @@ advice from the operator policy, and handling deadlines.
 from __future__ import annotations
 
 import datetime as dt
-import string
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,6 +25,7 @@ from telediag.detectors import REGISTRY
 from telediag.engine import RuleOutcome, run_rule
 from telediag.errors import InputError
 from telediag.filters import FilterEvaluator
+from telediag.findings import SUMMARY_FORMATTER
 from telediag.normalize import normalize
 from telediag.policy import Policy, load_policy
 from telediag.read import Sources, SubscriberFilter, read_input
@@ -223,16 +223,6 @@ class Investigation(_Model):
         from telediag.views import report
 
         return report.render(self, "html", standalone=False)
-
-
-class _Lenient(string.Formatter):
-    def format_field(self, value: Any, format_spec: str) -> str:
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            return "n/a"
-        try:
-            return super().format_field(value, format_spec)
-        except (ValueError, TypeError):
-            return str(value)
 
 
 def _plain(v: Any) -> Any:
@@ -564,7 +554,7 @@ def _finding_entries(
     import json
 
     out = []
-    formatter = _Lenient()
+    formatter = SUMMARY_FORMATTER
     for row in mine.itertuples():
         r: Any = row
         measures = json.loads(r.measures)

@@ -21,11 +21,11 @@ import datetime as dt
 from pathlib import Path
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from telediag.catalog import ChargeAdvice, Rule
 from telediag.errors import ConfigError
+from telediag.yamlfile import load_yaml_model
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -74,16 +74,4 @@ def load_policy(path: str | Path | None) -> Policy:
     """Read a policy file (None gives the defaults); errors name the file and field."""
     if path is None:
         return Policy()
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read policy: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        raise ConfigError(f"{p}: {where}: {err['msg']}") from None
+    return load_yaml_model(path, Policy, ConfigError, "policy", empty_ok=True)

@@ -33,8 +33,11 @@ def _sorted_dictionary_codes(arr: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array
     order = np.asarray(pc.array_sort_indices(dictionary))
     rank[order] = np.arange(len(dictionary), dtype=np.int32)
     idx = encoded.indices
-    codes = np.asarray(pc.fill_null(idx, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    out = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1).astype(np.int32)
+    if idx.null_count == 0:
+        out = rank[np.asarray(idx.to_numpy(zero_copy_only=False))]
+    else:
+        codes = np.asarray(pc.fill_null(idx, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        out = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1).astype(np.int32)
     return out, dictionary.take(pa.array(order))
 
 

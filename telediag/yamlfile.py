@@ -1,0 +1,51 @@
+"""Reading the project's YAML files (rules, column maps, policies) into strict models.
+
+Every error becomes one line that names the file and the field, raised as the
+caller's own :class:`~telediag.errors.TelediagError` subclass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from telediag.errors import TelediagError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validation_message(path: Path, exc: ValidationError) -> str:
+    """``<file>: <field.path>: <what is wrong>`` for the first error (and how many more)."""
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"] if not str(x).startswith("function-"))
+    msg = err["msg"].removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{path}: {loc or '(top level)'}: {msg}{more}"
+
+
+def load_yaml_model(
+    path: str | Path,
+    model: type[M],
+    error: type[TelediagError],
+    what: str,
+    empty_ok: bool = False,
+) -> M:
+    """Read ``path`` as YAML and validate it as ``model``; raise ``error`` in one line."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"{p}: cannot read {what}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise error(f"{p}: not valid YAML: {exc}") from None
+    if data is None and empty_ok:
+        data = {}
+    if not isinstance(data, dict):
+        raise error(f"{p}: a {what} is a mapping of fields")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise error(validation_message(p, exc)) from None
