@@ -50,6 +50,10 @@ EVIDENCE_COLUMNS: tuple[str, ...] = ("finding_id", "record_id", "start_time", "r
 
 def empty_findings() -> pd.DataFrame:
     """A findings table with no rows and the right column types."""
+    return _EMPTY_FINDINGS.copy()
+
+
+def _empty_findings() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "finding_id": pd.Series(dtype="string"),
@@ -71,6 +75,9 @@ def empty_findings() -> pd.DataFrame:
             "record_ids": pd.Series(dtype="object"),
         }
     )
+
+
+_EMPTY_FINDINGS = _empty_findings()
 
 
 def empty_evidence() -> pd.DataFrame:
