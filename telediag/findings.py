@@ -191,6 +191,11 @@ def handset_change_before(records: SortedRecords, cands: Candidates) -> np.ndarr
     return out
 
 
+def _utc_ms(time_ms: np.ndarray) -> pd.Series:
+    """Epoch milliseconds as the contract's type: tz-aware UTC at millisecond resolution."""
+    return pd.Series(pd.to_datetime(time_ms, unit="ms", utc=True)).astype("datetime64[ms, UTC]")
+
+
 def _local_text(time_ms: np.ndarray, zone: str) -> list[str]:
     stamps = pd.DatetimeIndex(pd.to_datetime(time_ms, unit="ms", utc=True)).tz_convert(zone)
     return [str(v) for v in stamps.strftime("%Y-%m-%d %H:%M")]
@@ -234,8 +239,8 @@ def build_findings(
         {
             "msisdn": msisdn,
             "group": groups,
-            "first_seen": pd.to_datetime(first, unit="ms", utc=True),
-            "last_seen": pd.to_datetime(last, unit="ms", utc=True),
+            "first_seen": _utc_ms(first),
+            "last_seen": _utc_ms(last),
             "record_count": count,
             "total_charge": total_charge,
             "handset_model": models,
@@ -304,7 +309,7 @@ def build_findings(
         {
             "finding_id": np.repeat(np.array(finding_ids, dtype=object), count),
             "record_id": id_list,
-            "start_time": pd.to_datetime(times, unit="ms", utc=True),
+            "start_time": _utc_ms(times),
             "record_type": pc.cast(rtype, pa.string()).to_pylist(),
         }
     )

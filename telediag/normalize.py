@@ -130,7 +130,7 @@ def _parse_numeric(
     if pa.types.is_null(arr.type):
         return pa.chunked_array([pa.nulls(len(arr), target)])
     try:
-        return pc.cast(arr, target)
+        return pc.cast(arr, target, safe=False)  # sub-millisecond digits are dropped
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     # Row-level fallback: parse what parses, set aside what does not.
@@ -153,7 +153,7 @@ def _parse_time(arr: pa.ChunkedArray, zone: str, reason: np.ndarray) -> pa.Chunk
     if pa.types.is_timestamp(t):
         if t.tz is None:
             arr = pc.assume_timezone(arr, zone, ambiguous="earliest", nonexistent="earliest")
-        return pc.cast(arr, target)
+        return pc.cast(arr, target, safe=False)  # sub-millisecond digits are dropped
     if pa.types.is_date(t):
         return _parse_time(pc.cast(arr, pa.timestamp("ms")), zone, reason)
     text = arr.cast(pa.string())

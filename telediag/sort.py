@@ -108,7 +108,11 @@ def sort_records(normalized: Normalized) -> SortedRecords:
     valid_rows = np.flatnonzero(normalized.valid).astype(np.int64)
     table = normalized.table
     codes_all, msisdns = _sorted_dictionary_codes(table["msisdn"])
-    times_all = np.asarray(pc.cast(table["start_time"], pa.int64()).to_numpy(zero_copy_only=False))
+    # Set-aside rows may have no time; they are dropped below, so 0 is only a filler.
+    times_all = np.asarray(
+        pc.fill_null(pc.cast(table["start_time"], pa.int64()), 0).to_numpy(zero_copy_only=False),
+        dtype=np.int64,
+    )
     if valid_rows.size < codes_all.size:
         codes = codes_all[valid_rows]
         times = times_all[valid_rows]

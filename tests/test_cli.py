@@ -45,8 +45,16 @@ def test_scan_writes_the_findings_table(tmp_path: Path, suffix: str) -> None:
     assert list(frame["rule_id"]) == ["TD001"]
     assert str(frame["msisdn"][0]) == "13800000001"
     assert ids[0] == "b01" and len(ids) == 40
-    for col in ("finding_id", "root_cause", "first_seen", "last_seen", "record_count",
-                "charge", "confidence", "summary"):
+    for col in (
+        "finding_id",
+        "root_cause",
+        "first_seen",
+        "last_seen",
+        "record_count",
+        "charge",
+        "confidence",
+        "summary",
+    ):
         assert col in frame.columns
 
 
@@ -82,8 +90,16 @@ def test_rejects_and_evidence_files(tmp_path: Path) -> None:
         CASE.read_text() + "zz1,sms,mo,yesterday,13800000001,,,,5,0.1\n", encoding="utf-8"
     )
     rejects, evidence = tmp_path / "rejects.csv", tmp_path / "evidence.csv"
-    result = run("scan", str(src), "--out", str(tmp_path / "f.parquet"), "--rejects",
-                 str(rejects), "--evidence", str(evidence))
+    result = run(
+        "scan",
+        str(src),
+        "--out",
+        str(tmp_path / "f.parquet"),
+        "--rejects",
+        str(rejects),
+        "--evidence",
+        str(evidence),
+    )
     assert result.returncode == 0, result.stderr
     assert "1 set aside" in result.stdout and "unparseable start_time" in result.stdout
     rej = pd.read_csv(rejects)

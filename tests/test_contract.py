@@ -20,8 +20,18 @@ from telediag.catalog import ROOT_CAUSES
 from telediag.schema import COLUMNS
 
 NUMBERS = st.sampled_from(
-    ["13800000001", "13800000002", "+8613900000003", "0044770090012", "+43664684000",
-     "10658000", "17266", "10086", "00195886201123456", ""]
+    [
+        "13800000001",
+        "13800000002",
+        "+8613900000003",
+        "0044770090012",
+        "+43664684000",
+        "10658000",
+        "17266",
+        "10086",
+        "00195886201123456",
+        "",
+    ]
 )
 IMEIS = st.sampled_from(
     ["35885000000012", "35069800000018", "86091200000015", "35201401000017", "123", None]
@@ -70,7 +80,7 @@ def tables(draw: st.DrawFn) -> pa.Table:
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame["start_time"] = pd.to_datetime(frame["start_time"])
     schema = pa.schema(
-        [(c, pa.timestamp("ms") if c == "start_time" else t) for c, t in COLUMNS.items()]
+        [(c, pa.timestamp("us") if c == "start_time" else t) for c, t in COLUMNS.items()]
     )
     return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
 
