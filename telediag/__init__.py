@@ -3,6 +3,7 @@
 The public API is small; everything not listed in ``__all__`` is private.
 """
 
+from telediag.callerid import decode_caller_ids
 from telediag.catalog import Rule, load_rules
 from telediag.errors import (
     ColumnMapError,
@@ -28,6 +29,7 @@ __all__ = [
     "ScanResult",
     "TelediagError",
     "__version__",
+    "decode_caller_ids",
     "investigate",
     "load_rules",
     "scan",

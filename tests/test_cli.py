@@ -142,3 +142,23 @@ def test_public_api_is_small_and_sorted() -> None:
     assert telediag.__all__ == sorted(telediag.__all__)
     for name in telediag.__all__:
         assert hasattr(telediag, name)
+
+
+def test_decode_command_prints_contract_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["decode", "0019588620112345678", "13812345678", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[0] == {
+        "number": "0019588620112345678",
+        "international": True,
+        "carrier_code": "195",
+        "carrier": "China Mobile",
+        "country_code": "886",
+        "region": "TW",
+        "gateway_area_code": "20",
+        "gateway_city": "Guangzhou",
+        "gateway_index": 1,
+        "caller_number": "12345678",
+    }
+    assert lines[1]["international"] is False
+    assert main(["decode", "0019588620112345678"]) == 0
+    assert "Guangzhou" in capsys.readouterr().out
