@@ -78,13 +78,18 @@ class Handset(_Model):
     first_seen: dt.datetime
     last_seen: dt.datetime
     records: int
+    other_numbers: list[str] = Field(
+        default_factory=list, description="other subscribers seen on this handset"
+    )
 
 
 class Change(_Model):
-    """A change of handset (IMEI) or SIM (IMSI) seen in the records."""
+    """A change seen in the records: of handset (IMEI), of SIM (IMSI), or of the number
+    using one of the subscriber's handsets (``number``: ``before`` used it until ``time``,
+    then ``after``)."""
 
     time: dt.datetime
-    kind: Literal["handset", "sim"]
+    kind: Literal["handset", "sim", "number"]
     before: str
     after: str
 
@@ -138,6 +143,7 @@ class InvestigatedFinding(_Model):
     rule_name: str
     root_cause: str
     title: str
+    detector_kind: str
     confidence: float
     first_seen: dt.datetime
     last_seen: dt.datetime
@@ -356,7 +362,9 @@ def investigate(
             investigate_by=due["investigate"],
             resolve_by=due["resolve"],
         )
-    frame = _subscriber_frame(records, own, zone)
+    everything = _records_frame(records, zone)
+    mine_rows = everything["msisdn"] == msisdn
+    frame = everything[mine_rows].reset_index(drop=True)
     inv = Investigation(
         msisdn=msisdn,
         period=Period(
@@ -366,7 +374,7 @@ def investigate(
             first_record=None if frame.empty else frame["start_time"].min().to_pydatetime(),
             last_record=None if frame.empty else frame["start_time"].max().to_pydatetime(),
         ),
-        overview=_overview(frame, zone),
+        overview=_overview(frame, everything, msisdn),
         findings=findings,
         ruled_out=ruled_out,
         deadlines=deadlines,
@@ -374,9 +382,14 @@ def investigate(
         rule_errors=errors,
         telediag_version=__version__,
     )
+    # The records to show: the subscriber's, plus other subscribers' records that are
+    # evidence (a failed MMS sent from the same handset under the previous SIM).
     evidence_ids = {rid for f in findings for rid in f.evidence}
-    frame["evidence"] = frame["record_id"].isin(evidence_ids)
-    inv._records = frame
+    is_evidence = everything["record_id"].isin(evidence_ids)
+    shown = everything[mine_rows | is_evidence].copy()
+    shown["evidence"] = is_evidence[mine_rows | is_evidence]
+    shown["own"] = shown["msisdn"] == msisdn
+    inv._records = shown.reset_index(drop=True)
     return inv
 
 
@@ -389,10 +402,13 @@ def _applies(rule: Rule, own_types: set[str]) -> bool:
     return bool(types & own_types)
 
 
-def _subscriber_frame(records: SortedRecords, own: np.ndarray, zone: str) -> pd.DataFrame:
-    positions = np.flatnonzero(own)
+def _records_frame(records: SortedRecords, zone: str) -> pd.DataFrame:
+    """Every usable record read (the subscriber's and their handsets'), in time order."""
+    positions = np.arange(len(records))
+    positions = positions[np.argsort(records.time_ms, kind="stable")]
     rows = pa.array(records.order[positions])
     cols = [
+        "msisdn",
         "record_type",
         "direction",
         "start_time",
@@ -419,7 +435,9 @@ def _subscriber_frame(records: SortedRecords, own: np.ndarray, zone: str) -> pd.
     return frame
 
 
-def _overview(frame: pd.DataFrame, zone: str) -> Overview:
+def _overview(frame: pd.DataFrame, everything: pd.DataFrame, msisdn: str) -> Overview:
+    """The subscriber's totals, handsets and changes; ``everything`` adds the other
+    numbers seen on the same handsets."""
     from telediag.devices import lookup_handsets
 
     if frame.empty:
@@ -458,10 +476,13 @@ def _overview(frame: pd.DataFrame, zone: str) -> Overview:
                     first_seen=row["first"].to_pydatetime(),
                     last_seen=row["last"].to_pydatetime(),
                     records=int(row["n"]),
+                    other_numbers=sorted(
+                        set(everything.loc[everything["imei"] == imei, "msisdn"]) - {msisdn}
+                    ),
                 )
             )
     changes: list[Change] = []
-    kinds: tuple[tuple[str, Literal["handset", "sim"]], ...] = (
+    kinds: tuple[tuple[str, Literal["handset", "sim", "number"]], ...] = (
         ("imei", "handset"),
         ("imsi", "sim"),
     )
@@ -480,15 +501,36 @@ def _overview(frame: pd.DataFrame, zone: str) -> Overview:
                     after=str(values[i]),
                 )
             )
-    changes.sort(key=lambda c: c.time)
+    changes.extend(_number_changes(everything, [h.imei for h in handsets]))
+    changes.sort(key=lambda c: (c.time, c.kind))
     return Overview(
         records=len(frame),
         charge=round(float(charge.sum()), 6),
-        by_type=[TypeTotal.model_validate(r) for r in by_type.to_dict(orient="records")],
-        by_day=[DayTotal.model_validate(r) for r in by_day.to_dict(orient="records")],
+        by_type=[
+            TypeTotal.model_validate(r) for r in by_type.round({"charge": 6}).to_dict("records")
+        ],
+        by_day=[DayTotal.model_validate(r) for r in by_day.round({"charge": 6}).to_dict("records")],
         handsets=handsets,
         changes=changes,
     )
+
+
+def _number_changes(everything: pd.DataFrame, imeis: list[str]) -> list[Change]:
+    """When one of the subscriber's handsets passed from one number to another."""
+    out: list[Change] = []
+    for imei in imeis:
+        on = everything[everything["imei"] == imei]
+        numbers = on["msisdn"].astype(str).to_numpy()
+        for i in np.flatnonzero(numbers[1:] != numbers[:-1]) + 1:
+            out.append(
+                Change(
+                    time=on["start_time"].iloc[i].to_pydatetime(),
+                    kind="number",
+                    before=str(numbers[i - 1]),
+                    after=str(numbers[i]),
+                )
+            )
+    return out
 
 
 def _detail(row: pd.Series) -> str:
@@ -579,6 +621,7 @@ def _finding_entries(
                 rule_name=rule.name,
                 root_cause=rule.root_cause,
                 title=rule.title,
+                detector_kind=rule.detector.kind,
                 confidence=float(r.confidence),
                 first_seen=_to_local(r.first_seen, settings.tz),
                 last_seen=_to_local(r.last_seen, settings.tz),

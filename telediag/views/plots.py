@@ -10,7 +10,6 @@ whether it can be.
 from __future__ import annotations
 
 import io
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -153,16 +152,9 @@ def timeline_png(inv: Investigation) -> bytes:
     return _png(fig)
 
 
-@lru_cache(maxsize=1)
-def _detector_kinds() -> dict[str, str]:
-    from telediag.catalog import load_rules
-
-    return {r.id: r.detector.kind for r in load_rules()}
-
-
 def gap_kind(finding: InvestigatedFinding) -> str | None:
     """The detector kind of the finding's rule if it is a timing one (burst, periodic)."""
-    kind = _detector_kinds().get(finding.rule_id)
+    kind = finding.detector_kind
     return kind if kind in GAP_KINDS else None
 
 
