@@ -115,7 +115,7 @@ def run_catalog(
     progress: Progress | None = None,
 ) -> EngineResult:
     """Run every rule; collect findings, evidence, errors and timings."""
-    evaluator = FilterEvaluator(records.table, settings)
+    evaluator = FilterEvaluator(records.table, settings, records.normalized.encoded)
     all_findings: list[pd.DataFrame] = []
     all_evidence: list[pd.DataFrame] = []
     errors: list[RuleError] = []

@@ -59,18 +59,48 @@ def condition_mask(cond: Condition, arr: pa.Array | pa.ChunkedArray) -> np.ndarr
     return np.asarray(pc.fill_null(ok, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-class FilterEvaluator:
-    """Evaluates record filters over one table, caching whole-column condition masks."""
+def dictionary_condition_mask(cond: Condition, encoded: pa.DictionaryArray) -> np.ndarray:
+    """The condition judged once per distinct value, then looked up for every row."""
+    dictionary = encoded.dictionary
+    per_value = condition_mask(cond, dictionary)
+    on_null = condition_mask(cond, pa.nulls(1, dictionary.type))[0]
+    lookup = np.append(per_value, on_null)
+    indices = pc.fill_null(encoded.indices, len(dictionary)).to_numpy(zero_copy_only=False)
+    return np.asarray(lookup[indices], dtype=bool)
 
-    def __init__(self, table: pa.Table, settings: ScanSettings) -> None:
+
+class FilterEvaluator:
+    """Evaluates record filters over one table, caching whole-column condition masks.
+
+    Text columns are judged on their distinct values (a month has millions of rows but
+    a handful of record types, statuses or protocol labels) and the answer is looked up
+    per row; the encodings made while normalizing are reused.
+    """
+
+    def __init__(
+        self,
+        table: pa.Table,
+        settings: ScanSettings,
+        encoded: dict[str, pa.DictionaryArray] | None = None,
+    ) -> None:
         self.table = table
         self.settings = settings
+        self._encoded: dict[str, pa.DictionaryArray] = dict(encoded or {})
         self._cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def _encoding(self, column: str) -> pa.DictionaryArray:
+        if column not in self._encoded:
+            self._encoded[column] = pc.dictionary_encode(self.table[column].combine_chunks())
+        return self._encoded[column]
 
     def _base(self, column: str, cond: Condition) -> np.ndarray:
         key = (column, cond.model_dump_json())
         if key not in self._cache:
-            self._cache[key] = condition_mask(cond, self.table[column])
+            arr = self.table[column]
+            if pa.types.is_string(arr.type):
+                self._cache[key] = dictionary_condition_mask(cond, self._encoding(column))
+            else:
+                self._cache[key] = condition_mask(cond, arr)
         return self._cache[key]
 
     def mask(self, flt: RecordFilter) -> np.ndarray:

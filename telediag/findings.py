@@ -116,6 +116,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _rows(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
+    """The frame's rows as dicts of plain Python values (NaN as None)."""
+    cols = {c: [_plain(v) for v in frame[c].to_numpy(dtype=object)] for c in columns}
+    return [{c: cols[c][i] for c in columns} for i in range(len(frame))]
+
+
 def _group_labels(cands: Candidates) -> list[str]:
     if not cands.key_columns:
         return [""] * len(cands)
@@ -266,6 +272,9 @@ def build_findings(
     measures_json: list[str] = []
     first_local = _local_text(first, clock.zone)
     last_local = _local_text(last, clock.zone)
+    # Plain Python values, column by column, once: the loop below only formats text.
+    measure_rows = _rows(m, measure_names)
+    extra_rows = _rows(extra, [c for c in extra.columns if c not in ("first_seen", "last_seen")])
     for i in range(k):
         lo, hi = int(cands.offsets[i]), int(cands.offsets[i + 1])
         ev = id_list[lo:hi]
@@ -274,15 +283,12 @@ def build_findings(
             "\x1f".join([rule.id, str(msisdn[i]), *sorted(ev)]).encode(), digest_size=8
         ).hexdigest()
         finding_ids.append(f"{rule.id}-{digest}")
-        values = {name: _plain(m[name].iat[i]) for name in measure_names}
-        values.update({name: _plain(extra[name].iat[i]) for name in extra.columns})
+        values = {**measure_rows[i], **extra_rows[i]}
         values["first_seen"] = first_local[i]
         values["last_seen"] = last_local[i]
         values["handset_model"] = values["handset_model"] or "unknown handset"
         summaries.append(SUMMARY_FORMATTER.vformat(rule.summary, (), values))
-        measures_json.append(
-            json.dumps({name: _plain(m[name].iat[i]) for name in measure_names}, sort_keys=True)
-        )
+        measures_json.append(json.dumps(measure_rows[i], sort_keys=True))
     findings = pd.DataFrame(
         {
             "finding_id": finding_ids,

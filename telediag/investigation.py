@@ -330,7 +330,7 @@ def investigate(
         raise InputError(f"no records of subscriber {msisdn} in the input and period given")
     code = int(sub_codes[0])
 
-    evaluator = FilterEvaluator(records.table, settings)
+    evaluator = FilterEvaluator(records.table, settings, normalized.encoded)
     findings: list[InvestigatedFinding] = []
     ruled_out: list[RuledOut] = []
     errors: list[str] = []

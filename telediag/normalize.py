@@ -87,6 +87,8 @@ class Normalized:
     valid: np.ndarray
     reason: np.ndarray
     report: InputReport
+    #: Dictionary-encoded forms of columns already encoded while normalizing.
+    encoded: dict[str, pa.DictionaryArray] = field(default_factory=dict)
 
     def rejects(self) -> pa.Table:
         """The set-aside rows as they were read, with a ``reason`` column first."""
@@ -184,11 +186,14 @@ def _parse_time_strings(values: pd.Series, zone: str) -> pd.Series:
     return out
 
 
-def _normalize_enum(arr: pa.ChunkedArray) -> pa.ChunkedArray:
+def _normalize_enum(arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.DictionaryArray]:
+    """Trimmed, lower-cased values, and the same as a dictionary array (kept so that
+    filters on the column can be judged on its few distinct values)."""
     text = arr.cast(pa.string()) if arr.type != pa.string() else arr
     encoded = pc.dictionary_encode(text.combine_chunks())
     cleaned = pc.utf8_lower(pc.utf8_trim_whitespace(encoded.dictionary))
-    return pa.chunked_array([pc.take(cleaned, encoded.indices)])
+    dictionary = pa.DictionaryArray.from_arrays(encoded.indices, cleaned)
+    return pa.chunked_array([pc.take(cleaned, encoded.indices)]), dictionary
 
 
 def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
@@ -198,6 +203,7 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
     n = src.num_rows
     reason = np.zeros(n, dtype=np.int16)
     columns: dict[str, pa.ChunkedArray] = {}
+    encoded: dict[str, pa.DictionaryArray] = {}
 
     msisdn = src["msisdn"].cast(pa.string()) if src["msisdn"].type != pa.string() else src["msisdn"]
     msisdn = pc.utf8_trim_whitespace(msisdn)
@@ -205,7 +211,7 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
     columns["msisdn"] = msisdn
 
     for name in ("record_type", "direction"):
-        values = _normalize_enum(src[name])
+        values, encoded[name] = _normalize_enum(src[name])
         missing = pc.or_kleene(values.is_null(), pc.equal(values, ""))
         _mark(reason, missing, f"missing {name}")
         _mark(reason, pc.invert(pc.is_in(values, pa.array(ENUMS[name]))), f"unknown {name}")
@@ -223,7 +229,7 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
         elif name in NUMERIC_COLUMNS:
             columns[name] = _parse_numeric(name, src[name], target, reason)
         elif name in ENUMS:
-            columns[name] = _normalize_enum(src[name])
+            columns[name], encoded[name] = _normalize_enum(src[name])
         else:
             arr = src[name]
             columns[name] = arr if arr.type == target else arr.cast(target)
@@ -243,4 +249,6 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
     report = InputReport(
         files=raw.files, rows_read=n, rows_used=int(valid.sum()), set_aside=set_aside
     )
-    return Normalized(raw=raw, table=table, valid=valid, reason=reason, report=report)
+    return Normalized(
+        raw=raw, table=table, valid=valid, reason=reason, report=report, encoded=encoded
+    )

@@ -231,6 +231,28 @@ def _classify_unique(number: str, home: HomeCountry) -> tuple[bool, str | None, 
     return False, home.country_code, home.region
 
 
+#: Plain digits with no leading zero carry no international prefix: always domestic.
+_PLAIN_DOMESTIC = r"^[1-9][0-9]*$"
+
+
+def _classify_all(
+    uniques: list[str], home: HomeCountry
+) -> list[tuple[bool, str | None, str | None]]:
+    """Classify distinct numbers; the common case (plain domestic digits) in one vector
+    step, the rest (``+``, ``0``, separators, text) one by one."""
+    plain = np.asarray(
+        pc.match_substring_regex(pa.array(uniques, type=pa.string()), _PLAIN_DOMESTIC)
+        .fill_null(False)
+        .to_numpy(zero_copy_only=False),
+        dtype=bool,
+    )
+    domestic = (False, home.country_code, home.region)
+    return [
+        domestic if is_plain else _classify_unique(u, home)
+        for u, is_plain in zip(uniques, plain, strict=True)
+    ]
+
+
 def classify_numbers(numbers: NumberInput, home: HomeCountry | None = None) -> pd.DataFrame:
     """Classify a column of phone numbers as domestic or international.
 
@@ -250,7 +272,7 @@ def classify_numbers(numbers: NumberInput, home: HomeCountry | None = None) -> p
     """
     home = HomeCountry() if home is None else home
     uniques, codes, index = _factorize(numbers)
-    answers = [_classify_unique(u, home) for u in uniques]
+    answers = _classify_all(uniques, home)
     intl = [a[0] for a in answers]
     country = [a[1] for a in answers]
     region = [a[2] for a in answers]

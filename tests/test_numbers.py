@@ -168,7 +168,8 @@ def test_each_distinct_value_is_classified_once(monkeypatch: pytest.MonkeyPatch)
         ]
     )
     frame = classify_numbers(column)
-    assert sorted(seen) == sorted(distinct)  # once each, never for nulls
+    # Once each, never for nulls; plain domestic digits are answered in one vector step.
+    assert sorted(seen) == ["+43664684000", "0046701234567"]
     expected = np.array([True, False, True, False, False])[picks]
     assert (frame["international"].to_numpy(dtype=bool, na_value=False) == expected).all()
     assert frame["international"].isna().sum() == (picks == len(distinct)).sum()
@@ -270,3 +271,22 @@ def test_plus_and_double_zero_agree(code: str, rest: str) -> None:
     if (code + rest)[:3] not in {"190", "193", "195", "196", "197"}:
         assert plus == zeros  # "00195…" may be a carrier-routed caller ID instead
     assert plus[0] == (code != "86")
+
+
+def test_plain_domestic_fast_path_agrees_with_the_parser() -> None:
+    from telediag.numbers import HomeCountry, _classify_all, _classify_unique
+
+    home = HomeCountry()
+    sample = [
+        "13800000001",
+        "17266",
+        "10658000",
+        "8613800000001",
+        "95588",
+        "1",
+        "10086",
+        "19055551234",
+        "4420712345678",
+        "43664684000",
+    ]
+    assert _classify_all(sample, home) == [_classify_unique(n, home) for n in sample]
