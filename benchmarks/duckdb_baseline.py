@@ -1,0 +1,389 @@
+"""Baseline: the ten root causes as hand-written DuckDB SQL, timed over one Parquet month.
+
+    python benchmarks/duckdb_baseline.py benchmarks/data/month-10m.parquet
+    python benchmarks/duckdb_baseline.py DATA --threads 2 --direct --json
+
+This is the speed to beat: the same questions telediag's rules ask, with comparable
+thresholds, written as window functions and aggregates over the contract's table. The
+file (or directory of Parquet files) is loaded into an in-memory DuckDB table first
+("load"); then the ten queries run ("queries"). ``--direct`` skips the load and queries
+the Parquet files in place. Peak memory is the process's max RSS, DuckDB included.
+
+Where ``<input>.truth.csv`` exists (written by ``benchmarks/generate.py``) the recall of
+the injected cases is reported per root cause, and how many (root cause, msisdn) pairs
+were found that were not injected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+import pandas as pd
+import psutil
+
+ROOT: Final = Path(__file__).resolve().parents[1]
+DEVICES_CSV: Final = ROOT / "telediag" / "data" / "devices.csv"
+NETWORKS_CSV: Final = ROOT / "telediag" / "data" / "networks.csv"
+
+# Each query returns: root_cause, msisdn, first_seen, last_seen, records, charge.
+# Thresholds follow the rules in rules/TD*.yaml where they exist.
+
+INTERNATIONAL = """(
+    (peer_number LIKE '+%' AND peer_number NOT LIKE '+86%')
+    OR (peer_number LIKE '00%' AND peer_number NOT LIKE '0086%')
+)"""
+
+QUERIES: Final[dict[str, str]] = {
+    # Case 1: a burst of MO SMS to one recipient, one length, short gaps.
+    "anti_theft_sms_forwarding": """
+WITH s AS (
+    SELECT msisdn, peer_number, start_time, sms_length, charge,
+           epoch(start_time) - lag(epoch(start_time)) OVER w AS gap
+    FROM cdr
+    WHERE record_type = 'sms' AND direction = 'mo' AND peer_number IS NOT NULL
+    WINDOW w AS (PARTITION BY msisdn, peer_number ORDER BY start_time)
+), b AS (
+    SELECT *, sum(CASE WHEN gap IS NULL OR gap > 1800 THEN 1 ELSE 0 END) OVER (
+        PARTITION BY msisdn, peer_number ORDER BY start_time ROWS UNBOUNDED PRECEDING
+    ) AS burst
+    FROM s
+), big AS (
+    SELECT msisdn, peer_number, burst
+    FROM b GROUP BY ALL HAVING count(*) >= 30
+), rows AS (
+    SELECT b.* FROM b JOIN big USING (msisdn, peer_number, burst)
+), lens AS (
+    SELECT msisdn, peer_number, burst, sms_length, count(*) AS c FROM rows GROUP BY ALL
+), top AS (
+    SELECT msisdn, peer_number, burst, max(c) AS top FROM lens GROUP BY ALL
+), g AS (
+    SELECT msisdn, peer_number, burst, count(*) AS n,
+           median(gap) FILTER (WHERE gap <= 1800) AS med_gap,
+           min(start_time) AS first_seen, max(start_time) AS last_seen,
+           coalesce(sum(charge), 0) AS charge
+    FROM rows GROUP BY ALL
+)
+SELECT 'anti_theft_sms_forwarding' AS root_cause, msisdn, first_seen, last_seen,
+       n AS records, charge
+FROM g JOIN top USING (msisdn, peer_number, burst)
+WHERE med_gap <= 300 AND top >= 0.8 * n
+""",
+    # Case 2: a failed MMS submit under A, then the same handset under C sends the same
+    # MMS (recipient and size) within a week.
+    "mms_outbox_resend_after_sim_swap": """
+WITH sub AS (
+    SELECT msisdn, imei, peer_number, mms_size, start_time, status, charge
+    FROM cdr
+    WHERE record_type = 'mms' AND direction = 'mo' AND mms_event = 'submit'
+      AND imei IS NOT NULL AND peer_number IS NOT NULL AND mms_size IS NOT NULL
+), f AS (SELECT * FROM sub WHERE status = 'failed'),
+o AS (SELECT * FROM sub WHERE coalesce(status, 'ok') = 'ok')
+SELECT 'mms_outbox_resend_after_sim_swap' AS root_cause, o.msisdn,
+       min(f.start_time) AS first_seen, max(o.start_time) AS last_seen,
+       count(*) + 1 AS records, coalesce(sum(o.charge), 0) AS charge
+FROM f JOIN o
+  ON f.imei = o.imei AND f.peer_number = o.peer_number AND f.mms_size = o.mms_size
+ AND o.msisdn <> f.msisdn AND o.start_time > f.start_time
+ AND o.start_time <= f.start_time + INTERVAL 7 DAY
+GROUP BY o.msisdn
+""",
+    # Case 3: many failed attempts on one MMS id; or one MMS submitted again and again.
+    "mms_retry_loop": """
+WITH fetches AS (
+    SELECT msisdn, min(start_time) AS first_seen, max(start_time) AS last_seen,
+           count(*) AS n, count_if(status = 'failed') AS nf,
+           coalesce(sum(charge), 0) AS charge
+    FROM cdr
+    WHERE record_type IN ('data', 'mms') AND mms_message_id IS NOT NULL
+    GROUP BY msisdn, mms_message_id
+    HAVING nf >= 20 AND nf >= 0.8 * n
+), s AS (
+    SELECT msisdn, peer_number, mms_size, start_time, charge,
+           epoch(start_time) - lag(epoch(start_time)) OVER w AS gap
+    FROM cdr
+    WHERE record_type = 'mms' AND direction = 'mo' AND mms_event = 'submit'
+      AND peer_number IS NOT NULL AND mms_size IS NOT NULL
+    WINDOW w AS (PARTITION BY msisdn, peer_number, mms_size ORDER BY start_time)
+), sb AS (
+    SELECT *, sum(CASE WHEN gap IS NULL OR gap > 10800 THEN 1 ELSE 0 END) OVER (
+        PARTITION BY msisdn, peer_number, mms_size ORDER BY start_time
+        ROWS UNBOUNDED PRECEDING) AS burst
+    FROM s
+), resend AS (
+    SELECT msisdn, min(start_time) AS first_seen, max(start_time) AS last_seen,
+           count(*) AS n, coalesce(sum(charge), 0) AS charge
+    FROM sb GROUP BY msisdn, peer_number, mms_size, burst HAVING count(*) >= 5
+)
+SELECT 'mms_retry_loop' AS root_cause, msisdn, first_seen, last_seen, n AS records, charge
+FROM fetches
+UNION ALL
+SELECT 'mms_retry_loop', msisdn, first_seen, last_seen, n, charge FROM resend
+""",
+    # Case 5: circuit-switched data calls to an international number.
+    "international_dialup_trap": f"""
+SELECT 'international_dialup_trap' AS root_cause, msisdn, min(start_time) AS first_seen,
+       max(start_time) AS last_seen, count(*) AS records, coalesce(sum(charge), 0) AS charge
+FROM cdr
+WHERE record_type = 'csd' AND direction = 'mo' AND {INTERNATIONAL}
+GROUP BY msisdn, peer_number
+""",
+    # Case 6: MMS from one sender rejected again and again, others delivered.
+    "mms_sender_blocklisted": """
+WITH d AS (
+    SELECT msisdn, peer_number, status, start_time, charge
+    FROM cdr
+    WHERE record_type = 'mms' AND direction = 'mt' AND mms_event = 'deliver'
+      AND peer_number IS NOT NULL
+), per AS (
+    SELECT msisdn, peer_number, count(*) AS n, count_if(status = 'rejected') AS nr,
+           count_if(coalesce(status, 'ok') = 'ok') AS nok,
+           min(start_time) FILTER (WHERE status = 'rejected') AS first_seen,
+           max(start_time) FILTER (WHERE status = 'rejected') AS last_seen,
+           coalesce(sum(charge) FILTER (WHERE status = 'rejected'), 0) AS charge
+    FROM d GROUP BY ALL
+), ok_total AS (
+    SELECT msisdn, sum(nok) AS nok_all FROM per GROUP BY msisdn
+)
+SELECT 'mms_sender_blocklisted' AS root_cause, per.msisdn, first_seen, last_seen,
+       nr AS records, charge
+FROM per JOIN ok_total USING (msisdn)
+WHERE nr >= 2 AND nr >= 0.8 * n AND nok_all - nok >= 1
+""",
+    # Case 7: MMS or WAP traffic on the WTLS ports.
+    "mms_encrypted_port": """
+SELECT 'mms_encrypted_port' AS root_cause, msisdn, min(start_time) AS first_seen,
+       max(start_time) AS last_seen, count(*) AS records, coalesce(sum(charge), 0) AS charge
+FROM cdr
+WHERE record_type IN ('mms', 'data') AND server_port IN (9202, 9203)
+  AND (record_type = 'mms' OR mms_message_id IS NOT NULL OR apn LIKE 'cmwap%'
+       OR app_protocol LIKE 'MMS%' OR app_protocol LIKE 'WAP%' OR app_protocol LIKE 'WTLS%')
+GROUP BY msisdn
+""",
+    # Case 8: failures while roaming in a network whose bands the handset lacks.
+    "roaming_band_unsupported": """
+WITH r AS (
+    SELECT c.msisdn, c.visited_mcc, c.status, c.start_time, c.charge,
+           d.bands AS handset_bands, n.gsm_bands AS network_bands
+    FROM cdr c
+    JOIN devices d ON substr(c.imei, 1, 8) = d.tac
+    JOIN networks n ON c.visited_mcc BETWEEN n.mcc_from AND n.mcc_to
+    WHERE c.visited_mcc IS NOT NULL AND c.visited_mcc <> 460 AND c.imei IS NOT NULL
+)
+SELECT 'roaming_band_unsupported' AS root_cause, msisdn, min(start_time) AS first_seen,
+       max(start_time) AS last_seen, count(*) AS records, coalesce(sum(charge), 0) AS charge
+FROM r
+WHERE NOT list_has_any(string_split(handset_bands, '/'),
+                       string_split(coalesce(network_bands, ''), '/'))
+GROUP BY msisdn, visited_mcc
+HAVING count_if(status = 'failed') >= 1
+""",
+    # Case 9: MO SMS to one foreign number on many days, the only foreign number texted.
+    "handset_auto_international_sms": f"""
+WITH s AS (
+    SELECT msisdn, peer_number, count(*) AS n,
+           count(DISTINCT CAST(timezone('Asia/Shanghai', start_time) AS DATE)) AS days,
+           min(start_time) AS first_seen, max(start_time) AS last_seen,
+           coalesce(sum(charge), 0) AS charge
+    FROM cdr
+    WHERE record_type = 'sms' AND direction = 'mo' AND {INTERNATIONAL}
+    GROUP BY msisdn, peer_number
+), k AS (
+    SELECT *, count(*) OVER (PARTITION BY msisdn) AS foreign_numbers FROM s
+)
+SELECT 'handset_auto_international_sms' AS root_cause, msisdn, first_seen, last_seen,
+       n AS records, charge
+FROM k WHERE n >= 5 AND days >= 5 AND foreign_numbers = 1
+""",
+    # Case 10: MO SMS sent as class 0 (flash).
+    "flash_sms": """
+SELECT 'flash_sms' AS root_cause, msisdn, min(start_time) AS first_seen,
+       max(start_time) AS last_seen, count(*) AS records, coalesce(sum(charge), 0) AS charge
+FROM cdr
+WHERE record_type = 'sms' AND direction = 'mo' AND sms_class = 0
+GROUP BY msisdn
+""",
+    # Case 11: mail sessions to one server on a timer, with near-constant volume.
+    "mail_polling": """
+WITH m AS (
+    SELECT msisdn, server_ip, start_time, charge,
+           coalesce(bytes_up, 0) + coalesce(bytes_down, 0) AS vol,
+           epoch(start_time) - lag(epoch(start_time)) OVER (
+               PARTITION BY msisdn, server_ip ORDER BY start_time) AS gap
+    FROM cdr
+    WHERE record_type = 'data' AND server_ip IS NOT NULL AND (
+        app_protocol LIKE 'POP%' OR app_protocol LIKE 'IMAP%'
+        OR (app_protocol IS NULL AND server_port IN (110, 995, 143, 993)))
+), g AS (
+    SELECT msisdn, server_ip, count(*) AS n, median(gap) AS period, median(vol) AS vmed
+    FROM m GROUP BY ALL HAVING count(*) >= 24
+), s AS (
+    SELECT m.msisdn, m.server_ip, g.n, g.period,
+           count_if(gap IS NOT NULL AND round(gap / g.period) BETWEEN 1 AND 3
+                    AND abs(gap / g.period - round(gap / g.period)) <= 0.2) AS regular,
+           count_if(abs(vol - g.vmed) <= 0.25 * g.vmed) AS steady,
+           min(start_time) AS first_seen, max(start_time) AS last_seen,
+           coalesce(sum(charge), 0) AS charge
+    FROM m JOIN g USING (msisdn, server_ip)
+    GROUP BY ALL
+)
+SELECT 'mail_polling' AS root_cause, msisdn, first_seen, last_seen, n AS records, charge
+FROM s
+WHERE period BETWEEN 120 AND 3600 AND regular >= 0.7 * (n - 1) AND steady >= 0.7 * n
+""",
+}
+
+
+def read_catalog(path: Path) -> pd.DataFrame:
+    """A CSV shipped with telediag, without its comment lines."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(line for line in fh if not line.startswith("#")))
+    return pd.DataFrame(rows)
+
+
+def source_sql(path: Path) -> str:
+    """read_parquet() over a file or a directory of Parquet files."""
+    pattern = str(path / "*.parquet") if path.is_dir() else str(path)
+    return f"read_parquet('{pattern}')"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(path: Path, threads: int | None, direct: bool) -> dict[str, Any]:
+    """Load (unless ``direct``) and run every query; return timings and findings."""
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    con.execute("SET TimeZone = 'UTC'")
+    devices = read_catalog(DEVICES_CSV)[["tac", "bands"]]
+    networks = read_catalog(NETWORKS_CSV)
+    networks["mcc_from"] = networks["mcc_from"].astype(int)
+    networks["mcc_to"] = networks["mcc_to"].astype(int)
+    con.register("devices_df", devices)
+    con.register("networks_df", networks)
+    con.execute("CREATE TABLE devices AS SELECT * FROM devices_df")
+    con.execute("CREATE TABLE networks AS SELECT * FROM networks_df")
+
+    t0 = time.perf_counter()
+    if direct:
+        con.execute(f"CREATE VIEW cdr AS SELECT * FROM {source_sql(path)}")
+    else:
+        con.execute(f"CREATE TABLE cdr AS SELECT * FROM {source_sql(path)}")
+    load_s = time.perf_counter() - t0
+    n_rows = int(con.sql("SELECT count(*) FROM cdr").fetchall()[0][0])
+
+    per_query: dict[str, float] = {}
+    frames: list[pd.DataFrame] = []
+    t1 = time.perf_counter()
+    for name, sql in QUERIES.items():
+        tq = time.perf_counter()
+        frames.append(con.sql(sql).to_arrow_table().to_pandas())
+        per_query[name] = time.perf_counter() - tq
+    query_s = time.perf_counter() - t1
+    findings = pd.concat(frames, ignore_index=True)
+    rss_now = psutil.Process().memory_info().rss / 2**20
+    con.close()
+    return {
+        "input": str(path),
+        "rows": n_rows,
+        "threads": threads,
+        "direct": direct,
+        "load_s": load_s,
+        "query_s": query_s,
+        "total_s": load_s + query_s,
+        "per_query_s": per_query,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_end_mb": rss_now,
+        "findings": findings,
+    }
+
+
+def truth_file(path: Path) -> Path | None:
+    """The generator's ground truth beside the input, if any."""
+    candidate = path.with_name(path.name + ".truth.csv")
+    return candidate if candidate.exists() else None
+
+
+def score(findings: pd.DataFrame, truth: pd.DataFrame) -> dict[str, Any]:
+    """Recall of injected (root cause, msisdn) pairs; found pairs that were not injected."""
+    found = set(zip(findings["root_cause"], findings["msisdn"], strict=True))
+    expected = list(zip(truth["root_cause"], truth["msisdn"], strict=True))
+    hits = pd.Series([pair in found for pair in expected], dtype=bool)
+    by_cause = hits.groupby(truth["root_cause"].to_numpy()).mean().to_dict()
+    injected = set(expected)
+    extra = sorted(p for p in found if p not in injected)
+    extra_by_cause: dict[str, int] = {}
+    for cause, _ in extra:
+        extra_by_cause[cause] = extra_by_cause.get(cause, 0) + 1
+    return {
+        "recall": float(hits.mean()) if len(hits) else float("nan"),
+        "recall_by_cause": {k: float(v) for k, v in sorted(by_cause.items())},
+        "unexpected": len(extra),
+        "unexpected_by_cause": dict(sorted(extra_by_cause.items())),
+    }
+
+
+def report(result: dict[str, Any], scores: dict[str, Any] | None) -> None:
+    findings: pd.DataFrame = result["findings"]
+    print(f"input            {result['input']} ({result['rows']:,} rows)")
+    mode = "query Parquet in place" if result["direct"] else "CREATE TABLE from Parquet"
+    print(f"load             {result['load_s']:.2f} s  ({mode})")
+    print(f"queries          {result['query_s']:.2f} s")
+    print(f"total            {result['total_s']:.2f} s")
+    print(f"peak RSS         {result['peak_rss_mb']:.0f} MB")
+    pairs = findings.groupby("root_cause")["msisdn"].nunique()
+    width = max(len(k) for k in QUERIES)
+    print(f"\n{'root cause':<{width}}  query s  subscribers" + ("  recall" if scores else ""))
+    for name in QUERIES:
+        line = f"{name:<{width}}  {result['per_query_s'][name]:7.2f}  {int(pairs.get(name, 0)):11d}"
+        if scores:
+            rec = scores["recall_by_cause"].get(name)
+            line += f"  {rec:6.1%}" if rec is not None else "       -"
+        print(line)
+    if scores:
+        print(f"\nrecall of injected cases: {scores['recall']:.1%}")
+        print(
+            f"found but not injected:   {scores['unexpected']} "
+            f"{json.dumps(scores['unexpected_by_cause'])}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("input", type=Path, help="Parquet file or directory of Parquet files")
+    parser.add_argument("--threads", type=int, default=None, help="DuckDB threads")
+    parser.add_argument("--direct", action="store_true", help="query the Parquet in place")
+    parser.add_argument("--truth", type=Path, default=None, help="ground truth CSV")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    if not args.input.exists():
+        print(f"duckdb_baseline: no such input: {args.input}", file=sys.stderr)
+        return 2
+    result = run(args.input, args.threads, args.direct)
+    truth_path = args.truth or truth_file(args.input)
+    scores = None
+    if truth_path is not None and truth_path.exists():
+        scores = score(result["findings"], pd.read_csv(truth_path, dtype={"msisdn": str}))
+    if args.json:
+        out = {k: v for k, v in result.items() if k != "findings"}
+        out["findings"] = len(result["findings"])
+        if scores:
+            out.update(scores)
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        report(result, scores)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
