@@ -95,6 +95,14 @@ class Normalized:
         rows = np.flatnonzero(~self.valid)
         reasons = pa.array(np.array(("",) + REASONS, dtype=object)[self.reason[rows]])
         taken = self.raw.table.take(pa.array(rows))
+        taken = pa.table(
+            {
+                c: taken[c].cast(taken[c].type.value_type)
+                if pa.types.is_dictionary(taken[c].type)
+                else taken[c]
+                for c in taken.column_names
+            }
+        )
         if "record_id" in taken.column_names:
             ids = pc.coalesce(taken["record_id"].cast(pa.string()), self.raw.generated_ids(rows))
             taken = taken.drop_columns(["record_id"])
@@ -186,11 +194,40 @@ def _parse_time_strings(values: pd.Series, zone: str) -> pd.Series:
     return out
 
 
+def _normalize_subscriber(arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.DictionaryArray]:
+    """The subscriber column without surrounding blanks, and its dictionary encoding.
+
+    The encoding is needed for the sort anyway; trimming its distinct values (and
+    rebuilding the column only when a value changed) avoids a pass over every string.
+    """
+    text = arr.cast(pa.string()) if arr.type != pa.string() else arr
+    encoded = pc.dictionary_encode(text.combine_chunks())
+    trimmed = pc.utf8_trim_whitespace(encoded.dictionary)
+    if pc.all(pc.equal(trimmed, encoded.dictionary)).as_py() in (True, None):
+        return text, encoded
+    column = pc.take(trimmed, encoded.indices)
+    return pa.chunked_array([column]), pc.dictionary_encode(column)
+
+
+def _per_row(per_value: pa.Array, encoded: pa.DictionaryArray) -> np.ndarray:
+    """A per-distinct-value answer spread over the rows (null rows take the null answer)."""
+    values = np.asarray(pc.fill_null(per_value, False).to_numpy(zero_copy_only=False), dtype=bool)
+    lookup = np.append(values, True)
+    indices = pc.fill_null(encoded.indices, len(values)).to_numpy(zero_copy_only=False)
+    return np.asarray(lookup[indices], dtype=bool)
+
+
 def _normalize_enum(arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.DictionaryArray]:
     """Trimmed, lower-cased values, and the same as a dictionary array (kept so that
     filters on the column can be judged on its few distinct values)."""
-    text = arr.cast(pa.string()) if arr.type != pa.string() else arr
-    encoded = pc.dictionary_encode(text.combine_chunks())
+    if pa.types.is_dictionary(arr.type) and arr.num_chunks:
+        unified = arr.unify_dictionaries()
+        indices = pa.chunked_array([c.indices for c in unified.chunks]).combine_chunks()
+        values = unified.chunk(0).dictionary.cast(pa.string())
+        encoded = pa.DictionaryArray.from_arrays(indices, values)
+    else:
+        text = arr.cast(pa.string()) if arr.type != pa.string() else arr
+        encoded = pc.dictionary_encode(text.combine_chunks())
     cleaned = pc.utf8_lower(pc.utf8_trim_whitespace(encoded.dictionary))
     dictionary = pa.DictionaryArray.from_arrays(encoded.indices, cleaned)
     return pa.chunked_array([pc.take(cleaned, encoded.indices)]), dictionary
@@ -205,10 +242,9 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
     columns: dict[str, pa.ChunkedArray] = {}
     encoded: dict[str, pa.DictionaryArray] = {}
 
-    msisdn = src["msisdn"].cast(pa.string()) if src["msisdn"].type != pa.string() else src["msisdn"]
-    msisdn = pc.utf8_trim_whitespace(msisdn)
-    _mark(reason, pc.or_kleene(msisdn.is_null(), pc.equal(msisdn, "")), "missing msisdn")
-    columns["msisdn"] = msisdn
+    columns["msisdn"], encoded["msisdn"] = _normalize_subscriber(src["msisdn"])
+    empty = pc.equal(encoded["msisdn"].dictionary, "")
+    _mark(reason, _per_row(empty, encoded["msisdn"]), "missing msisdn")
 
     for name in ("record_type", "direction"):
         values, encoded[name] = _normalize_enum(src[name])

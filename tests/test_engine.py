@@ -98,3 +98,16 @@ def test_segment_reductions_match_pandas() -> None:
     _, top = sg.seg_mode(codes, ids, nseg)
     expected = frame.groupby("s")["c"].agg(lambda s: s.value_counts().max())
     assert list(top) == list(expected)
+
+
+def test_bucketed_argsort_equals_plain_argsort(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from telediag import sort as sort_mod
+
+    monkeypatch.setattr(sort_mod, "_BUCKET_ROWS", 1000)
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 3000, 20_000).astype(np.int32)
+    times = rng.integers(0, 10**9, 20_000)
+    key = (codes.astype(np.int64) << 30) | times
+    got = sort_mod._argsort_by_subscriber_ranges(key, codes)
+    assert np.array_equal(key[got], np.sort(key))
+    assert sorted(got.tolist()) == list(range(20_000))
