@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pandas as pd
 import phonenumbers
 import pyarrow as pa
-from phonenumbers.geodata.locale import LOCALE_DATA
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from telediag.errors import ConfigError
@@ -308,6 +307,10 @@ def _records(rows: pd.DataFrame | Iterable[CallerId] | CallerId) -> list[dict[st
 
 def _region_name(region: str) -> str:
     """English name of an ISO region, from phonenumbers' locale data."""
+    # Imported here: the locale tables take a third of a second to load and only the
+    # text output of `telediag decode` needs them.
+    from phonenumbers.geodata.locale import LOCALE_DATA
+
     names = LOCALE_DATA.get(region, {})
     name = names.get("en", "")
     if name.startswith("*"):
