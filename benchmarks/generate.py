@@ -52,6 +52,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
+from telediag.catalog import ROOT_CAUSES
+from telediag.schema import COLUMNS
+
 Array = NDArray[Any]
 
 ROOT: Final = Path(__file__).resolve().parents[1]
@@ -59,48 +62,9 @@ DEVICES_CSV: Final = ROOT / "telediag" / "data" / "devices.csv"
 TACDB_CSV: Final = ROOT / "telediag" / "data" / "tacdb.csv"
 
 #: The contract's record table (shared/spec/cdr-schema.md, section 1), in its order.
-SCHEMA: Final = pa.schema(
-    [
-        ("record_id", pa.string()),
-        ("record_type", pa.string()),
-        ("direction", pa.string()),
-        ("start_time", pa.timestamp("ms", tz="UTC")),
-        ("duration_s", pa.float64()),
-        ("msisdn", pa.string()),
-        ("imsi", pa.string()),
-        ("imei", pa.string()),
-        ("peer_number", pa.string()),
-        ("status", pa.string()),
-        ("status_code", pa.int32()),
-        ("charge", pa.float64()),
-        ("visited_mcc", pa.int32()),
-        ("sms_length", pa.int32()),
-        ("sms_class", pa.int32()),
-        ("mms_message_id", pa.string()),
-        ("mms_event", pa.string()),
-        ("mms_size", pa.int64()),
-        ("apn", pa.string()),
-        ("bytes_up", pa.int64()),
-        ("bytes_down", pa.int64()),
-        ("server_ip", pa.string()),
-        ("server_port", pa.int32()),
-        ("app_protocol", pa.string()),
-        ("host", pa.string()),
-    ]
-)
-
-ROOT_CAUSES: Final = (
-    "anti_theft_sms_forwarding",
-    "mms_outbox_resend_after_sim_swap",
-    "mms_retry_loop",
-    "international_dialup_trap",
-    "mms_sender_blocklisted",
-    "mms_encrypted_port",
-    "roaming_band_unsupported",
-    "handset_auto_international_sms",
-    "flash_sms",
-    "mail_polling",
-)
+#: The contract's table (telediag.schema) and root causes (telediag.catalog), reused so the
+#: generator cannot drift from what the scanner reads.
+SCHEMA: Final = pa.schema(list(COLUMNS.items()))
 TRUTH_METADATA_KEY: Final = b"telediag.benchmark.truth"
 TRUTH_COLUMNS: Final = ("root_cause", "msisdn", "first_seen", "last_seen", "records", "note")
 
