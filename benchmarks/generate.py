@@ -1272,7 +1272,8 @@ def case_anti_theft(ctx: Context, k: int) -> None:
             start = at(day0 + r, rng.integers(7 * HOUR_S, 10 * HOUR_S))
             times.append(start + np.cumsum(rng.integers(60, 181, m)) * 1000)
         t = np.concatenate(times)
-        t = np.maximum(t, t_v + 600_000)
+        # Start at least ten minutes after the handset changed hands, keeping the gaps.
+        t = t + max(0, t_v + 600_000 - int(t.min()))
         n = t.shape[0]
         if rng.random() < 0.7:
             peer = const_peer(n, int(pop.msisdn[former]))
