@@ -8,6 +8,7 @@ of the sort, so the scan never sees it but the caller can still write it out.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -242,16 +243,23 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
     columns: dict[str, pa.ChunkedArray] = {}
     encoded: dict[str, pa.DictionaryArray] = {}
 
-    columns["msisdn"], encoded["msisdn"] = _normalize_subscriber(src["msisdn"])
+    # The string work (hashing millions of values) runs in two threads: Arrow releases
+    # the GIL, and the columns do not depend on each other.
+    enum_names = [c for c in ENUMS if c in src.column_names]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        subscriber = pool.submit(_normalize_subscriber, src["msisdn"])
+        enums = {c: pool.submit(_normalize_enum, src[c]) for c in enum_names}
+        columns["msisdn"], encoded["msisdn"] = subscriber.result()
+        for c, future in enums.items():
+            columns[c], encoded[c] = future.result()
+
     empty = pc.equal(encoded["msisdn"].dictionary, "")
     _mark(reason, _per_row(empty, encoded["msisdn"]), "missing msisdn")
-
     for name in ("record_type", "direction"):
-        values, encoded[name] = _normalize_enum(src[name])
-        missing = pc.or_kleene(values.is_null(), pc.equal(values, ""))
-        _mark(reason, missing, f"missing {name}")
-        _mark(reason, pc.invert(pc.is_in(values, pa.array(ENUMS[name]))), f"unknown {name}")
-        columns[name] = values
+        values = encoded[name].dictionary
+        _mark(reason, _per_row(pc.equal(values, ""), encoded[name]), f"missing {name}")
+        known = pc.is_in(values, pa.array(ENUMS[name]))
+        _mark(reason, _per_row(pc.invert(known), encoded[name]), f"unknown {name}")
 
     times = src["start_time"]
     _mark(reason, times.is_null(), "missing start_time")
@@ -264,8 +272,6 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
             columns[name] = pa.chunked_array([pa.nulls(n, target)])
         elif name in NUMERIC_COLUMNS:
             columns[name] = _parse_numeric(name, src[name], target, reason)
-        elif name in ENUMS:
-            columns[name], encoded[name] = _normalize_enum(src[name])
         else:
             arr = src[name]
             columns[name] = arr if arr.type == target else arr.cast(target)
@@ -273,10 +279,13 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
     for name in NON_NEGATIVE:
         _mark(reason, pc.less(columns[name], 0), f"negative {name}")
     for name in ("status", "mms_event"):
-        known = pc.or_kleene(
-            columns[name].is_null(), pc.is_in(columns[name], pa.array(ENUMS[name]))
-        )
-        _mark(reason, pc.invert(known), f"unknown {name}")
+        if name in encoded:
+            unknown = pc.invert(pc.is_in(encoded[name].dictionary, pa.array(ENUMS[name])))
+            # Null means "not given" (status null is ok), so null rows are never unknown.
+            flagged = _per_row(unknown, encoded[name]) & np.asarray(
+                encoded[name].is_valid().to_numpy(zero_copy_only=False), dtype=bool
+            )
+            _mark(reason, flagged, f"unknown {name}")
 
     table = pa.table({name: columns[name] for name in COLUMNS})
     valid = reason == 0

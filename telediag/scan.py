@@ -116,13 +116,15 @@ def scan(
     ignore: list[str] | None = None,
     home: HomeCountry | None = None,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> ScanResult:
     """Scan CDRs with the rule catalog.
 
     ``source`` is a Parquet file, a directory of Parquet files, a CSV file, an Arrow
     table, or a list of these. ``rules`` is a rules directory, a list of rules, or None
     for the shipped catalog. Naive times are read in ``tz`` (default UTC), which is also
-    the zone of "night" and "day" measures.
+    the zone of "night" and "day" measures. Rules run in ``workers`` threads (default:
+    one per core, at most four).
     """
     timings: dict[str, float] = {}
     chosen = _resolve_rules(rules, select, ignore)
@@ -142,7 +144,9 @@ def scan(
     t = time.perf_counter()
     records = sort_records(normalized)
     step("sort", t)
-    result = run_catalog(records, chosen, settings, progress=progress)
+    t = time.perf_counter()
+    result = run_catalog(records, chosen, settings, progress=progress, workers=workers)
+    timings["rules"] = time.perf_counter() - t
     for rule_id, seconds in result.seconds.items():
         timings[f"rule {rule_id}"] = seconds
     return ScanResult(
