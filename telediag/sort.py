@@ -97,9 +97,14 @@ class SortedRecords:
     def record_ids(self, positions: np.ndarray) -> pa.Array:
         """The record ids at sorted positions; generated ones where the input had none."""
         rows = self.order[positions]
-        given = self.table["record_id"].take(pa.array(rows))
-        generated = self.normalized.raw.generated_ids(rows)
-        return pc.coalesce(given.combine_chunks(), generated)
+        given = self.table["record_id"].take(pa.array(rows)).combine_chunks()
+        if given.null_count == 0:
+            return given
+        missing = np.flatnonzero(np.asarray(given.is_null().to_numpy(zero_copy_only=False)))
+        generated = self.normalized.raw.generated_ids(rows[missing])
+        filled = np.asarray(given.to_pylist(), dtype=object)
+        filled[missing] = generated.to_pylist()
+        return pa.array(filled, type=pa.string())
 
     def subscriber_bounds(self) -> np.ndarray:
         """Start of each subscriber's run of sorted positions, plus the end."""
