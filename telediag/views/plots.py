@@ -223,6 +223,8 @@ def gaps_png(inv: Investigation, finding: InvestigatedFinding) -> bytes | None:
 def daily_charges_png(inv: Investigation) -> bytes:
     """Charge per local day, stacked by record type, with the evidence share outlined."""
     frame = inv.records
+    if "own" in frame.columns:  # another number's evidence is not this subscriber's charge
+        frame = frame[frame["own"]]
     fig = _figure()
     ax = fig.add_subplot()
     if frame.empty:
