@@ -144,3 +144,12 @@ def test_cli_writes_every_format(tmp_path: Path, capsys: pytest.CaptureFixture[s
         )
         assert "mail_polling" in out.read_text(encoding="utf-8")
     assert "1 finding(s) for 13800000011" in capsys.readouterr().out
+
+
+def test_reports_name_the_other_numbers_on_the_handset() -> None:
+    inv = telediag.investigate(
+        FIXTURES / "TD004" / "resent-under-new-sim.csv", "13800000402", tz=TZ
+    )
+    assert "35201401000017 was also used by 13800000401" in inv.render("text")
+    assert "| also used by |" in inv.render("md")
+    assert "also used by" in inv.render("html")

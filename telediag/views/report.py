@@ -188,7 +188,8 @@ def _handsets_table(inv: Investigation, quirks: bool = True) -> Table:
         return headers, rows, {5}
     for row, h in zip(rows, inv.overview.handsets, strict=True):
         row.insert(3, ", ".join(h.quirks))
-    return [*headers[:3], "known for", *headers[3:]], rows, {6}
+        row.append(", ".join(h.other_numbers))
+    return [*headers[:3], "known for", *headers[3:], "also used by"], rows, {6}
 
 
 def _changes_table(inv: Investigation) -> Table:
@@ -408,6 +409,9 @@ def render_text(inv: Investigation) -> str:
                 note = (
                     f"{h.imei} ({h.model or 'unknown model'}) is known for: {', '.join(h.quirks)}"
                 )
+                out += wrap(note, indent="  ")
+            if h.other_numbers:
+                note = f"{h.imei} was also used by {', '.join(h.other_numbers)}"
                 out += wrap(note, indent="  ")
     else:
         out.append("  no IMEI in the records")
