@@ -44,16 +44,10 @@ def _peer(columns: dict[str, pa.Array], settings: ScanSettings) -> dict[str, pa.
 def _handset(columns: dict[str, pa.Array], settings: ScanSettings) -> dict[str, pa.Array]:
     from telediag.devices import lookup_handsets
 
-    frame = lookup_handsets(columns["imei"])
-    model = (frame["vendor"].astype("string") + " " + frame["model"].astype("string")).where(
-        frame["model"].notna(), None
-    )
+    frame = lookup_handsets(columns["imei"])  # model is the display name, vendor included
     return {
-        "handset_model": pa.array(frame["model"].astype("object"), type=pa.string())
-        if "model" in frame
-        else pa.array(model.astype("object"), type=pa.string()),
-        "handset_bands": pa.array(frame["bands"].astype("object"), type=pa.string()),
-        "handset_quirks": pa.array(frame["quirks"].astype("object"), type=pa.string()),
+        f"handset_{name}": pa.array(frame[name].astype("object"), type=pa.string())
+        for name in ("model", "bands", "quirks")
     }
 
 
