@@ -43,20 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CALLER_ID_KEYS", "CallerId", "decode_caller_id", "decode_caller_ids", "format_decoded"]
 
-#: The keys of a decoded caller ID, in the contract's order.
-CALLER_ID_KEYS: tuple[str, ...] = (
-    "number",
-    "international",
-    "carrier_code",
-    "carrier",
-    "country_code",
-    "region",
-    "gateway_area_code",
-    "gateway_city",
-    "gateway_index",
-    "caller_number",
-)
-
 #: Every assigned country calling code, as text ("1", "44", "886", "800", ...).
 _COUNTRY_CODES: frozenset[str] = frozenset(str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 
@@ -76,6 +62,10 @@ class CallerId(BaseModel):
     gateway_city: str | None = None
     gateway_index: int | None = None
     caller_number: str | None = None
+
+
+#: The keys of a decoded caller ID, in the contract's order (the model's fields).
+CALLER_ID_KEYS: tuple[str, ...] = tuple(CallerId.model_fields)
 
 
 class _Tables(BaseModel):

@@ -57,6 +57,7 @@ def _nulls_except(**fields: object) -> dict[str, object]:
 def test_keys_are_the_contracts() -> None:
     assert list(CALLER_ID_KEYS) == CONTRACT_KEYS
     assert list(CallerId.model_fields) == CONTRACT_KEYS
+    assert list(callerid_mod._Parts._fields) == CONTRACT_KEYS[1:]
 
 
 def test_the_documented_example() -> None:
