@@ -155,16 +155,12 @@ def _key_columns(item: Path | pa.Table, cmap: ColumnMap | None) -> pa.Table:
     wanted = {"msisdn", "imei"}
     if isinstance(item, pa.Table):
         table = item
-    elif item.suffix.lower() == ".parquet" and cmap is None:
+    else:  # a Parquet file read without a column map: just the two key columns
         try:
             names = pq.read_schema(item).names
             table = pq.read_table(item, columns=[c for c in names if c in wanted])
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"{item}: cannot read Parquet: {exc}") from None
-    elif item.suffix.lower() == ".parquet":
-        table = _read_parquet(item, wanted, cmap)
-    else:
-        table = _read_csv(item, wanted, cmap)
     if cmap is not None:
         table = cmap.apply(table)
     if "msisdn" not in table.column_names:
@@ -194,17 +190,20 @@ def _selected_rows(keys: list[pa.Table], only: SubscriberFilter) -> list[np.ndar
     return out
 
 
-def _read_rows(
-    item: Path, rows: np.ndarray, columns: set[str] | None, cmap: ColumnMap | None
-) -> pa.Table:
+def _by_row_group(item: Path | pa.Table, cmap: ColumnMap | None) -> bool:
+    """Can some rows of this input be read without reading all of it?"""
+    return isinstance(item, Path) and item.suffix.lower() == ".parquet" and cmap is None
+
+
+def _read_whole(item: Path, columns: set[str] | None, cmap: ColumnMap | None) -> pa.Table:
+    """An input read in full, before any column map is applied."""
+    if item.suffix.lower() == ".parquet":
+        return _read_parquet(item, columns, cmap)
+    return _read_csv(item, columns, cmap)
+
+
+def _read_rows(item: Path, rows: np.ndarray, columns: set[str] | None) -> pa.Table:
     """Only the row groups of a Parquet file that hold ``rows``, then just those rows."""
-    if item.suffix.lower() != ".parquet" or cmap is not None:
-        full = (
-            _read_parquet(item, columns, cmap)
-            if item.suffix.lower() == ".parquet"
-            else (_read_csv(item, columns, cmap))
-        )
-        return full.take(pa.array(rows))
     try:
         pf = pq.ParquetFile(item)
         sizes = np.array([pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)])
@@ -239,15 +238,25 @@ def read_input(
     files: list[str] = []
     items = expand_sources(sources)
     selected: list[np.ndarray] | None = None
+    # Inputs that cannot be read a row group at a time (CSV, or anything behind a column
+    # map) are read once, in full, and both the key pass and the row pick use that copy.
+    whole: dict[int, pa.Table] = {}
     if only is not None:
-        selected = _selected_rows([_key_columns(i, cmap) for i in items], only)
+        wanted = None if columns is None else columns | {"msisdn", "imei"}
+        for n, item in enumerate(items):
+            if isinstance(item, Path) and not _by_row_group(item, cmap):
+                whole[n] = _read_whole(item, wanted, cmap)
+        keys = [_key_columns(whole.get(n, item), cmap) for n, item in enumerate(items)]
+        selected = _selected_rows(keys, only)
     for n, item in enumerate(items):
         if selected is not None:
             rows = selected[n]
             if isinstance(item, pa.Table):
                 table, stem, name = item.take(pa.array(rows)), f"table{n}", f"<table {n}>"
+            elif n in whole:
+                table, stem, name = whole[n].take(pa.array(rows)), item.stem, str(item)
             else:
-                table, stem, name = _read_rows(item, rows, columns, cmap), item.stem, str(item)
+                table, stem, name = _read_rows(item, rows, columns), item.stem, str(item)
         elif isinstance(item, pa.Table):
             table, stem, name = item, f"table{n}", f"<table {n}>"
             if columns is not None:
