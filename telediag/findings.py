@@ -107,7 +107,7 @@ class _LenientFormatter(string.Formatter):
 SUMMARY_FORMATTER = _LenientFormatter()
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """numpy scalars to Python ones; NaN to None (JSON-ready)."""
     if isinstance(value, np.generic):
         value = value.item()
@@ -118,7 +118,7 @@ def _plain(value: Any) -> Any:
 
 def _rows(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
     """The frame's rows as dicts of plain Python values (NaN as None)."""
-    cols = {c: [_plain(v) for v in frame[c].to_numpy(dtype=object)] for c in columns}
+    cols = {c: [plain_value(v) for v in frame[c].to_numpy(dtype=object)] for c in columns}
     return [{c: cols[c][i] for c in columns} for i in range(len(frame))]
 
 

@@ -25,7 +25,7 @@ from telediag.detectors import REGISTRY
 from telediag.engine import RuleOutcome, run_rule
 from telediag.errors import InputError
 from telediag.filters import FilterEvaluator
-from telediag.findings import SUMMARY_FORMATTER
+from telediag.findings import SUMMARY_FORMATTER, plain_value
 from telediag.normalize import normalize
 from telediag.policy import Policy, load_policy
 from telediag.read import Sources, SubscriberFilter, read_input
@@ -232,13 +232,10 @@ class Investigation(_Model):
 
 
 def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float):
-        if np.isnan(v):
-            return None
-        if v.is_integer() and abs(v) < 2**53:
-            return int(v)
+    """A measure as plain Python (see findings.plain_value), counts shown as integers."""
+    v = plain_value(v)
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+        return int(v)
     return v
 
 
