@@ -9,7 +9,6 @@ from telediag.errors import (
     ColumnMapError,
     ConfigError,
     InputError,
-    RuleExecutionError,
     RuleFileError,
     TelediagError,
 )
@@ -24,7 +23,6 @@ __all__ = [
     "InputError",
     "Investigation",
     "Rule",
-    "RuleExecutionError",
     "RuleFileError",
     "ScanResult",
     "TelediagError",

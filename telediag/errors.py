@@ -21,7 +21,3 @@ class RuleFileError(TelediagError):
 
 class ConfigError(TelediagError):
     """A configuration or policy file is malformed."""
-
-
-class RuleExecutionError(TelediagError):
-    """A rule raised while it ran; the scan reports it and goes on."""

@@ -89,11 +89,6 @@ class SortedRecords:
             taken = taken.cast(pa.string())
         return _sorted_dictionary_codes(taken)
 
-    def strings(self, name: str, positions: np.ndarray) -> list[str | None]:
-        """Python strings of a column at a few sorted positions (for summaries)."""
-        rows = self.order[positions]
-        return list(self.table[name].take(pa.array(rows)).cast(pa.string()).to_pylist())
-
     def record_ids(self, positions: np.ndarray) -> pa.Array:
         """The record ids at sorted positions; generated ones where the input had none."""
         rows = self.order[positions]

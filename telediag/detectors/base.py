@@ -60,10 +60,6 @@ class Candidates:
     def __len__(self) -> int:
         return len(self.measures)
 
-    def evidence(self, i: int) -> np.ndarray:
-        """Sorted positions of candidate ``i``'s evidence."""
-        return self.positions[self.offsets[i] : self.offsets[i + 1]]
-
     def select(self, keep: np.ndarray) -> Candidates:
         """The candidates where ``keep`` is true, evidence carried along."""
         idx = np.flatnonzero(keep)
