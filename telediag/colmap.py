@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from telediag.errors import ColumnMapError
 from telediag.schema import COLUMNS
+from telediag.timeparse import EPOCH_FORMATS
 from telediag.yamlfile import load_yaml_model
 
 
@@ -56,6 +57,24 @@ class RecordKinds(_Strict):
         return v
 
 
+class Times(_Strict):
+    """How time text is read."""
+
+    #: strptime patterns (and ``epoch_s``/``epoch_ms``) tried in order.
+    formats: list[str] = Field(default_factory=list)
+
+    @field_validator("formats")
+    @classmethod
+    def _formats_are_patterns(cls, v: list[str]) -> list[str]:
+        for fmt in v:
+            if fmt not in EPOCH_FORMATS and "%" not in fmt:
+                raise ValueError(
+                    f"{fmt!r} is neither a strptime pattern (with % fields) nor one of "
+                    f"{sorted(EPOCH_FORMATS)}"
+                )
+        return v
+
+
 class ColumnMap(_Strict):
     """How to turn one operator's feed into the canonical record table."""
 
@@ -66,6 +85,7 @@ class ColumnMap(_Strict):
     values: dict[str, dict[str, str]] = Field(default_factory=dict)
     constants: dict[str, str | int | float] = Field(default_factory=dict)
     scale: dict[str, float] = Field(default_factory=dict)
+    times: Times = Field(default_factory=Times)
 
     @field_validator("columns", "values", "constants", "scale")
     @classmethod
@@ -76,6 +96,10 @@ class ColumnMap(_Strict):
                 f"unknown canonical column(s) {unknown}; expected names from the contract"
             )
         return v
+
+    def time_formats(self) -> tuple[str, ...] | None:
+        """The declared time formats, or None for the unambiguous defaults."""
+        return tuple(self.times.formats) or None
 
     def source_columns(self) -> set[str]:
         """Every source column name the map reads."""
@@ -121,11 +145,33 @@ class ColumnMap(_Strict):
                 columns[col] = translate(columns[col].cast(pa.string()), mapping, columns[col])
         for col, factor in self.scale.items():
             if col in columns:
-                arr = columns[col]
-                if not pa.types.is_floating(arr.type) and not pa.types.is_integer(arr.type):
-                    arr = pc.cast(arr, pa.float64(), safe=False)
-                columns[col] = pc.multiply(pc.cast(arr, pa.float64()), factor)
+                columns[col] = scale_column(columns[col], factor)
         return pa.table(columns)
+
+
+def scale_column(arr: pa.ChunkedArray, factor: float) -> pa.ChunkedArray:
+    """Multiply a column by ``factor``.
+
+    Text that is not a number stays as it was read, so that normalization sets its row
+    aside as unparseable and the set-aside row shows the value; the other values become
+    their scaled numbers written as text (exactly: shortest round-trip form).
+    """
+    if pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type):
+        return pc.multiply(pc.cast(arr, pa.float64()), factor)
+    text = arr.cast(pa.string()) if not pa.types.is_string(arr.type) else arr
+    try:
+        return pc.multiply(pc.cast(text, pa.float64()), factor)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    trimmed = pc.utf8_trim_whitespace(text)
+    numeric = pc.match_substring_regex(trimmed, NUMBER_PATTERN)
+    numbers = pc.if_else(numeric, trimmed, pa.scalar(None, pa.string()))
+    scaled = pc.multiply(pc.cast(numbers, pa.float64()), factor)
+    return pc.if_else(numeric, pc.cast(scaled, pa.string()), text)
+
+
+#: A decimal number as text (what a cast to float64 accepts, less inf and nan).
+NUMBER_PATTERN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 
 def _as_string_if_mixed(arr: pa.ChunkedArray, table: pa.Table, names: list[str]) -> pa.ChunkedArray:

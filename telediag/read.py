@@ -37,6 +37,8 @@ class RawInput:
     files: list[str] = field(default_factory=list)
     #: Row number within its file of each table row, when only some rows were read.
     local_rows: np.ndarray | None = None
+    #: Time formats the column map declares (None: only unambiguous formats).
+    time_formats: tuple[str, ...] | None = None
 
     @property
     def num_rows(self) -> int:
@@ -280,7 +282,12 @@ def read_input(
     combined = _concat(tables)
     local_rows = None if selected is None else np.concatenate(selected).astype(np.int64)
     return RawInput(
-        table=combined, stems=stems, offsets=offsets, files=files, local_rows=local_rows
+        table=combined,
+        stems=stems,
+        offsets=offsets,
+        files=files,
+        local_rows=local_rows,
+        time_formats=cmap.time_formats() if cmap is not None else None,
     )
 
 

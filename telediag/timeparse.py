@@ -1,0 +1,258 @@
+"""Turning time values of any input format into UTC instants, one rule for all formats.
+
+The rule (the same for CSV text, Parquet timestamps and in-memory tables):
+
+- A value that carries its own offset (``+0100``, ``-05:00``, ``Z``) or is an epoch
+  number is an instant: it is taken as given, row by row, even when the offsets differ
+  within one column (summer and winter time).
+- A naive value is a local time in the scan's zone (``--tz``). When the zone's clock
+  change skips it (the spring gap) it names no instant: the row is set aside as
+  ``nonexistent local start_time``. When the clock change repeats it (the autumn
+  overlap) it names two instants and nothing in the row says which: the row is set
+  aside as ``ambiguous local start_time``. No time is moved or guessed.
+- Text is parsed only with the formats the column map declares (``strptime``
+  patterns, ``epoch_s``, ``epoch_ms``), tried in order, or, without a declaration,
+  with formats that cannot be misread: ISO 8601 and its common variants, the compact
+  ``YYYYMMDDhhmmss``, and layouts whose month is a name. ``03/01/2014`` is never
+  guessed; declare ``%d/%m/%Y`` or ``%m/%d/%Y``.
+
+Everything runs on the distinct values with Arrow compute kernels (``strptime`` is the
+C library's), so a column of millions of values costs a few vectorized passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+#: Pseudo-formats for numbers counted from 1970-01-01 UTC.
+EPOCH_FORMATS: dict[str, int] = {"epoch_s": 1000, "epoch_ms": 1}
+
+#: Formats tried when the map declares none: none of them can be read two ways.
+UNAMBIGUOUS_FORMATS: tuple[str, ...] = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M%z",
+    "%Y%m%d%H%M%S",
+    "%Y%m%dT%H%M%S",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y-%m-%d",
+    "%a %b %d %H:%M:%S %z %Y",
+    "%a, %d %b %Y %H:%M:%S %z",
+    "%d %b %Y %H:%M:%S",
+    "%b %d %Y %H:%M:%S",
+)
+
+#: Why a time value gives no instant (set-aside reasons for ``start_time``).
+UNPARSEABLE, NONEXISTENT, AMBIGUOUS = 1, 2, 3
+
+_FRACTION = r"(\d:\d\d)[.,](\d{1,9})"
+_MS = pa.timestamp("ms")
+_MS_UTC = pa.timestamp("ms", tz="UTC")
+
+
+@dataclass(frozen=True)
+class ParsedTimes:
+    """Instants (UTC, ms) for an array of values, and why the nulls are null."""
+
+    times: pa.Array
+    #: 0 where the value gave an instant or was null; else UNPARSEABLE/NONEXISTENT/AMBIGUOUS.
+    why: np.ndarray
+
+
+def _bools(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean Arrow array as numpy (null is False)."""
+    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _is_aware_format(fmt: str) -> bool:
+    return "%z" in fmt or fmt.endswith("Z")
+
+
+def has_date(fmt: str) -> bool:
+    """Whether a format fixes the calendar day (else it is a time of day)."""
+    return fmt in EPOCH_FORMATS or any(d in fmt for d in ("%Y", "%y", "%d", "%j", "%F"))
+
+
+def _split_fraction(values: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Values without their fractional seconds, and those fractions in milliseconds."""
+    found = pc.extract_regex(values, r"\d:\d\d[.,](?P<f>\d{1,9})")
+    digits = pc.struct_field(found, [0])
+    ms = pc.cast(pc.utf8_slice_codeunits(pc.utf8_rpad(digits, 3, "0"), 0, 3), pa.int64())
+    stripped = pc.replace_substring_regex(values, _FRACTION, r"\1")
+    return stripped, pc.fill_null(ms, 0)
+
+
+def _strptime(values: pa.Array, fmt: str) -> pa.Array:
+    """``strptime`` as UTC ms for aware formats, naive ms otherwise (nulls where it fails)."""
+    fmt = fmt.replace(".%f", "").replace(",%f", "").replace("%f", "")
+    if fmt.endswith("Z") and not fmt.endswith("%Z"):
+        parsed = pc.strptime(values, format=fmt, unit="ms", error_is_null=True)
+        return pc.cast(pc.assume_timezone(parsed, "UTC"), _MS_UTC)
+    return pc.strptime(values, format=fmt, unit="ms", error_is_null=True)
+
+
+def _epoch(values: pa.Array, factor: int) -> pa.Array:
+    numeric = pc.match_substring_regex(values, r"^-?\d{1,15}(\.\d+)?$")
+    text = pc.if_else(numeric, values, pa.scalar(None, pa.string()))
+    number = pc.cast(text, pa.float64())
+    ms = pc.round(pc.multiply(number, float(factor)))
+    ok = pc.and_(pc.greater(ms, -1e16), pc.less(ms, 1e16))  # about 300,000 years
+    ms = pc.if_else(ok, ms, pa.scalar(None, pa.float64()))
+    return pc.cast(pc.cast(ms, pa.int64()), _MS_UTC)
+
+
+def _order_by_sample(values: pa.Array, formats: Sequence[str]) -> list[str]:
+    """Declared order is kept for formats that match a sample; others go last, in order.
+
+    Order matters only for values two formats both read, and those are read by the
+    first that matches; trying the formats that hit first just saves passes."""
+    if len(values) <= 2000 or len(formats) < 3:
+        return list(formats)
+    step = max(1, len(values) // 1000)
+    sample = values.take(pa.array(np.arange(0, len(values), step)))
+    remaining = sample
+    hit: list[str] = []
+    for fmt in formats:
+        if len(remaining) == 0:
+            break
+        got = _try(remaining, fmt)
+        if got.null_count < len(got):
+            hit.append(fmt)
+            remaining = remaining.filter(got.is_null())
+    # Keep the declared precedence among the formats that hit.
+    hits = [f for f in formats if f in hit]
+    return hits + [f for f in formats if f not in hit]
+
+
+def _try(values: pa.Array, fmt: str) -> pa.Array:
+    if fmt in EPOCH_FORMATS:
+        return _epoch(values, EPOCH_FORMATS[fmt])
+    return _strptime(values, fmt)
+
+
+def parse_text(values: pa.Array, zone: str, formats: Sequence[str] | None = None) -> ParsedTimes:
+    """Parse time strings (best called on distinct values); see the module's rule."""
+    n = len(values)
+    text = pc.utf8_trim_whitespace(values.cast(pa.string()))
+    fmts = list(formats) if formats else list(UNAMBIGUOUS_FORMATS)
+    stripped, fraction_ms = _split_fraction(text)
+    naive_ms = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    aware_ms = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    is_naive = np.zeros(n, dtype=bool)
+    is_aware = np.zeros(n, dtype=bool)
+    todo = np.flatnonzero(text.is_valid().to_numpy(zero_copy_only=False))
+    for fmt in _order_by_sample(stripped.filter(text.is_valid()), fmts):
+        if todo.size == 0:
+            break
+        subset = stripped.take(pa.array(todo)) if todo.size < n else stripped
+        if fmt in EPOCH_FORMATS:  # a number with a fraction is one number
+            subset = text.take(pa.array(todo)) if todo.size < n else text
+        got = _try(subset, fmt)
+        ok = _bools(got.is_valid())
+        if not ok.any():
+            continue
+        rows = todo[ok]
+        ms = np.asarray(pc.cast(got.filter(got.is_valid()), pa.int64()).to_numpy())
+        if fmt not in EPOCH_FORMATS:
+            ms = ms + np.asarray(fraction_ms.take(pa.array(rows)).to_numpy())
+        if fmt in EPOCH_FORMATS or _is_aware_format(fmt):
+            aware_ms[rows], is_aware[rows] = ms, True
+        else:
+            naive_ms[rows], is_naive[rows] = ms, True
+        todo = todo[~ok]
+    why = np.zeros(n, dtype=np.int8)
+    why[todo] = UNPARSEABLE
+    out = np.where(is_aware, aware_ms, 0)
+    if is_naive.any():
+        idx = np.flatnonzero(is_naive)
+        local = pa.array(naive_ms[idx], type=pa.int64()).cast(_MS)
+        instants, local_why = localize(local, zone)
+        out[idx] = np.asarray(
+            pc.fill_null(pc.cast(instants, pa.int64()), 0).to_numpy(zero_copy_only=False)
+        )
+        why[idx] = local_why
+    valid = is_aware | (is_naive & (why == 0))
+    times = pa.array(out, type=pa.int64(), mask=~valid).cast(_MS_UTC)
+    return ParsedTimes(times=times, why=why)
+
+
+def localize(local: pa.Array | pa.ChunkedArray, zone: str) -> tuple[pa.Array, np.ndarray]:
+    """Naive local times in ``zone`` as UTC instants; skipped and repeated times are null.
+
+    Returns the instants and, per value, 0, NONEXISTENT or AMBIGUOUS.
+    """
+    if isinstance(local, pa.ChunkedArray):
+        local = local.combine_chunks()
+    local = pc.cast(local, _MS, safe=False)
+    n = len(local)
+    if zone == "UTC":
+        return pc.cast(pc.assume_timezone(local, "UTC"), _MS_UTC), np.zeros(n, dtype=np.int8)
+    early = pc.assume_timezone(local, zone, ambiguous="earliest", nonexistent="earliest")
+    late = pc.assume_timezone(local, zone, ambiguous="latest", nonexistent="latest")
+    early = pc.cast(early, _MS_UTC)
+    late = pc.cast(late, _MS_UTC)
+    differ = _bools(pc.not_equal(early, late))
+    why = np.zeros(n, dtype=np.int8)
+    if differ.any():
+        # A skipped time does not come back from the instant chosen for it.
+        back = pc.local_timestamp(pc.cast(early, pa.timestamp("ms", tz=zone)))
+        exists = _bools(pc.equal(pc.cast(back, _MS), local))
+        why[differ & exists] = AMBIGUOUS
+        why[differ & ~exists] = NONEXISTENT
+    instants = pc.if_else(pa.array(why == 0), early, pa.scalar(None, _MS_UTC))
+    return instants, why
+
+
+def parse_timestamps(
+    arr: pa.ChunkedArray, zone: str, formats: Sequence[str] | None = None
+) -> ParsedTimes:
+    """Any column of times (timestamps, dates, text, numbers) as UTC instants."""
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        arr = arr.cast(t.value_type)
+        t = arr.type
+    if pa.types.is_timestamp(t):
+        if t.tz is None:
+            return _localize_column(arr, zone)
+        times = pc.cast(arr, _MS_UTC, safe=False).combine_chunks()
+        return ParsedTimes(times, np.zeros(len(times), dtype=np.int8))
+    if pa.types.is_date(t):
+        return _localize_column(pc.cast(arr, _MS), zone)
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        if formats and all(f in EPOCH_FORMATS for f in formats):
+            text = pc.cast(pc.cast(arr, pa.float64()), pa.string())
+            return parse_text(text.combine_chunks(), zone, formats)
+        # A number is text to the formats (20260708035300 reads as a compact time).
+        if pa.types.is_floating(t):
+            whole = pc.equal(pc.floor(arr), arr)
+            ints = pc.cast(arr, pa.int64(), safe=False)
+            arr = pc.if_else(whole, ints, pa.scalar(None, pa.int64()))
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        text = arr
+    else:
+        try:
+            text = arr.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise TypeError(f"values of type {arr.type} are not times") from None
+    combined = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    encoded = pc.dictionary_encode(combined)
+    parsed = parse_text(encoded.dictionary, zone, formats)
+    indices = encoded.indices
+    times = pc.take(parsed.times, indices)
+    codes = np.append(parsed.why, 0)
+    idx = pc.fill_null(indices, len(parsed.why)).to_numpy(zero_copy_only=False)
+    return ParsedTimes(times, codes[idx])
+
+
+def _localize_column(arr: pa.ChunkedArray | pa.Array, zone: str) -> ParsedTimes:
+    times, why = localize(arr, zone)
+    return ParsedTimes(times, why)
