@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from telediag.csvread import CsvDialect
 from telediag.errors import ColumnMapError
 from telediag.schema import COLUMNS
 from telediag.timeparse import EPOCH_FORMATS
@@ -86,6 +87,7 @@ class ColumnMap(_Strict):
     constants: dict[str, str | int | float] = Field(default_factory=dict)
     scale: dict[str, float] = Field(default_factory=dict)
     times: Times = Field(default_factory=Times)
+    csv: CsvDialect | None = None
 
     @field_validator("columns", "values", "constants", "scale")
     @classmethod
@@ -189,7 +191,9 @@ def translate(
     """
     encoded = pc.dictionary_encode(raw.combine_chunks())
     dictionary = encoded.dictionary.to_pylist()
-    translated = pa.array([mapping.get(v) if v is not None else None for v in dictionary])
+    translated = pa.array(
+        [mapping.get(v) if v is not None else None for v in dictionary], type=pa.string()
+    )
     mapped = pc.take(translated, encoded.indices)
     if fallback is not None:
         mapped = pc.coalesce(mapped, fallback.combine_chunks().cast(pa.string()))

@@ -14,10 +14,11 @@ from typing import TypeAlias
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from telediag.colmap import ColumnMap, load_column_map
+from telediag.conform import check_unique, conform
+from telediag.csvread import is_csv, read_csv
 from telediag.errors import InputError
 from telediag.schema import COLUMNS, REQUIRED
 
@@ -71,7 +72,7 @@ def expand_sources(sources: Sources) -> list[Path | pa.Table]:
         if path.is_dir():
             parts = sorted(
                 p for p in path.rglob("*") if p.suffix == ".parquet" and p.is_file()
-            ) or sorted(p for p in path.rglob("*.csv") if p.is_file())
+            ) or sorted(p for p in path.rglob("*") if is_csv(p) and p.is_file())
             if not parts:
                 raise InputError(f"{path}: directory holds no .parquet or .csv files")
             out.extend(parts)
@@ -116,28 +117,12 @@ def _read_parquet(path: Path, wanted: set[str] | None, cmap: ColumnMap | None) -
 
 
 def _read_csv(path: Path, wanted: set[str] | None, cmap: ColumnMap | None) -> pa.Table:
-    """CSV is read as text throughout; normalization parses numbers and times.
-
-    Reading every column as a string keeps leading zeros and '+' in phone numbers and
-    lets a single bad value be set aside instead of failing the whole column.
-    """
-    try:
-        header = pacsv.open_csv(path).schema.names
-    except (OSError, pa.ArrowException) as exc:
-        raise InputError(f"{path}: cannot read CSV: {exc}") from None
-    cols = _wanted_source_columns(header, wanted, cmap)
-    try:
-        return pacsv.read_csv(
-            path,
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in header},
-                include_columns=cols,
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except (OSError, pa.ArrowException) as exc:
-        raise InputError(f"{path}: cannot read CSV: {exc}") from None
+    """CSV is read as text throughout (see :mod:`telediag.csvread`)."""
+    return read_csv(
+        path,
+        cmap.csv if cmap is not None else None,
+        lambda header: _wanted_source_columns(header, wanted, cmap),
+    )
 
 
 @dataclass(frozen=True)
@@ -199,9 +184,9 @@ def _by_row_group(item: Path | pa.Table, cmap: ColumnMap | None) -> bool:
 
 def _read_whole(item: Path, columns: set[str] | None, cmap: ColumnMap | None) -> pa.Table:
     """An input read in full, before any column map is applied."""
-    if item.suffix.lower() == ".parquet":
-        return _read_parquet(item, columns, cmap)
-    return _read_csv(item, columns, cmap)
+    if is_csv(item):
+        return _read_csv(item, columns, cmap)
+    return _read_parquet(item, columns, cmap)
 
 
 def _read_rows(item: Path, rows: np.ndarray, columns: set[str] | None) -> pa.Table:
@@ -264,17 +249,17 @@ def read_input(
             if columns is not None:
                 keep = _wanted_source_columns(table.column_names, columns, cmap)
                 table = table.select(keep if keep is not None else table.column_names)
-        elif item.suffix.lower() in (".csv", ".txt") or item.name.endswith(".csv.gz"):
+        elif is_csv(item):
             table, stem, name = _read_csv(item, columns, cmap), item.stem, str(item)
         else:
             table, stem, name = _read_parquet(item, columns, cmap), item.stem, str(item)
+        check_unique(table.column_names, cmap.source_columns() if cmap else set(COLUMNS), name)
         if cmap is not None:
             table = cmap.apply(table)
         missing = [c for c in REQUIRED if c not in table.column_names]
         if missing:
             raise InputError(f"{name}: missing required column {missing[0]!r}")
-        keep_cols = [c for c in table.column_names if c in COLUMNS]
-        tables.append(table.select(keep_cols))
+        tables.append(conform(table, name))
         stems.append(stem)
         files.append(name)
     sizes = np.array([t.num_rows for t in tables], dtype=np.int64)
