@@ -54,7 +54,8 @@ UNAMBIGUOUS_FORMATS: tuple[str, ...] = (
 #: Why a time value gives no instant (set-aside reasons for ``start_time``).
 UNPARSEABLE, NONEXISTENT, AMBIGUOUS = 1, 2, 3
 
-_FRACTION = r"(\d:\d\d)[.,](\d{1,9})"
+#: Fractional seconds: after ``hh:mm:ss`` or a compact ``YYYYMMDDhhmmss``.
+_FRACTION = r"(\d:\d\d|^\d{14})[.,](\d{1,9})"
 _MS = pa.timestamp("ms")
 _MS_UTC = pa.timestamp("ms", tz="UTC")
 
@@ -84,7 +85,7 @@ def has_date(fmt: str) -> bool:
 
 def _split_fraction(values: pa.Array) -> tuple[pa.Array, pa.Array]:
     """Values without their fractional seconds, and those fractions in milliseconds."""
-    found = pc.extract_regex(values, r"\d:\d\d[.,](?P<f>\d{1,9})")
+    found = pc.extract_regex(values, r"(?:\d:\d\d|^\d{14})[.,](?P<f>\d{1,9})")
     digits = pc.struct_field(found, [0])
     ms = pc.cast(pc.utf8_slice_codeunits(pc.utf8_rpad(digits, 3, "0"), 0, 3), pa.int64())
     stripped = pc.replace_substring_regex(values, _FRACTION, r"\1")
@@ -139,40 +140,65 @@ def _try(values: pa.Array, fmt: str) -> pa.Array:
     return _strptime(values, fmt)
 
 
-def parse_text(values: pa.Array, zone: str, formats: Sequence[str] | None = None) -> ParsedTimes:
-    """Parse time strings (best called on distinct values); see the module's rule."""
+def parse_text(
+    values: pa.Array, zone: str | None, formats: Sequence[str] | None = None
+) -> ParsedTimes:
+    """Parse time strings; see the module's rule. ``zone`` None leaves naive times as
+    naive (wall-clock milliseconds), for differences between two times of one row."""
     n = len(values)
     text = pc.utf8_trim_whitespace(values.cast(pa.string()))
     fmts = list(formats) if formats else list(UNAMBIGUOUS_FORMATS)
-    stripped, fraction_ms = _split_fraction(text)
-    naive_ms = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
-    aware_ms = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    naive_ms = np.zeros(n, dtype=np.int64)
+    aware_ms = np.zeros(n, dtype=np.int64)
     is_naive = np.zeros(n, dtype=bool)
     is_aware = np.zeros(n, dtype=bool)
-    todo = np.flatnonzero(text.is_valid().to_numpy(zero_copy_only=False))
-    for fmt in _order_by_sample(stripped.filter(text.is_valid()), fmts):
-        if todo.size == 0:
-            break
-        subset = stripped.take(pa.array(todo)) if todo.size < n else stripped
-        if fmt in EPOCH_FORMATS:  # a number with a fraction is one number
-            subset = text.take(pa.array(todo)) if todo.size < n else text
-        got = _try(subset, fmt)
-        ok = _bools(got.is_valid())
-        if not ok.any():
-            continue
-        rows = todo[ok]
-        ms = np.asarray(pc.cast(got.filter(got.is_valid()), pa.int64()).to_numpy())
-        if fmt not in EPOCH_FORMATS:
-            ms = ms + np.asarray(fraction_ms.take(pa.array(rows)).to_numpy())
-        if fmt in EPOCH_FORMATS or _is_aware_format(fmt):
-            aware_ms[rows], is_aware[rows] = ms, True
-        else:
-            naive_ms[rows], is_naive[rows] = ms, True
-        todo = todo[~ok]
+    valid_in = _bools(text.is_valid())
+    rows = np.flatnonzero(valid_in)
+    present = text if rows.size == n else text.filter(pa.array(valid_in))
+    ordered = _order_by_sample(present, fmts)
+
+    def run(
+        rows: np.ndarray, values: pa.Array, fraction: np.ndarray | None, fmts: list[str]
+    ) -> np.ndarray:
+        """Parse ``values`` (aligned with ``rows``); return the rows left unparsed."""
+        for fmt in fmts:
+            if rows.size == 0:
+                break
+            got = _try(values, fmt)
+            ok = _bools(got.is_valid())
+            if not ok.any():
+                continue
+            ms = np.asarray(pc.cast(got.filter(got.is_valid()), pa.int64()).to_numpy())
+            if fraction is not None:
+                ms = ms + fraction[ok]
+            done = rows[ok]
+            if fmt in EPOCH_FORMATS or _is_aware_format(fmt):
+                aware_ms[done], is_aware[done] = ms, True
+            else:
+                naive_ms[done], is_naive[done] = ms, True
+            rows = rows[~ok]
+            values = values.filter(pa.array(~ok))
+            fraction = fraction[~ok] if fraction is not None else None
+        return rows
+
+    todo = run(rows, present, None, ordered)
+    if todo.size:  # fractional seconds: read apart, then the same formats on the rest
+        subset = text.take(pa.array(todo))
+        stripped, fraction = _split_fraction(subset)
+        has = _bools(pc.not_equal(stripped, subset))
+        if has.any():
+            mask = pa.array(has)
+            left = run(
+                todo[has],
+                stripped.filter(mask),
+                np.asarray(fraction.filter(mask).to_numpy(zero_copy_only=False)),
+                [f for f in ordered if f not in EPOCH_FORMATS],
+            )
+            todo = np.concatenate([todo[~has], left])
     why = np.zeros(n, dtype=np.int8)
     why[todo] = UNPARSEABLE
-    out = np.where(is_aware, aware_ms, 0)
-    if is_naive.any():
+    out = np.where(is_aware, aware_ms, naive_ms)
+    if zone is not None and is_naive.any():
         idx = np.flatnonzero(is_naive)
         local = pa.array(naive_ms[idx], type=pa.int64()).cast(_MS)
         instants, local_why = localize(local, zone)
@@ -180,8 +206,9 @@ def parse_text(values: pa.Array, zone: str, formats: Sequence[str] | None = None
             pc.fill_null(pc.cast(instants, pa.int64()), 0).to_numpy(zero_copy_only=False)
         )
         why[idx] = local_why
-    valid = is_aware | (is_naive & (why == 0))
-    times = pa.array(out, type=pa.int64(), mask=~valid).cast(_MS_UTC)
+    valid = (is_aware | is_naive) & (why == 0)
+    times = pa.array(out, type=pa.int64(), mask=~valid)
+    times = times.cast(_MS_UTC) if zone is not None else times.cast(_MS)
     return ParsedTimes(times=times, why=why)
 
 
@@ -244,6 +271,8 @@ def parse_timestamps(
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise TypeError(f"values of type {arr.type} are not times") from None
     combined = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    if _mostly_distinct(combined):  # hashing would cost more than parsing every value
+        return parse_text(combined, zone, formats)
     encoded = pc.dictionary_encode(combined)
     parsed = parse_text(encoded.dictionary, zone, formats)
     indices = encoded.indices
@@ -251,6 +280,15 @@ def parse_timestamps(
     codes = np.append(parsed.why, 0)
     idx = pc.fill_null(indices, len(parsed.why)).to_numpy(zero_copy_only=False)
     return ParsedTimes(times, codes[idx])
+
+
+def _mostly_distinct(values: pa.Array) -> bool:
+    """Whether most values differ (times to the second usually do), judged on a sample."""
+    n = len(values)
+    if n < 50_000:
+        return False
+    sample = values.take(pa.array(np.arange(0, n, n // 20_000)))
+    return len(pc.unique(sample)) > 0.5 * len(sample)
 
 
 def _localize_column(arr: pa.ChunkedArray | pa.Array, zone: str) -> ParsedTimes:
