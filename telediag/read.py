@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -20,9 +20,12 @@ from telediag.colmap import ColumnMap, load_column_map
 from telediag.conform import check_unique, conform
 from telediag.csvread import is_csv, read_csv
 from telediag.errors import InputError
+from telediag.memory import is_in_memory, to_arrow
 from telediag.schema import COLUMNS, REQUIRED
 
-Source: TypeAlias = "str | Path | pa.Table"
+#: A path, or a table in memory: pandas DataFrame, Arrow table, batch or stream, or any
+#: object with ``__arrow_c_stream__`` (polars, DuckDB).
+Source: TypeAlias = "str | Path | pa.Table | Any"
 Sources: TypeAlias = "Source | Sequence[Source]"
 
 
@@ -61,13 +64,18 @@ class RawInput:
 def expand_sources(sources: Sources) -> list[Path | pa.Table]:
     """Turn the user's inputs into a flat list of files (directories expand to Parquet parts)."""
     items: Iterable[Source] = (
-        [sources] if isinstance(sources, (str, Path, pa.Table)) else list(sources)
+        [sources] if isinstance(sources, (str, Path)) or is_in_memory(sources) else list(sources)
     )
     out: list[Path | pa.Table] = []
     for item in items:
-        if isinstance(item, pa.Table):
-            out.append(item)
+        if is_in_memory(item):
+            out.append(to_arrow(item, f"<table {len(out)}>"))
             continue
+        if not isinstance(item, (str, Path)):
+            raise InputError(
+                f"cannot read a {type(item).__name__}: give a path, a pandas DataFrame, an "
+                "Arrow table or stream, or an object with __arrow_c_stream__"
+            )
         path = Path(item)
         if path.is_dir():
             parts = sorted(
