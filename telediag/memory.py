@@ -54,7 +54,7 @@ def _from_pandas(frame: pd.DataFrame, where: str) -> pa.Table:
         dup = next(n for n in names if names.count(n) > 1)
         raise InputError(f"{where}: column {dup!r} appears {names.count(dup)} times")
     arrays = []
-    for name, col in zip(names, frame.columns, strict=True):
+    for col in frame.columns:
         series = frame[col]
         try:
             arrays.append(pa.Array.from_pandas(series))
@@ -68,6 +68,6 @@ def _from_pandas(frame: pd.DataFrame, where: str) -> pa.Table:
 
 def _missing(value: object) -> bool:
     try:
-        return bool(pd.isna(value))
+        return bool(pd.isna(value))  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return False
