@@ -29,7 +29,7 @@ def _bad_text(name: str, where: str, arr: pa.ChunkedArray) -> InputError:
     return InputError(f"{where}: column {name!r}: not UTF-8 text")
 
 
-def _as_text(name: str, where: str, arr: pa.ChunkedArray) -> pa.ChunkedArray:
+def as_text(name: str, where: str, arr: pa.ChunkedArray) -> pa.ChunkedArray:
     """Text of a column; integral floats lose their ``.0`` (numbers read by pandas)."""
     t = arr.type
     if pa.types.is_string(t):
@@ -64,7 +64,7 @@ def conform_column(name: str, arr: pa.ChunkedArray, where: str) -> pa.ChunkedArr
     if pa.types.is_large_string(t) or pa.types.is_string_view(t):
         return arr.cast(pa.string())
     if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
-        return _as_text(name, where, arr)
+        return as_text(name, where, arr)
     target = COLUMNS[name]
     if name == "start_time":
         if pa.types.is_boolean(t) or pa.types.is_time(t) or pa.types.is_duration(t):
@@ -75,7 +75,7 @@ def conform_column(name: str, arr: pa.ChunkedArray, where: str) -> pa.ChunkedArr
     if pa.types.is_string(target):
         if pa.types.is_temporal(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t):
             return arr.cast(pa.string())
-        return _as_text(name, where, arr)
+        return as_text(name, where, arr)
     # A numeric contract column.
     if pa.types.is_boolean(t):
         return arr.cast(pa.int8())

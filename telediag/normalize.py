@@ -65,6 +65,11 @@ class InputReport:
     rows_read: int
     rows_used: int
     set_aside: dict[str, int] = field(default_factory=dict)
+    #: Input name -> column map layout used (maps with layouts only).
+    layouts: dict[str, str] = field(default_factory=dict)
+    #: Canonical column -> rows where the column map's alternatives disagreed (the
+    #: first alternative was used; the rows are not set aside).
+    disagreements: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows_set_aside(self) -> int:
@@ -79,6 +84,8 @@ class InputReport:
             "rows_used": self.rows_used,
             "rows_set_aside": self.rows_set_aside,
             "set_aside": dict(self.set_aside),
+            "layouts": dict(self.layouts),
+            "disagreements": dict(self.disagreements),
         }
 
 
@@ -273,7 +280,12 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
     counts = np.bincount(reason, minlength=len(REASONS) + 1)
     set_aside = {REASONS[i - 1]: int(c) for i, c in enumerate(counts) if i and c}
     report = InputReport(
-        files=raw.files, rows_read=n, rows_used=int(valid.sum()), set_aside=set_aside
+        files=raw.files,
+        rows_read=n,
+        rows_used=int(valid.sum()),
+        set_aside=set_aside,
+        layouts=dict(raw.layouts),
+        disagreements=dict(raw.disagreements),
     )
     return Normalized(
         raw=raw, table=table, valid=valid, reason=reason, report=report, encoded=encoded

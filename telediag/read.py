@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from telediag.colmap import ColumnMap, load_column_map
+from telediag.colmap import ColumnMap, MapStats, load_column_map
 from telediag.conform import check_unique, conform
-from telediag.csvread import is_csv, read_csv
+from telediag.csvread import DEFAULT_DIALECT, header_names, is_csv, read_csv
 from telediag.errors import InputError
 from telediag.memory import is_in_memory, to_arrow
 from telediag.schema import COLUMNS, REQUIRED
@@ -43,6 +43,10 @@ class RawInput:
     local_rows: np.ndarray | None = None
     #: Time formats the column map declares (None: only unambiguous formats).
     time_formats: tuple[str, ...] | None = None
+    #: Input name -> the column map layout it was read with (maps with layouts only).
+    layouts: dict[str, str] = field(default_factory=dict)
+    #: Canonical column -> rows where the map's alternatives gave different values.
+    disagreements: dict[str, int] = field(default_factory=dict)
 
     @property
     def num_rows(self) -> int:
@@ -101,10 +105,7 @@ def _wanted_source_columns(
         return None
     names = set(wanted) | set(REQUIRED) | {"record_id"}
     if cmap is not None:
-        for canonical, src in cmap.columns.items():
-            if canonical in names:
-                names.update([src] if isinstance(src, str) else src)
-        names.update(cmap.source_columns() & set(available) if cmap.record_kinds else set())
+        names = cmap.sources_for(names)
     return [c for c in available if c in names]
 
 
@@ -227,11 +228,14 @@ def read_input(
     required ones and ``record_id`` are always read). A missing required column is an
     :class:`InputError` naming the file and the column.
     """
-    cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
+    base = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
     tables: list[pa.Table] = []
     stems: list[str] = []
     files: list[str] = []
     items = expand_sources(sources)
+    stats = MapStats()
+    layouts: dict[str, str] = {}
+    maps = [_item_map(item, n, base, layouts) for n, item in enumerate(items)]
     selected: list[np.ndarray] | None = None
     # Inputs that cannot be read a row group at a time (CSV, or anything behind a column
     # map) are read once, in full, and both the key pass and the row pick use that copy.
@@ -239,11 +243,12 @@ def read_input(
     if only is not None:
         wanted = None if columns is None else columns | {"msisdn", "imei"}
         for n, item in enumerate(items):
-            if isinstance(item, Path) and not _by_row_group(item, cmap):
-                whole[n] = _read_whole(item, wanted, cmap)
-        keys = [_key_columns(whole.get(n, item), cmap) for n, item in enumerate(items)]
+            if isinstance(item, Path) and not _by_row_group(item, maps[n]):
+                whole[n] = _read_whole(item, wanted, maps[n])
+        keys = [_key_columns(whole.get(n, item), maps[n]) for n, item in enumerate(items)]
         selected = _selected_rows(keys, only)
     for n, item in enumerate(items):
+        cmap = maps[n]
         if selected is not None:
             rows = selected[n]
             if isinstance(item, pa.Table):
@@ -263,7 +268,7 @@ def read_input(
             table, stem, name = _read_parquet(item, columns, cmap), item.stem, str(item)
         check_unique(table.column_names, cmap.source_columns() if cmap else set(COLUMNS), name)
         if cmap is not None:
-            table = cmap.apply(table)
+            table = cmap.apply(table, stats)
         missing = [c for c in REQUIRED if c not in table.column_names]
         if missing:
             raise InputError(f"{name}: missing required column {missing[0]!r}")
@@ -280,8 +285,30 @@ def read_input(
         offsets=offsets,
         files=files,
         local_rows=local_rows,
-        time_formats=cmap.time_formats() if cmap is not None else None,
+        time_formats=base.time_formats() if base is not None else None,
+        layouts=layouts,
+        disagreements=dict(stats.disagreements),
     )
+
+
+def _item_map(
+    item: Path | pa.Table, n: int, base: ColumnMap | None, layouts: dict[str, str]
+) -> ColumnMap | None:
+    """The column map for one input: the base map, or the layout its columns call for."""
+    if base is None or not base.layouts:
+        return base
+    if isinstance(item, pa.Table):
+        names, label = item.column_names, f"<table {n}>"
+    elif is_csv(item):
+        names, label = header_names(item, base.csv or DEFAULT_DIALECT), str(item)
+    else:
+        try:
+            names, label = pq.read_schema(item).names, str(item)
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{item}: cannot read Parquet: {exc}") from None
+    chosen, layout = base.for_input(names, label)
+    layouts[label] = layout or "(base map)"
+    return chosen
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

@@ -67,6 +67,10 @@ class ParsedTimes:
     times: pa.Array
     #: 0 where the value gave an instant or was null; else UNPARSEABLE/NONEXISTENT/AMBIGUOUS.
     why: np.ndarray
+    #: Per value: it carried its own offset (or was an epoch number).
+    aware: np.ndarray | None = None
+    #: Per value: the format that read it fixes the day (else it is a time of day).
+    dated: np.ndarray | None = None
 
 
 def _bools(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -152,6 +156,7 @@ def parse_text(
     aware_ms = np.zeros(n, dtype=np.int64)
     is_naive = np.zeros(n, dtype=bool)
     is_aware = np.zeros(n, dtype=bool)
+    dated = np.zeros(n, dtype=bool)
     valid_in = _bools(text.is_valid())
     rows = np.flatnonzero(valid_in)
     present = text if rows.size == n else text.filter(pa.array(valid_in))
@@ -172,6 +177,7 @@ def parse_text(
             if fraction is not None:
                 ms = ms + fraction[ok]
             done = rows[ok]
+            dated[done] = has_date(fmt)
             if fmt in EPOCH_FORMATS or _is_aware_format(fmt):
                 aware_ms[done], is_aware[done] = ms, True
             else:
@@ -209,7 +215,7 @@ def parse_text(
     valid = (is_aware | is_naive) & (why == 0)
     times = pa.array(out, type=pa.int64(), mask=~valid)
     times = times.cast(_MS_UTC) if zone is not None else times.cast(_MS)
-    return ParsedTimes(times=times, why=why)
+    return ParsedTimes(times=times, why=why, aware=is_aware, dated=dated)
 
 
 def localize(local: pa.Array | pa.ChunkedArray, zone: str) -> tuple[pa.Array, np.ndarray]:
@@ -280,6 +286,30 @@ def parse_timestamps(
     codes = np.append(parsed.why, 0)
     idx = pc.fill_null(indices, len(parsed.why)).to_numpy(zero_copy_only=False)
     return ParsedTimes(times, codes[idx])
+
+
+def parse_wall(
+    arr: pa.ChunkedArray, formats: Sequence[str] | None
+) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Times as milliseconds without applying a zone: naive values give their wall-clock
+    reading, values with an offset their instant. Returns the milliseconds (null where a
+    value does not parse), whether each carried an offset, and whether its format fixes
+    the day. For differences between two times of the same row."""
+    text = arr.cast(pa.string()) if not pa.types.is_string(arr.type) else arr
+    combined = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    if _mostly_distinct(combined):
+        parsed = parse_text(combined, None, formats)
+        indices = None
+    else:
+        encoded = pc.dictionary_encode(combined)
+        parsed = parse_text(encoded.dictionary, None, formats)
+        indices = encoded.indices
+    ms = pc.cast(parsed.times, pa.int64())
+    aware = pa.array(parsed.aware if parsed.aware is not None else np.zeros(len(ms), bool))
+    dated = pa.array(parsed.dated if parsed.dated is not None else np.zeros(len(ms), bool))
+    if indices is not None:
+        ms, aware, dated = (pc.take(x, indices) for x in (ms, aware, dated))
+    return ms, aware, dated
 
 
 def _mostly_distinct(values: pa.Array) -> bool:
