@@ -1980,8 +1980,9 @@ def to_3gpp_csv_table(table: pa.Table, tz: str = "Asia/Shanghai") -> pa.Table:
     times (``20080708035300``), the other party in ``calledNumber`` or
     ``callingNumber`` by direction, and the contract's name for what 3GPP lacks.
 
-    Circuit-switched data calls keep ``csd`` in a ``bearerService`` column (3GPP tells
-    them apart by the bearer, not the record type); the column map reads it first.
+    Calls and SMS carry their GSM basic service (``TS11`` telephony, ``TS21``/``TS22``
+    SMS, ``BS26`` asynchronous data at 9600 bit/s): 3GPP tells a data call from a voice
+    call by its bearer service, not by the record type.
     """
     import pyarrow.compute as pc
 
@@ -2003,7 +2004,16 @@ def to_3gpp_csv_table(table: pa.Table, tz: str = "Asia/Shanghai") -> pa.Table:
     cols = {
         "recordSequenceNumber": table["record_id"],
         "recordType": record_type,
-        "bearerService": pc.if_else(pc.equal(table["record_type"], "csd"), "csd", none),
+        "basicService": pc.take(
+            pa.array(["TS11", "BS26", "TS22", "TS21", None]),
+            pc.fill_null(
+                pc.index_in(
+                    pc.binary_join_element_wise(table["record_type"], table["direction"], "|"),
+                    pa.array(["voice|mo", "csd|mo", "sms|mo", "sms|mt"]),
+                ),
+                4,
+            ),
+        ),
         "servedMSISDN": table["msisdn"],
         "servedIMSI": table["imsi"],
         "servedIMEI": table["imei"],

@@ -374,11 +374,13 @@ class ColumnMap(_Strict):
         """
         n = table.num_rows
         out: dict[str, pa.ChunkedArray] = {}
+        #: Values as read, for rows no alternative could translate (set aside as unknown).
+        as_read: dict[str, list[pa.ChunkedArray]] = {}
         consumed: set[str] = set()
         for canonical, spec in self.columns.items():
             made = self._column(canonical, spec, table, consumed, stats)
             if made is not None:
-                out[canonical] = made
+                out[canonical], as_read[canonical] = made
         if self.record_kinds is not None and self.record_kinds.source in table.column_names:
             kinds = self.record_kinds
             raw = as_text(kinds.source, "", table[kinds.source])
@@ -386,12 +388,15 @@ class ColumnMap(_Strict):
             for col in targets:
                 mapping = {k: t[col] for k, t in kinds.values.items() if col in t}
                 mapped = translate(raw, mapping, None)
-                # A listed record kind decides; the map's own entry for the column fills
-                # the rest; an unlisted kind is kept as the record type (set aside).
-                out[col] = pc.coalesce(mapped, out[col]) if col in out else mapped
+                # The map's own entry for a column decides; the record kind fills the
+                # rest; an unlisted kind is kept as the record type (set aside).
+                out[col] = pc.coalesce(out[col], mapped) if col in out else mapped
                 if col == "record_type":
-                    out[col] = pc.coalesce(out[col], raw)
+                    as_read.setdefault(col, []).append(raw)
             consumed.add(kinds.source)
+        for col, raws in as_read.items():
+            if raws:
+                out[col] = pc.coalesce(out[col], *raws)
         for col, value in self.constants.items():
             if col not in out and col not in table.column_names:
                 out[col] = pa.chunked_array([pa.array(np.full(n, value))])
@@ -413,7 +418,10 @@ class ColumnMap(_Strict):
         table: pa.Table,
         consumed: set[str],
         stats: MapStats | None,
-    ) -> pa.ChunkedArray | None:
+    ) -> tuple[pa.ChunkedArray, list[pa.ChunkedArray]] | None:
+        """A column's value where some alternative gives one (null elsewhere), and the
+        values as read of the alternatives that translate (last resort, kept so that an
+        unlisted value is set aside showing itself)."""
         entries = _entries(spec)
         made: list[tuple[Column, pa.ChunkedArray, pa.ChunkedArray | None]] = []
         for entry in entries:
@@ -422,21 +430,15 @@ class ColumnMap(_Strict):
                 made.append((entry, *got))
         if not made:
             return None
-        if len(made) == 1:
-            entry, value, raw = made[0]
-            if entry.values is not None and entry.default is None and raw is not None:
-                value = pc.coalesce(value, raw)
-            return value if isinstance(value, pa.ChunkedArray) else pa.chunked_array([value])
         values = [_same_type(v, [m[1] for m in made]) for _, v, _ in made]
-        result = pc.coalesce(*values)
-        if stats is not None and any(isinstance(e, Column) for e in entries):
+        result = values[0] if len(values) == 1 else pc.coalesce(*values)
+        signals = isinstance(spec, list) and any(not isinstance(e, str) for e in spec)
+        if stats is not None and signals:
             stats.count_disagreements(canonical, values)
-        raws = [
-            r for e, _, r in made if r is not None and e.values is not None and e.default is None
-        ]
-        if raws:
-            result = pc.coalesce(result, *raws)
-        return result if isinstance(result, pa.ChunkedArray) else pa.chunked_array([result])
+        raws = [r for e, _, r in made if r is not None and e.default is None]
+        if not isinstance(result, pa.ChunkedArray):
+            result = pa.chunked_array([result])
+        return result, raws
 
     def _entry(
         self, canonical: str, entry: Column, table: pa.Table, consumed: set[str]
