@@ -80,7 +80,11 @@ def measure_groups(
 
     # Subscriber-wide figures come from the whole subset, before any group is dropped.
     nsub = int(sub.max()) + 1
-    sub_total_ok = np.bincount(sub, weights=status_ok, minlength=nsub) if need_status else None
+    sub_total_ok = (
+        np.bincount(sub[status_ok], minlength=nsub)
+        if need_status and status_ok is not None
+        else None
+    )
     sub_total = np.bincount(sub, minlength=nsub)
 
     sub_subset, t_subset = sub, t  # the subset in (subscriber, time) order

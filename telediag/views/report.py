@@ -54,7 +54,7 @@ ADVICE_LABELS: dict[str, str] = {
 }
 
 _MATPLOTLIB_MISSING = (
-    'Plots need matplotlib, which is not installed: pip install "telediag[report]".'
+    "Plots need matplotlib, a dependency of telediag that is missing here: pip install matplotlib."
 )
 
 
