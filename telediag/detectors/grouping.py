@@ -34,6 +34,15 @@ GROUP_MEASURES: dict[str, str] = {
     "that belong to this group",
     "other_ok_count": "ok records of the same subscriber in other groups",
     "other_failed_count": "failed records of the same subscriber in other groups",
+    "day_share": "active_days / local calendar days from the first record's day to the "
+    "last's (1 = a record every day of the span)",
+    "longest_day_run": "most consecutive local calendar days that each have a record",
+    "rejected_since_first_share": "share of the group's records rejected, counted from its "
+    "first rejected record on (empty when none was rejected)",
+    "others_in_period": "the subscriber's rule records in other groups from the group's "
+    "first rejected record to its last record",
+    "others_failed_share": "share of those records (others_in_period) that failed "
+    "(empty when there are none)",
 }
 
 
@@ -58,8 +67,10 @@ def measure_groups(
         keys.append(codes)
         dicts.append(dictionary)
     wanted = ctx.wanted
+    period_measures = {"rejected_since_first_share", "others_in_period", "others_failed_share"}
     need_status = bool(
-        wanted
+        wanted & period_measures
+        | wanted
         & {
             "ok_count",
             "failed_count",
@@ -88,6 +99,7 @@ def measure_groups(
     sub_total = np.bincount(sub, minlength=nsub)
 
     sub_subset, t_subset = sub, t  # the subset in (subscriber, time) order
+    ok_subset = status_ok
     if keys:
         perm = sg.stable_group_order([sub, *keys])
         positions, sub, t = positions[perm], sub[perm], t[perm]
@@ -144,9 +156,19 @@ def measure_groups(
         m["other_ok_count"] = sub_total_ok[seg_sub] - ok
         other_total = sub_total[seg_sub] - count
         m["other_failed_count"] = other_total - m["other_ok_count"]
-    if wanted & {"active_days"}:
+    if wanted & {"active_days", "day_share", "longest_day_run"}:
         days = ctx.clock.day(t)
         m["active_days"] = sg.seg_nunique(days - days.min(), seg, nseg)
+        if wanted & {"day_share", "longest_day_run"}:
+            m.update(_day_rhythm(days, seg, starts, nseg, m["active_days"]))
+    if status_ok is not None and status_rej is not None and wanted & period_measures:
+        assert ok_subset is not None
+        m.update(_since_first_rejection(t, status_ok, status_rej, starts, sub[starts], count))
+        m.update(
+            _others_in_period(
+                sub_subset, t_subset, ok_subset, m, sub[starts], last, m.pop("_since_ok")
+            )
+        )
     if "night_count" in wanted:
         night = ctx.clock.hour(t) < 6
         m["night_count"] = np.add.reduceat(night.astype(np.int64), starts)
@@ -171,12 +193,96 @@ def measure_groups(
     )
 
 
+def _day_rhythm(
+    days: np.ndarray, seg: np.ndarray, starts: np.ndarray, nseg: int, active: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Share of the span's days that have a record, and the longest run of such days.
+
+    Records are in time order within each segment, so their local days never decrease.
+    """
+    n = days.shape[0]
+    ends = np.append(starts[1:], n) - 1
+    span_days = days[ends] - days[starts] + 1
+    new_day = np.ones(n, dtype=bool)
+    new_day[1:] = (seg[1:] != seg[:-1]) | (days[1:] != days[:-1])
+    d, s = days[new_day], seg[new_day]
+    # A run of consecutive days breaks at a new segment or a day skipped.
+    breaks = np.ones(d.shape[0], dtype=bool)
+    breaks[1:] = (s[1:] != s[:-1]) | (d[1:] - d[:-1] > 1)
+    run_starts = np.flatnonzero(breaks)
+    run_len = sg.counts(run_starts, d.shape[0])
+    longest = np.zeros(nseg, dtype=np.int64)
+    np.maximum.at(longest, s[run_starts], run_len)
+    return {"day_share": active / span_days, "longest_day_run": longest}
+
+
+def _since_first_rejection(
+    t: np.ndarray,
+    ok: np.ndarray,
+    rejected: np.ndarray,
+    starts: np.ndarray,
+    seg_sub: np.ndarray,
+    count: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Per segment: the share rejected from the first rejection on, and that period's start."""
+    n = t.shape[0]
+    idx = np.arange(n)
+    first_rej = np.minimum.reduceat(np.where(rejected, idx, n), starts)
+    ends = starts + count
+    has = first_rej < ends
+    since = np.where(has, ends - first_rej, 0)
+    rej = np.add.reduceat(rejected.astype(np.int64), starts)
+    ok_cum = np.concatenate([[0], np.cumsum(ok.astype(np.int64))])
+    since_ok = np.where(has, ok_cum[ends] - ok_cum[np.minimum(first_rej, n)], 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(has, rej / np.maximum(since, 1), np.nan)
+    return {
+        "rejected_since_first_share": share,
+        "_period_from": np.where(has, t[np.minimum(first_rej, n - 1)], -1),
+        "_since_count": since,
+        "_since_ok": since_ok,
+    }
+
+
+def _others_in_period(
+    sub_sorted: np.ndarray,
+    t_sorted: np.ndarray,
+    ok_sorted: np.ndarray,
+    m: dict[str, np.ndarray],
+    seg_sub: np.ndarray,
+    last: np.ndarray,
+    since_ok: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The subscriber's records in other groups within [first rejection, last record]."""
+    lo = m.pop("_period_from")
+    since = m.pop("_since_count")
+    has = lo >= 0
+    lo_q = np.where(has, lo, last)
+    within = _count_between(sub_sorted, t_sorted, seg_sub, lo_q, last)
+    bad = ~ok_sorted
+    if bad.any():
+        failed_within = _count_between(sub_sorted[bad], t_sorted[bad], seg_sub, lo_q, last)
+    else:
+        failed_within = np.zeros_like(within)
+    others = np.where(has, within - since, 0)
+    others_failed = np.where(has, failed_within - (since - since_ok), 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(others > 0, others_failed / np.maximum(others, 1), np.nan)
+    return {"others_in_period": others.astype(np.int64), "others_failed_share": share}
+
+
 def _count_between(
     sub_sorted: np.ndarray, t_sorted: np.ndarray, sub: np.ndarray, lo: np.ndarray, hi: np.ndarray
 ) -> np.ndarray:
     """How many (sub, t) pairs of a (sub, t)-sorted subset fall within [lo, hi] per query."""
-    t0 = int(t_sorted.min())
-    width = int(t_sorted.max()) - t0 + 1
+    if t_sorted.size == 0:
+        return np.zeros(sub.shape[0], dtype=np.int64)
+    t0, t1 = int(t_sorted.min()), int(t_sorted.max())
+    width = t1 - t0 + 1
     key = sub_sorted.astype(np.int64) * width + (t_sorted - t0)
     base = sub.astype(np.int64) * width - t0
-    return np.searchsorted(key, base + hi, side="right") - np.searchsorted(key, base + lo)
+    # Bounds outside the subset's time range would spill into a neighbour's keys: clip.
+    inside = (hi >= t0) & (lo <= t1)
+    lo_c, hi_c = np.clip(lo, t0, t1), np.clip(hi, t0, t1)
+    found = np.searchsorted(key, base + hi_c, side="right") - np.searchsorted(key, base + lo_c)
+    return np.where(inside, found, 0)
