@@ -238,6 +238,19 @@ class Rule(_Strict):
     #: Does the rule follow handsets across subscribers? Then scanning subscriber-disjoint
     #: parts separately may miss its findings.
     cross_subscriber: bool = False
+    #: Columns without which the rule cannot judge a subscriber's records: when one is
+    #: missing or empty on all of them, the hypothesis is "could not check", not "ruled
+    #: out". An entry that is a list needs any one of its columns.
+    requires: list[str | list[str]] = Field(default_factory=list)
+
+    @field_validator("requires")
+    @classmethod
+    def _known_columns(cls, v: list[str | list[str]]) -> list[str | list[str]]:
+        for entry in v:
+            for col in [entry] if isinstance(entry, str) else entry:
+                if col not in RULE_COLUMNS:
+                    raise ValueError(f"unknown column {col!r}")
+        return v
 
     @model_validator(mode="after")
     def _measures_exist(self) -> Rule:

@@ -62,6 +62,17 @@ def rule_markdown(rule: Rule) -> str:
     out += ["", "## What it detects", "", d.what_it_detects, ""]
     out += ["## Why it causes a dispute", "", d.why_it_matters, ""]
     out += ["## Evidence it needs", "", d.evidence, "", f"Records: {rule.records.describe()}.", ""]
+    if rule.requires:
+        needed = ", ".join(
+            f"`{e}`" if isinstance(e, str) else " or ".join(f"`{c}`" for c in e)
+            for e in rule.requires
+        )
+        out += [
+            f"Columns it cannot judge without: {needed}. When one is missing or empty on all "
+            "of a subscriber's records of this kind, an investigation lists the rule as "
+            "could not check, not as ruled out.",
+            "",
+        ]
     out += ["## Parameters", "", "| parameter | value | meaning |", "|---|---|---|"]
     out += _defaults(rule)
     out += [

@@ -55,6 +55,10 @@ class HandoverDetector(Detector):
 
     kind = "handover"
     Params = HandoverParams
+    NO_CANDIDATE: ClassVar[str] = (
+        "none went out successfully under a SIM that came to a handset (IMEI) after "
+        "another subscriber had one fail there, so none can be a re-send under a new SIM"
+    )
     MEASURES: ClassVar[dict[str, str]] = {
         "count": "records in the evidence: the failed originals and the re-send",
         "failed_count": "failed originals of the same message key under another subscriber "
