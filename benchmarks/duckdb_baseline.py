@@ -315,7 +315,13 @@ def truth_file(path: Path) -> Path | None:
 
 
 def score(findings: pd.DataFrame, truth: pd.DataFrame) -> dict[str, Any]:
-    """Recall of injected (root cause, msisdn) pairs; found pairs that were not injected."""
+    """Recall of injected (root cause, msisdn) pairs; found pairs that were not injected.
+
+    Near-miss rows of the truth (``expect`` none) are not cases: they count only as
+    found pairs that were not injected when a query flags them.
+    """
+    if "expect" in truth:
+        truth = truth[truth["expect"] == "finding"].reset_index(drop=True)
     found = set(zip(findings["root_cause"], findings["msisdn"], strict=True))
     expected = list(zip(truth["root_cause"], truth["msisdn"], strict=True))
     hits = pd.Series([pair in found for pair in expected], dtype=bool)
