@@ -742,6 +742,11 @@ def _could_not_check(
             meanings += [f"{c}: {DERIVED_COLUMNS[c][1]}" for c in options if c in DERIVED_COLUMNS]
     if not blind:
         return None
+    # A condition on a column that is there may rule the cause out regardless (every SMS
+    # to a domestic number, whatever their lengths): then it is ruled out, not unchecked.
+    unseen = {c for entry in blind for c in entry.split(" or ")}
+    if _own_positions(_filter_without(rule.records, unseen), records, evaluator, code).size == 0:
+        return None
     what = _kind_filter(rule).describe()
     cols = ", ".join(blind) + (f" ({'; '.join(meanings)})" if meanings else "")
     return CouldNotCheck(
@@ -751,10 +756,30 @@ def _could_not_check(
         columns=blind,
         records_considered=int(positions.size),
         reason=(
-            f"{cols} is missing or empty on all {positions.size} of the subscriber's "
+            f"{cols} {'is' if len(blind) == 1 else 'are'} missing or empty on all "
+            f"{positions.size} of the subscriber's "
             f"records of the kind it looks at ({what}), so the records cannot show whether "
             "this cause applies"
         ),
+    )
+
+
+def _filter_without(flt: RecordFilter, columns: set[str]) -> RecordFilter:
+    """The filter without the conditions that read any of ``columns`` (directly or as
+    the source of a derived column); a sub-filter that reads one is dropped whole."""
+    from telediag.derived import DERIVED_COLUMNS
+
+    def reads(column: str) -> bool:
+        sources = DERIVED_COLUMNS[column][0] if column in DERIVED_COLUMNS else ()
+        return column in columns or bool(set(sources) & columns)
+
+    def touches(sub: RecordFilter) -> bool:
+        return any(reads(c) for c in sub.columns())
+
+    return RecordFilter.model_construct(
+        where={c: cond for c, cond in flt.where.items() if not reads(c)},
+        any_of=[] if any(touches(f) for f in flt.any_of) else list(flt.any_of),
+        not_=None if flt.not_ is None or touches(flt.not_) else flt.not_,
     )
 
 

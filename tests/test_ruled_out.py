@@ -227,3 +227,16 @@ def test_td004_reason_for_an_unmatched_resend_names_the_failed_threshold() -> No
     assert why.reason.startswith("closest pattern (1 records for 13900000497 / 30100): ")
     assert "failed_count 0, needs >= 1" in why.reason
     assert "mms_event" not in why.reason
+
+
+def test_a_missing_column_does_not_hide_a_condition_that_fails_on_the_others(
+    tmp_path: Path,
+) -> None:
+    """No sms_length, but every SMS goes to a domestic number: the foreign-number filter
+    already rules the cause out, whatever the lengths."""
+    source = FIXTURES / "TD010" / "daily-text-to-domestic-number.csv"
+    stripped = _strip(source, tmp_path, "sms_length")
+    inv = telediag.investigate(stripped, "13800001003", tz="Asia/Shanghai", rules=RULES)
+    assert "TD010" not in {r.rule_id for r in inv.could_not_check}
+    why = {r.rule_id: r for r in inv.ruled_out}["TD010"]
+    assert why.basis == "filter" and "peer_international = True" in why.reason
