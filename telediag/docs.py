@@ -58,7 +58,10 @@ def rule_markdown(rule: Rule) -> str:
     if rule.aliases:
         out.append(f"- also known as: {', '.join(rule.aliases)}")
     if rule.cross_subscriber:
-        out.append("- follows handsets across subscribers: scan all subscribers together")
+        out.append(
+            "- follows handsets across subscribers: scan every row of the handsets (IMEIs)"
+            " concerned together"
+        )
     out += ["", "## What it detects", "", d.what_it_detects, ""]
     out += ["## Why it causes a dispute", "", d.why_it_matters, ""]
     out += ["## Evidence it needs", "", d.evidence, "", f"Records: {rule.records.describe()}.", ""]
