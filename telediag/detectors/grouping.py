@@ -163,12 +163,12 @@ def measure_groups(
             m.update(_day_rhythm(days, seg, starts, nseg, m["active_days"]))
     if status_ok is not None and status_rej is not None and wanted & period_measures:
         assert ok_subset is not None
-        m.update(_since_first_rejection(t, status_ok, status_rej, starts, sub[starts], count))
         m.update(
-            _others_in_period(
-                sub_subset, t_subset, ok_subset, m, sub[starts], last, m.pop("_since_ok")
+            _rejection_period(
+                t, status_ok, status_rej, starts, count, last, sub[starts], sub_subset, t_subset,
+                ok_subset,
             )
-        )
+        )  # fmt: skip
     if "night_count" in wanted:
         night = ctx.clock.hour(t) < 6
         m["night_count"] = np.add.reduceat(night.astype(np.int64), starts)
@@ -216,59 +216,49 @@ def _day_rhythm(
     return {"day_share": active / span_days, "longest_day_run": longest}
 
 
-def _since_first_rejection(
+def _rejection_period(
     t: np.ndarray,
     ok: np.ndarray,
     rejected: np.ndarray,
     starts: np.ndarray,
-    seg_sub: np.ndarray,
     count: np.ndarray,
+    last: np.ndarray,
+    seg_sub: np.ndarray,
+    sub_all: np.ndarray,
+    t_all: np.ndarray,
+    ok_all: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """Per segment: the share rejected from the first rejection on, and that period's start."""
+    """Per segment, over its period from its first rejected record to its last record:
+    the share of its own records rejected, and how many of the subscriber's records in
+    other groups fall in the period and what share of those failed.
+
+    ``t``/``ok``/``rejected`` are the grouped records (segments at ``starts``);
+    ``sub_all``/``t_all``/``ok_all`` are all of the rule's records in (subscriber, time)
+    order, from which the other groups' records are counted.
+    """
     n = t.shape[0]
-    idx = np.arange(n)
-    first_rej = np.minimum.reduceat(np.where(rejected, idx, n), starts)
     ends = starts + count
+    first_rej = np.minimum.reduceat(np.where(rejected, np.arange(n), n), starts)
     has = first_rej < ends
+    at_first = np.minimum(first_rej, n - 1)
     since = np.where(has, ends - first_rej, 0)
-    rej = np.add.reduceat(rejected.astype(np.int64), starts)
     ok_cum = np.concatenate([[0], np.cumsum(ok.astype(np.int64))])
-    since_ok = np.where(has, ok_cum[ends] - ok_cum[np.minimum(first_rej, n)], 0)
+    since_failed = since - np.where(has, ok_cum[ends] - ok_cum[at_first], 0)
+    rejected_count = np.add.reduceat(rejected.astype(np.int64), starts)
+    lo = np.where(has, t[at_first], last)
+    within = _count_between(sub_all, t_all, seg_sub, lo, last)
+    failed_within = _count_between(sub_all[~ok_all], t_all[~ok_all], seg_sub, lo, last)
+    # The group's own records in the period are exactly those from its first rejection on.
+    others = np.where(has, within - since, 0).astype(np.int64)
+    others_failed = np.where(has, failed_within - since_failed, 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(has, rej / np.maximum(since, 1), np.nan)
+        share = np.where(has, rejected_count / np.maximum(since, 1), np.nan)
+        others_share = np.where(others > 0, others_failed / np.maximum(others, 1), np.nan)
     return {
         "rejected_since_first_share": share,
-        "_period_from": np.where(has, t[np.minimum(first_rej, n - 1)], -1),
-        "_since_count": since,
-        "_since_ok": since_ok,
+        "others_in_period": others,
+        "others_failed_share": others_share,
     }
-
-
-def _others_in_period(
-    sub_sorted: np.ndarray,
-    t_sorted: np.ndarray,
-    ok_sorted: np.ndarray,
-    m: dict[str, np.ndarray],
-    seg_sub: np.ndarray,
-    last: np.ndarray,
-    since_ok: np.ndarray,
-) -> dict[str, np.ndarray]:
-    """The subscriber's records in other groups within [first rejection, last record]."""
-    lo = m.pop("_period_from")
-    since = m.pop("_since_count")
-    has = lo >= 0
-    lo_q = np.where(has, lo, last)
-    within = _count_between(sub_sorted, t_sorted, seg_sub, lo_q, last)
-    bad = ~ok_sorted
-    if bad.any():
-        failed_within = _count_between(sub_sorted[bad], t_sorted[bad], seg_sub, lo_q, last)
-    else:
-        failed_within = np.zeros_like(within)
-    others = np.where(has, within - since, 0)
-    others_failed = np.where(has, failed_within - (since - since_ok), 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(others > 0, others_failed / np.maximum(others, 1), np.nan)
-    return {"others_in_period": others.astype(np.int64), "others_failed_share": share}
 
 
 def _count_between(
