@@ -145,6 +145,7 @@ class InvestigatedFinding(_Model):
     )
     rule_id: str
     rule_version: int
+    group: str = Field(description="the group's key values, e.g. the recipient or server")
     rule_name: str
     root_cause: str
     title: str
@@ -624,6 +625,7 @@ def _finding_entries(
                 finding_key=r.finding_key,
                 rule_id=rule.id,
                 rule_version=rule.version,
+                group=r.group,
                 rule_name=rule.name,
                 root_cause=rule.root_cause,
                 title=rule.title,
