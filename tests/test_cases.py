@@ -331,6 +331,46 @@ def test_a_failed_write_leaves_nothing_behind(
             assert conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar() == 0
 
 
+_CRASH = """
+import os, sys
+import sqlalchemy as sa
+from telediag.cases import CaseStore
+from telediag.investigation import investigate
+
+db = sys.argv[1]
+inv = investigate(sys.argv[2], "13800000501", complaint_date="2008-04-07", tz="Asia/Shanghai")
+store = CaseStore(db)
+store.record(inv, by="kept")
+real = sa.engine.Connection.execute
+
+def crash(self, statement, *args, **kwargs):
+    if getattr(getattr(statement, "table", None), "name", None) == "case_events":
+        os._exit(3)  # the process dies inside the transaction, after the case rows
+    return real(self, statement, *args, **kwargs)
+
+sa.engine.Connection.execute = crash
+store.record(inv, by="lost")
+"""
+
+
+def test_a_crash_in_the_middle_of_a_change_loses_nothing_committed(db: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _CRASH, db, str(MMS_LOOP)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 3, done.stderr
+    with CaseStore(db) as store:
+        (case,) = store.cases("all")
+        assert store.case(case.id).history[0].by == "kept"
+        with store._engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM case_findings")).scalar() == 1
+        store.note(case.id, "the store works after the crash")
+
+
 # ----------------------------------------------------------------------------- schema
 def test_the_schema_is_versioned_and_a_newer_store_is_refused(db: str) -> None:
     with CaseStore(db) as s:

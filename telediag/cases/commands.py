@@ -186,7 +186,9 @@ def add_case_commands(sub: Any, parser_class: type[argparse.ArgumentParser]) -> 
     q.set_defaults(func=_cmd_open)
 
     q = csub.add_parser("list", parents=[db], help="cases, their deadlines and what is overdue")
-    q.add_argument("--status", choices=["open", "closed", "all"], default="open")
+    q.add_argument(
+        "--status", choices=["open", "closed", "all"], default="open", help="default: open"
+    )
     q.add_argument("--due-by", metavar="DATE", help="only cases with a step due by this day")
     q.add_argument("--as-of", metavar="DATE", help="day to reckon overdue steps (default today)")
     q.add_argument("--json", action="store_true", help="one JSON object per case per line")
