@@ -423,6 +423,13 @@ def test_where_the_store_is(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
         resolve_db(tmp_path)
 
 
+def test_a_file_that_is_not_a_store_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.sqlite"
+    bad.write_text("shopping list\n" * 100)
+    with pytest.raises(CaseStoreError, match=f"case store {bad}: file is not a database"):
+        CaseStore(bad)
+
+
 def test_sqlite_store_runs_in_wal_mode(tmp_path: Path) -> None:
     with CaseStore(tmp_path / "c.sqlite") as s, s._engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -560,12 +567,15 @@ def test_case_commands_end_to_end(
         (["case", "show", "7"], "no case 7 in"),
         (["case", "list", "--as-of", "yesterday"], "cannot read --as-of date 'yesterday'"),
         (["case", "reopen", "1"], "no case 1"),
+        (["case", "list", "--db", "/proc/1/no/such/dir/c.sqlite"], "cannot create /proc/1/no"),
     ],
 )
 def test_case_errors_are_one_line(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], message: str
 ) -> None:
-    code, out, err = _cli(capsys, *argv, "--db", str(tmp_path / "d.sqlite"))
+    if "--db" not in argv:
+        argv = [*argv, "--db", str(tmp_path / "d.sqlite")]
+    code, out, err = _cli(capsys, *argv)
     assert code == 2 and out == ""
     assert message in err and len(err.strip().splitlines()) == 1
 

@@ -155,7 +155,13 @@ class CaseStore:
     # ------------------------------------------------------------------ connection
     def _create_engine(self) -> Engine:
         if self.is_sqlite:
-            Path(str(self.url.database)).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(str(self.url.database)).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CaseStoreError(
+                    f"case store {self.name}: cannot create {folder}: {exc.strerror}"
+                ) from None
             engine = sa.create_engine(
                 self.url, connect_args={"timeout": self.busy_timeout}, poolclass=sa.NullPool
             )
@@ -291,7 +297,10 @@ class CaseStore:
         inputs: Sequence[str] = (),
         at: dt.datetime | None = None,
     ) -> Case:
-        """Keep an investigation already made as a new case (one transaction)."""
+        """Keep an investigation already made as a new case (one transaction).
+
+        The deadlines are counted with ``policy`` (default: the standard policy), which
+        is kept with the case for its outcomes."""
         pol = policy if isinstance(policy, Policy) else load_policy(policy)
         if complaint_date is None and inv.deadlines is None:
             raise CaseStoreError("a case needs a complaint date")
