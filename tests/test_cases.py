@@ -326,7 +326,7 @@ def test_a_failed_write_leaves_nothing_behind(
         store.record(mms_inv)
     monkeypatch.setattr(sa.engine.Connection, "execute", real_execute)
     assert store.cases("all") == []
-    with store._engine.connect() as conn:
+    with store.db.engine.connect() as conn:
         for table in ("cases", "case_findings", "case_evidence", "case_ruled_out"):
             assert conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar() == 0
 
@@ -366,7 +366,7 @@ def test_a_crash_in_the_middle_of_a_change_loses_nothing_committed(db: str) -> N
     with CaseStore(db) as store:
         (case,) = store.cases("all")
         assert store.case(case.id).history[0].by == "kept"
-        with store._engine.connect() as conn:
+        with store.db.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM case_findings")).scalar() == 1
         store.note(case.id, "the store works after the crash")
 
@@ -431,7 +431,7 @@ def test_a_file_that_is_not_a_store_is_named(tmp_path: Path) -> None:
 
 
 def test_sqlite_store_runs_in_wal_mode(tmp_path: Path) -> None:
-    with CaseStore(tmp_path / "c.sqlite") as s, s._engine.connect() as conn:
+    with CaseStore(tmp_path / "c.sqlite") as s, s.db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
@@ -599,7 +599,7 @@ def test_a_bad_complaint_date_is_refused_before_reading(
 
 
 def test_parse_day_names_what_it_reads() -> None:
-    from telediag.cases.store import parse_day
+    from telediag.cases.db import parse_day
 
     assert parse_day("2008-06-16") == dt.date(2008, 6, 16)
     with pytest.raises(InputError, match="cannot read due date"):

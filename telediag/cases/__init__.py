@@ -7,6 +7,7 @@ PostgreSQL URL; with no ``db``, ``$TELEDIAG_DB`` or a file in the user's data di
 
 from __future__ import annotations
 
+from telediag.cases.db import DB_ENV, default_db_path, resolve_db
 from telediag.cases.models import (
     STANDARD_OUTCOMES,
     Case,
@@ -18,7 +19,7 @@ from telediag.cases.models import (
     Shared,
     SimilarCase,
 )
-from telediag.cases.store import DB_ENV, CaseStore, default_db_path, resolve_db
+from telediag.cases.store import CaseStore
 
 __all__ = [
     "DB_ENV",

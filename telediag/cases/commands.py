@@ -28,7 +28,7 @@ def _print_json_lines(items: list[dict[str, Any]]) -> None:
 
 
 def _cmd_open(args: argparse.Namespace) -> int:
-    from telediag.cases.store import parse_day
+    from telediag.cases.db import parse_day
 
     day = parse_day(args.complaint_date, "--complaint-date")
     with _store(args) as store:

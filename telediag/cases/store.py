@@ -1,32 +1,27 @@
 """The case store: every dispute kept, its deadlines tracked, its outcome reusable.
 
-A store is a SQLite file or a PostgreSQL database, reached through SQLAlchemy Core (one
-set of tables and queries for both; see ``schema.py``). Every change is one
-transaction. On SQLite the file runs in WAL mode (readers never wait for the writer),
-writes take the lock up front (``BEGIN IMMEDIATE``), and a writer that finds the file
-busy waits and retries; on PostgreSQL, migrations run under an advisory lock and
-serialization failures are retried.
+A store is a SQLite file or a PostgreSQL database (``db.py``: where, how, one
+transaction with retries) with one set of tables (``schema.py``). Every change (open,
+note, close, reopen) is one transaction that also writes an event to the case's
+history.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import io
 import json
 import os
-import random
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from telediag.cases import schema
+from telediag.cases.db import Database, aware_utc, default_by, naive_utc, parse_day, utcnow
 from telediag.cases.models import (
     STANDARD_OUTCOMES,
     Case,
@@ -40,7 +35,7 @@ from telediag.cases.models import (
     overdue,
 )
 from telediag.cases.schema import cases_t, events_t, evidence_t, findings_t, ruled_out_t
-from telediag.errors import CaseStoreError, InputError
+from telediag.errors import CaseStoreError
 from telediag.policy import Policy, load_policy
 
 if TYPE_CHECKING:
@@ -48,82 +43,6 @@ if TYPE_CHECKING:
     from telediag.colmap import ColumnMap
     from telediag.investigation import Investigation
     from telediag.read import Sources
-
-T = TypeVar("T")
-
-#: The environment variable naming the store when ``--db`` is not given.
-DB_ENV = "TELEDIAG_DB"
-_PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
-#: Advisory lock id that serializes migrations of one PostgreSQL database.
-_PG_MIGRATION_LOCK = 0x7E1ED1A6
-
-
-def default_db_path() -> Path:
-    """The SQLite file used when neither ``--db`` nor ``TELEDIAG_DB`` is given."""
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("telediag")) / "cases.sqlite"
-
-
-def resolve_db(db: str | os.PathLike[str] | None = None) -> sa.URL:
-    """The store's database URL: ``db``, else ``$TELEDIAG_DB``, else the default file.
-
-    A PostgreSQL URL (``postgresql://user@host/db``) is used as is, with psycopg; a
-    ``sqlite:///`` URL or anything else is a SQLite file path.
-    """
-    value = str(db) if db is not None else os.environ.get(DB_ENV) or str(default_db_path())
-    value = value.strip()
-    if "://" in value:
-        scheme, rest = value.split("://", 1)
-        if scheme.lower() in _PG_SCHEMES:
-            return sa.make_url(f"postgresql+psycopg://{rest}")
-        if scheme.lower() == "sqlite":
-            url = sa.make_url(value)
-            if url.database in (None, "", ":memory:"):
-                raise CaseStoreError(f"{value}: the case store must be a file, not in memory")
-            return url
-        raise CaseStoreError(
-            f"{value}: unsupported database; use a SQLite file path or a postgresql:// URL"
-        )
-    path = Path(value).expanduser()
-    if path.is_dir():
-        raise CaseStoreError(f"{path}: is a directory; give the case store's file name")
-    return sa.URL.create("sqlite", database=str(path.resolve()))
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value
-    return value.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    return None if value is None else value.replace(tzinfo=dt.UTC)
-
-
-def parse_day(value: str | dt.date | None, what: str = "date") -> dt.date:
-    """A YYYY-MM-DD date; anything else is a one-line error naming ``what``."""
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except (ValueError, TypeError):
-        raise InputError(f"cannot read {what} {value!r}: use YYYY-MM-DD") from None
-
-
-def _default_by() -> str | None:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in this environment; history then shows none
-        return None
 
 
 class CaseStore:
@@ -136,67 +55,12 @@ class CaseStore:
     """
 
     def __init__(self, db: str | os.PathLike[str] | None = None, *, busy_timeout: float = 30.0):
-        self.url = resolve_db(db)
-        self.busy_timeout = busy_timeout
-        self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        self.name = (
-            str(self.url.database)
-            if self.is_sqlite
-            else self.url.render_as_string(hide_password=True)
-        )
-        self._engine = self._create_engine()
-        try:
-            if self._read(schema.stored_version) != schema.SCHEMA_VERSION:
-                self._write(self._migrate)
-        except BaseException:
-            self._engine.dispose()
-            raise
-
-    # ------------------------------------------------------------------ connection
-    def _create_engine(self) -> Engine:
-        if self.is_sqlite:
-            folder = Path(str(self.url.database)).parent
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise CaseStoreError(
-                    f"case store {self.name}: cannot create {folder}: {exc.strerror}"
-                ) from None
-            engine = sa.create_engine(
-                self.url, connect_args={"timeout": self.busy_timeout}, poolclass=sa.NullPool
-            )
-            busy_ms = int(self.busy_timeout * 1000)
-
-            @event.listens_for(engine, "connect")
-            def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-                # Transactions are begun by the "begin" hook below, not by the driver.
-                dbapi_conn.isolation_level = None
-                cur = dbapi_conn.cursor()
-                cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
-                cur.execute("PRAGMA journal_mode = WAL")
-                cur.execute("PRAGMA synchronous = FULL")
-                cur.execute("PRAGMA foreign_keys = ON")
-                cur.close()
-
-            @event.listens_for(engine, "begin")
-            def _on_begin(conn: Connection) -> None:
-                # A writer takes the write lock when it begins, so it never has to
-                # upgrade a read snapshot that another writer has made stale.
-                write = conn.get_execution_options().get("telediag_write", False)
-                conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-            return engine
-        try:
-            import psycopg  # noqa: F401
-        except ImportError:
-            raise CaseStoreError(
-                "a PostgreSQL case store needs psycopg: pip install 'telediag[postgresql]'"
-            ) from None
-        return sa.create_engine(self.url, pool_pre_ping=True)
+        self.db = Database(db, busy_timeout=busy_timeout)
+        self.name = self.db.name
 
     def dispose(self) -> None:
         """Close the store's connections."""
-        self._engine.dispose()
+        self.db.dispose()
 
     def __enter__(self) -> CaseStore:
         return self
@@ -207,45 +71,10 @@ class CaseStore:
     def __repr__(self) -> str:
         return f"CaseStore({self.name!r})"
 
-    def _retryable(self, exc: sa.exc.DBAPIError) -> bool:
-        orig = exc.orig
-        if self.is_sqlite:
-            text = str(orig).lower()
-            return "locked" in text or "busy" in text
-        return getattr(orig, "sqlstate", None) in ("40001", "40P01")
-
-    def _run(self, fn: Callable[[Connection], T], write: bool) -> T:
-        """Run ``fn`` in one transaction, retrying while the database is busy."""
-        deadline = time.monotonic() + self.busy_timeout
-        delay = 0.02
-        while True:
-            try:
-                with self._engine.connect() as conn:
-                    conn.execution_options(telediag_write=write)
-                    with conn.begin():
-                        return fn(conn)
-            except sa.exc.DBAPIError as exc:
-                if not self._retryable(exc) or time.monotonic() > deadline:
-                    detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-                    raise CaseStoreError(f"case store {self.name}: {detail}") from None
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 0.5)
-
-    def _read(self, fn: Callable[[Connection], T]) -> T:
-        return self._run(fn, write=False)
-
-    def _write(self, fn: Callable[[Connection], T]) -> T:
-        return self._run(fn, write=True)
-
-    def _migrate(self, conn: Connection) -> tuple[int, int]:
-        if not self.is_sqlite:
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
-        return schema.migrate(conn)
-
     @property
     def schema_version(self) -> int:
         """The schema version of the store."""
-        return self._read(schema.stored_version)
+        return self.db.read(schema.stored_version)
 
     # ------------------------------------------------------------------ opening
     def open_case(
@@ -309,8 +138,8 @@ class CaseStore:
             "complaint date",
         )
         due = pol.deadlines.due(day)
-        when = _naive_utc(at) or _utcnow()
-        who = by if by is not None else _default_by()
+        when = naive_utc(at) or utcnow()
+        who = by if by is not None else default_by()
         handset = next((f.handset_model for f in inv.findings if f.handset_model), None)
         if handset is None and inv.overview.handsets:
             handset = max(inv.overview.handsets, key=lambda h: h.records).model
@@ -326,8 +155,8 @@ class CaseStore:
             "acknowledge_by": due["acknowledge"],
             "investigate_by": due["investigate"],
             "resolve_by": due["resolve"],
-            "period_start": _naive_utc(inv.period.start),
-            "period_end": _naive_utc(inv.period.end),
+            "period_start": naive_utc(inv.period.start),
+            "period_end": naive_utc(inv.period.end),
             "tz": inv.period.tz,
             "handset_model": handset,
             "charge": round(sum(f.charge for f in inv.findings), 6),
@@ -349,8 +178,8 @@ class CaseStore:
                 "msisdn": inv.msisdn,
                 "group_label": f.group,
                 "first_day": f.first_seen.date(),
-                "first_seen": _naive_utc(f.first_seen),
-                "last_seen": _naive_utc(f.last_seen),
+                "first_seen": naive_utc(f.first_seen),
+                "last_seen": naive_utc(f.last_seen),
                 "record_count": f.record_count,
                 "charge": f.charge,
                 "confidence": f.confidence,
@@ -392,16 +221,16 @@ class CaseStore:
             )
             return case_id
 
-        return self.case(self._write(insert))
+        return self.case(self.db.write(insert))
 
     # ------------------------------------------------------------------ one case
     def case(self, case_id: int) -> Case:
         """Everything kept about one case."""
-        return self._read(lambda conn: self._load(conn, int(case_id)))
+        return self.db.read(lambda conn: self._load(conn, int(case_id)))
 
     def _row(self, conn: Connection, case_id: int, lock: bool = False) -> sa.Row[Any]:
         query = sa.select(cases_t).where(cases_t.c.id == case_id)
-        if lock and not self.is_sqlite:
+        if lock and not self.db.is_sqlite:
             query = query.with_for_update()
         row = conn.execute(query).first()
         if row is None:
@@ -426,7 +255,7 @@ class CaseStore:
             .order_by(ruled_out_t.c.rule_id)
         ).all()
         history = [
-            CaseEvent(at=_aware(e.at), by=e.by, action=e.action, text=e.text, outcome=e.outcome)
+            CaseEvent(at=aware_utc(e.at), by=e.by, action=e.action, text=e.text, outcome=e.outcome)
             for e in conn.execute(
                 sa.select(events_t).where(events_t.c.case_id == case_id).order_by(events_t.c.id)
             )
@@ -441,8 +270,8 @@ class CaseStore:
                 root_cause=f.root_cause,
                 group=f.group_label,
                 first_day=f.first_day,
-                first_seen=_aware(f.first_seen),
-                last_seen=_aware(f.last_seen),
+                first_seen=aware_utc(f.first_seen),
+                last_seen=aware_utc(f.last_seen),
                 record_count=f.record_count,
                 charge=f.charge,
                 confidence=f.confidence,
@@ -461,16 +290,16 @@ class CaseStore:
             summary=row.summary,
             status=row.status,
             outcome=row.outcome,
-            opened_at=_aware(row.opened_at),
+            opened_at=aware_utc(row.opened_at),
             opened_by=row.opened_by,
-            closed_at=_aware(row.closed_at),
+            closed_at=aware_utc(row.closed_at),
             deadlines=CaseDeadlines(
                 acknowledge=row.acknowledge_by,
                 investigate=row.investigate_by,
                 resolve=row.resolve_by,
             ),
-            period_start=_aware(row.period_start),
-            period_end=_aware(row.period_end),
+            period_start=aware_utc(row.period_start),
+            period_end=aware_utc(row.period_end),
             tz=row.tz,
             handset_model=row.handset_model,
             charge=row.charge,
@@ -496,7 +325,7 @@ class CaseStore:
         """The investigation stored with the case, with the records its plots show."""
         from telediag.investigation import Investigation
 
-        row = self._read(
+        row = self.db.read(
             lambda conn: conn.execute(
                 sa.select(cases_t.c.report, cases_t.c.records).where(cases_t.c.id == case_id)
             ).first()
@@ -521,13 +350,13 @@ class CaseStore:
         """Add a note (the first note acknowledges the case)."""
         if not text or not text.strip():
             raise CaseStoreError("a note needs some text")
-        who = by if by is not None else _default_by()
+        who = by if by is not None else default_by()
 
         def change(conn: Connection) -> None:
             self._row(conn, case_id, lock=True)
             self._event(conn, case_id, "note", who, at, text=text)
 
-        self._write(change)
+        self.db.write(change)
         return self.case(case_id)
 
     def close(
@@ -542,7 +371,7 @@ class CaseStore:
     ) -> Case:
         """Close the case with an outcome: a standard one or one the policy adds (the
         policy stored with the case, or ``policy``)."""
-        who = by if by is not None else _default_by()
+        who = by if by is not None else default_by()
         extra = load_policy(policy) if not isinstance(policy, Policy) else policy
         outcome = outcome.strip()
 
@@ -566,7 +395,7 @@ class CaseStore:
                 .values(status="closed", outcome=outcome, closed_at=when)
             )
 
-        self._write(change)
+        self.db.write(change)
         return self.case(case_id)
 
     def reopen(
@@ -579,7 +408,7 @@ class CaseStore:
     ) -> Case:
         """Reopen a closed case: it is open again and its outcome is cleared (the
         history keeps the earlier outcome)."""
-        who = by if by is not None else _default_by()
+        who = by if by is not None else default_by()
 
         def change(conn: Connection) -> None:
             row = self._row(conn, case_id, lock=True)
@@ -592,7 +421,7 @@ class CaseStore:
                 .values(status="open", outcome=None, closed_at=None)
             )
 
-        self._write(change)
+        self.db.write(change)
         return self.case(case_id)
 
     def _event(
@@ -605,7 +434,7 @@ class CaseStore:
         text: str | None = None,
         outcome: str | None = None,
     ) -> dt.datetime:
-        when = _naive_utc(at) or _utcnow()
+        when = naive_utc(at) or utcnow()
         conn.execute(
             sa.insert(events_t).values(
                 case_id=case_id, at=when, by=by, action=action, text=text, outcome=outcome
@@ -680,7 +509,7 @@ class CaseStore:
                 )
             return out
 
-        return self._read(query)
+        return self.db.read(query)
 
     def list_cases(
         self,
@@ -788,7 +617,7 @@ class CaseStore:
             )
             return out
 
-        return self._read(query)
+        return self.db.read(query)
 
     def similar(self, case_id: int) -> pd.DataFrame:
         """:meth:`similar_cases` as a DataFrame."""
@@ -810,7 +639,7 @@ class CaseStore:
             extra = [o for c in cases for o in Policy.model_validate_json(c.policy).outcomes]
             return cases, found, extra
 
-        cases, found, extra = self._read(query)
+        cases, found, extra = self.db.read(query)
         outcomes = _unique([*STANDARD_OUTCOMES, *extra, *(c.outcome for c in cases if c.outcome)])
         base = pd.DataFrame(
             [(c.id, c.status, c.outcome) for c in cases], columns=["case_id", "status", "outcome"]
@@ -878,7 +707,7 @@ class CaseStore:
             ).all()
             return rows, found
 
-        rows, found = self._read(query)
+        rows, found = self.db.read(query)
         rules: dict[int, list[str]] = {}
         keys: dict[int, list[str]] = {}
         for cid, rule_id, key in found:
