@@ -70,10 +70,12 @@ def resolve_db(db: str | os.PathLike[str] | None = None) -> sa.URL:
 
 
 def utcnow() -> dt.datetime:
+    """Now, as the store keeps times: naive UTC."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def naive_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A time as the store keeps it (naive UTC); a naive input is taken as UTC already."""
     if value is None:
         return None
     if value.tzinfo is None:
@@ -82,6 +84,7 @@ def naive_utc(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def aware_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A stored (naive UTC) time as a tz-aware one."""
     return None if value is None else value.replace(tzinfo=dt.UTC)
 
 
@@ -98,6 +101,7 @@ def parse_day(value: str | dt.date | None, what: str = "date") -> dt.date:
 
 
 def default_by() -> str | None:
+    """Who makes a change when ``--by`` is not given: the user name, where known."""
     try:
         return getpass.getuser()
     except Exception:  # no user name in this environment; history then shows none
