@@ -78,12 +78,14 @@ def throwaway_server() -> Iterator[str]:
     port = _free_port()
     started = False
     try:
-        subprocess.run(
+        init = subprocess.run(
             [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "telediag", "-A", "trust"]
             + ["-E", "UTF8", "--no-sync"],
-            check=True,
             capture_output=True,
+            text=True,
         )
+        if init.returncode != 0:
+            raise RuntimeError(f"initdb failed: {(init.stderr or init.stdout).strip()[-800:]}")
         options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
         result = subprocess.run(
             [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w"]
