@@ -103,10 +103,11 @@ def render_case(case: Case, inv: Investigation, fmt: str, as_of: dt.date | None 
             for k, v in _header_lines(case, day)
         )
         section = (
-            f'<section class="telediag-case"><h1>Case {case.id}</h1>'
+            # Inside a telediag-report block so that the report's styles apply.
+            f'<div class="telediag-report telediag-case"><h1>Case {case.id}</h1>'
             f'<table class="meta">{facts}</table><h2>History</h2>'
             "<table><tr><th>when</th><th>what</th><th>by</th><th>text</th></tr>"
-            f"{rows}</table></section>\n"
+            f"{rows}</table></div>\n"
         )
         doc = render(inv, "html")
         return doc.replace("<body>\n", "<body>\n" + section, 1)
