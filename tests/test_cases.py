@@ -476,6 +476,15 @@ def test_case_commands_end_to_end(
         },
         "overdue": ["acknowledge"],
     }
+    code, out, _ = _cli(capsys, "case", "list", "--as-of", "2008-04-10")
+    assert out.splitlines()[1].split()[3:] == [
+        "open",
+        "-",
+        "mms_retry_loop",
+        "investigate",
+        "2008-04-14",
+        "acknowledge",
+    ]
     assert _cli(capsys, "case", "note", "1", "customer called back", "--by", "bob")[0] == 0
     code, out, err = _cli(capsys, "case", "close", "1", "--outcome", "sideways")
     assert code == 2 and out == ""
@@ -488,6 +497,28 @@ def test_case_commands_end_to_end(
     assert json.loads(out)["outcome"] == "no_refund" and json.loads(out)["overdue"] == []
     code, out, _ = _cli(capsys, "case", "list")
     assert out.strip() == "No cases."
+    code, out, _ = _cli(capsys, "case", "list", "--status", "all", "--as-of", "2008-04-10")
+    header, row = out.splitlines()
+    assert header.split() == [
+        "id",
+        "msisdn",
+        "complaint",
+        "status",
+        "outcome",
+        "root",
+        "causes",
+        "next",
+        "due",
+        "overdue",
+    ]
+    assert row.split()[:6] == [
+        "1",
+        "13800000501",
+        "2008-04-07",
+        "closed",
+        "no_refund",
+        "mms_retry_loop",
+    ]
 
     # A second case, on another database given by --db, proves --db wins over the variable.
     other = tmp_path / "other.sqlite"

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import telediag
 from telediag.catalog import Rule, catalog_version
+
+from .test_contract import tables
 
 
 def _burst(n: int = 40, start: str = "2008-06-12 01:00") -> pa.Table:
@@ -85,3 +90,17 @@ def test_catalog_version_follows_any_change_of_judgement(catalog: list[Rule]) ->
     assert catalog_version([looser, *catalog[1:]]) != v
     reworded = first.model_copy(update={"remedy": "something else"})
     assert catalog_version([reworded, *catalog[1:]]) == v
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(table=tables(), seed=st.integers(0, 2**32 - 1))
+def test_keys_are_unique_and_do_not_depend_on_row_order(
+    catalog: list[Rule], table: pa.Table, seed: int
+) -> None:
+    result = telediag.scan(table, rules=catalog, tz="Asia/Shanghai")
+    keys = result.findings["finding_key"]
+    assert keys.is_unique
+    shuffled = table.take(np.random.default_rng(seed).permutation(len(table)))
+    again = telediag.scan(shuffled, rules=catalog, tz="Asia/Shanghai").findings
+    by_id = dict(zip(result.findings["finding_id"], keys, strict=True))
+    assert dict(zip(again["finding_id"], again["finding_key"], strict=True)) == by_id
