@@ -295,7 +295,10 @@ def test_export_writes_one_row_per_case(
     out = tmp_path / f"cases{ending}"
     assert store.export(out) == 2
     if ending == ".parquet":
-        frame = pq.read_table(out).to_pandas()
+        table = pq.read_table(out)
+        assert str(table.schema.field("acknowledge_by").type) == "date32[day]"
+        assert str(table.schema.field("root_causes").type) == "list<element: string>"
+        frame = table.to_pandas()
         assert list(frame["root_causes"][0]) == ["mms_retry_loop"]
     elif ending == ".csv":
         frame = pd.read_csv(out)
@@ -308,6 +311,14 @@ def test_export_writes_one_row_per_case(
     assert frame["outcome"][0] == "refund"
     assert frame["summary"][0] == "MMS charges"
     assert str(frame["acknowledge_by"][0])[:10] == "2008-04-09"
+
+
+def test_an_export_keeps_its_column_types_with_no_case_closed(tmp_path: Path) -> None:
+    with CaseStore(tmp_path / "empty.sqlite") as store:
+        assert store.export(tmp_path / "none.parquet") == 0
+    schema = pq.read_schema(tmp_path / "none.parquet")
+    assert str(schema.field("outcome").type) == "string"
+    assert str(schema.field("closed_at").type) == "timestamp[us, tz=UTC]"
 
 
 def test_a_failed_write_leaves_nothing_behind(

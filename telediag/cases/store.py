@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -754,36 +755,53 @@ class CaseStore:
         the number of cases written."""
         from telediag.output import output_format, write_frame
 
-        output_format(path)
-        frame = self.export_frame(as_of=as_of)
-        write_frame(frame, path)
+        if output_format(path) == ".parquet":
+            import pyarrow.parquet as pq
+
+            frame = self.export_frame(as_of=as_of)
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            table = pa.Table.from_pandas(frame, schema=_export_schema(), preserve_index=False)
+            pq.write_table(table, path)
+        else:
+            frame = self.export_frame(as_of=as_of)
+            write_frame(frame, path)
         return len(frame)
 
 
-_EXPORT_COLUMNS = [
-    "id",
-    "msisdn",
-    "complaint_date",
-    "status",
-    "outcome",
-    "root_causes",
-    "rule_ids",
-    "finding_keys",
-    "findings",
-    "charge",
-    "handset_model",
-    "summary",
-    "acknowledge_by",
-    "investigate_by",
-    "resolve_by",
-    "overdue",
-    "opened_at",
-    "opened_by",
-    "closed_at",
-    "tz",
-    "catalog_version",
-    "telediag_version",
-]
+def _export_schema() -> pa.Schema:
+    """The export's column types, fixed so that reports read the same types every time
+    (even when, say, no case is closed yet and every outcome is null)."""
+    text, day, names = pa.string(), pa.date32(), pa.list_(pa.string())
+    stamp = pa.timestamp("us", tz="UTC")
+    return pa.schema(
+        [
+            ("id", pa.int64()),
+            ("msisdn", text),
+            ("complaint_date", day),
+            ("status", text),
+            ("outcome", text),
+            ("root_causes", names),
+            ("rule_ids", names),
+            ("finding_keys", names),
+            ("findings", pa.int64()),
+            ("charge", pa.float64()),
+            ("handset_model", text),
+            ("summary", text),
+            ("acknowledge_by", day),
+            ("investigate_by", day),
+            ("resolve_by", day),
+            ("overdue", names),
+            ("opened_at", stamp),
+            ("opened_by", text),
+            ("closed_at", stamp),
+            ("tz", text),
+            ("catalog_version", text),
+            ("telediag_version", text),
+        ]
+    )
+
+
+_EXPORT_COLUMNS = _export_schema().names
 
 
 def _unique(values: Iterable[str]) -> list[str]:
@@ -807,7 +825,6 @@ def _records_blob(frame: pd.DataFrame) -> bytes | None:
     """The records a report shows, as Parquet bytes (None when there are none)."""
     if frame.empty:
         return None
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     sink = io.BytesIO()
