@@ -229,7 +229,9 @@ def test_similar_lists_earlier_cases_sharing_a_cause_closest_first(
         "root_causes": ["mms_retry_loop"],
         "rules": ["TD005"],
         "handset_model": "NOKIA 6108",
+        "findings": [c.findings[0].finding_key],
     }
+    assert store.cases_with_finding(c.findings[0].finding_key) == [a.id, b.id, c.id]
     assert store.similar(a.id).empty  # nothing earlier
     text = similar_text(store.case(c.id), store.similar_cases(c.id))
     assert (
@@ -256,6 +258,7 @@ def test_similar_falls_back_to_the_handset_model(
         "root_causes": [],
         "rules": [],
         "handset_model": "NOKIA 6108",
+        "findings": [],
     }
     elsewhere = store.record(
         telediag.investigate(QUIET, "13800000502", complaint_date="2008-04-07", tz=TZ)
@@ -560,7 +563,10 @@ def test_case_commands_end_to_end(
         "--tz",
         TZ,
     )
-    assert out.splitlines()[-1] == "2"
+    lines = out.splitlines()
+    assert lines[-1] == "2"
+    assert lines[-2].startswith("The TD005 finding (TD005.1-")
+    assert lines[-2].endswith(") is already in case 1.")
 
     code, out, _ = _cli(capsys, "case", "show", "1", "--format", "json")
     shown = json.loads(out)

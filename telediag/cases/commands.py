@@ -45,6 +45,10 @@ def _cmd_open(args: argparse.Namespace) -> int:
             policy=args.policy,
             rules=args.rules,
         )
+        seen = {
+            f.finding_key: [i for i in store.cases_with_finding(f.finding_key) if i != case.id]
+            for f in case.findings
+        }
     causes = (
         ", ".join(f"{f.root_cause} ({f.rule_id})" for f in case.findings) or "no root cause found"
     )
@@ -55,6 +59,10 @@ def _cmd_open(args: argparse.Namespace) -> int:
         f"Due: acknowledge by {d.acknowledge}, investigate by {d.investigate}, "
         f"resolve by {d.resolve}."
     )
+    for f in case.findings:
+        if seen[f.finding_key]:
+            where = ", ".join(str(i) for i in seen[f.finding_key])
+            print(f"The {f.rule_id} finding ({f.finding_key}) is already in case {where}.")
     print(case.id)
     return 0
 

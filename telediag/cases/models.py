@@ -133,6 +133,9 @@ class Shared(_Model):
     root_causes: list[str]
     rules: list[str]
     handset_model: str | None
+    findings: list[str] = Field(
+        description="finding keys in both: the very same finding, e.g. a repeated complaint"
+    )
 
 
 class SimilarCase(_Model):

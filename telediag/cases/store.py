@@ -541,11 +541,12 @@ class CaseStore:
 
     def similar_cases(self, case_id: int) -> list[SimilarCase]:
         """Earlier cases sharing a root cause with this one, or failing any, its handset
-        model; closest first (most causes shared, then the handset, then the rules,
-        then the most recent)."""
+        model; closest first (the same findings, by stable key; then most causes shared,
+        the handset, the rules; then the most recent)."""
         this = self.case(case_id)
         causes = set(this.root_causes)
         rules = {f.rule_id for f in this.findings}
+        keys = [f.finding_key for f in this.findings]
 
         def query(conn: Connection) -> list[SimilarCase]:
             earlier = cases_t.c.id < this.id
@@ -576,17 +577,24 @@ class CaseStore:
                 ).where(cases_t.c.id.in_(sorted(ids)))
             ).all()
             found = conn.execute(
-                sa.select(findings_t.c.case_id, findings_t.c.rule_id, findings_t.c.root_cause)
+                sa.select(
+                    findings_t.c.case_id,
+                    findings_t.c.rule_id,
+                    findings_t.c.root_cause,
+                    findings_t.c.finding_key,
+                )
                 .where(findings_t.c.case_id.in_(sorted(ids)))
                 .order_by(findings_t.c.case_id, findings_t.c.rank)
             ).all()
             their_causes: dict[int, list[str]] = {}
             their_rules: dict[int, set[str]] = {}
-            for cid, rule_id, cause in found:
+            their_keys: dict[int, set[str]] = {}
+            for cid, rule_id, cause, key in found:
                 their_causes.setdefault(cid, [])
                 if cause not in their_causes[cid]:
                     their_causes[cid].append(cause)
                 their_rules.setdefault(cid, set()).add(rule_id)
+                their_keys.setdefault(cid, set()).add(key)
             out = []
             for r in rows:
                 mine = their_causes.get(r.id, [])
@@ -597,6 +605,7 @@ class CaseStore:
                     root_causes=[c for c in this.root_causes if c in mine],
                     rules=sorted(rules & their_rules.get(r.id, set())),
                     handset_model=this.handset_model if same_handset else None,
+                    findings=[k for k in keys if k in their_keys.get(r.id, set())],
                 )
                 out.append(
                     SimilarCase(
@@ -610,6 +619,7 @@ class CaseStore:
                 )
             out.sort(
                 key=lambda s: (
+                    -len(s.shared.findings),
                     -len(s.shared.root_causes),
                     s.shared.handset_model is None,
                     -len(s.shared.rules),
@@ -619,6 +629,23 @@ class CaseStore:
             return out
 
         return self.db.read(query)
+
+    def cases_with_finding(self, finding_key: str) -> list[int]:
+        """The cases holding the finding with this stable key, oldest first."""
+        return list(
+            self.db.read(
+                lambda conn: (
+                    conn.execute(
+                        sa.select(findings_t.c.case_id)
+                        .where(findings_t.c.finding_key == finding_key)
+                        .distinct()
+                        .order_by(findings_t.c.case_id)
+                    )
+                    .scalars()
+                    .all()
+                )
+            )
+        )
 
     def similar(self, case_id: int) -> pd.DataFrame:
         """:meth:`similar_cases` as a DataFrame."""
