@@ -224,6 +224,10 @@ class Rule(_Strict):
     status: Status
     category: Category
     root_cause: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]+$")]
+    #: Raised when what the rule finds changes (records, detector, thresholds), so that a
+    #: finding's stable key (see findings.finding_keys) is not carried over to a new
+    #: judgement. Wording changes keep the version.
+    version: Annotated[int, Field(ge=1)] = 1
     case: int | None = None
     records: RecordFilter
     detector: DetectorSpec
@@ -300,6 +304,29 @@ class Rule(_Strict):
     def active(self) -> bool:
         """Removed rules stay in the catalog but never run."""
         return self.status is not Status.removed
+
+
+def catalog_version(rules: list[Rule]) -> str:
+    """A short name for the exact catalog a result came from, stored with each case:
+    ``<n> rules, <digest>``, where the digest covers every rule's id, version and what
+    it judges on (records, detector, thresholds, confidence). It changes whenever any
+    rule's judgement changes, even if nobody raised a version."""
+    import hashlib
+    import json
+
+    parts = [
+        r.model_dump(
+            mode="json",
+            include={"id", "version", "records", "detector", "thresholds", "confidence"},
+            by_alias=True,
+            exclude_none=True,
+        )
+        for r in sorted(rules, key=lambda r: r.id)
+    ]
+    digest = hashlib.blake2b(
+        json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=6
+    ).hexdigest()
+    return f"{len(rules)} rules, {digest}"
 
 
 def bundled_rules_dir() -> Path:

@@ -1,4 +1,4 @@
-"""The ``telediag`` command: scan, demo, rules, decode.
+"""The ``telediag`` command: scan, investigate, demo, rules, decode, case.
 
 Exit status: 0 when the command ran (whether or not anything was found); 2 for bad
 usage or unreadable input, with one line on stderr and no traceback.
@@ -238,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("numbers", nargs="+", metavar="NUMBER")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=_cmd_decode)
+
+    from telediag.cases.commands import add_case_commands
+
+    add_case_commands(sub, _Parser)
     return parser
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from telediag.catalog import ChargeAdvice, RecordFilter, Rule
+from telediag.catalog import ChargeAdvice, RecordFilter, Rule, catalog_version
 from telediag.colmap import ColumnMap
 from telediag.context import ScanSettings
 from telediag.detectors import REGISTRY
@@ -139,7 +139,13 @@ class InvestigatedFinding(_Model):
 
     rank: int
     finding_id: str
+    finding_key: str = Field(
+        description="the same finding across reruns: rule, rule version, subscriber, group "
+        "and first day (the finding_id changes with the evidence)"
+    )
     rule_id: str
+    rule_version: int
+    group: str = Field(description="the group's key values, e.g. the recipient or server")
     rule_name: str
     root_cause: str
     title: str
@@ -228,6 +234,7 @@ class Investigation(_Model):
     input: dict[str, Any]
     rule_errors: list[str] = Field(default_factory=list)
     telediag_version: str
+    catalog_version: str = Field(description="the rules the findings came from (digest)")
 
     _records: pd.DataFrame | None = PrivateAttr(default=None)
 
@@ -418,6 +425,7 @@ def investigate(
         input=normalized.report.to_dict(),
         rule_errors=errors,
         telediag_version=__version__,
+        catalog_version=catalog_version(chosen),
     )
     # The records to show: the subscriber's, plus other subscribers' records that are
     # evidence (a failed MMS sent from the same handset under the previous SIM).
@@ -654,7 +662,10 @@ def _finding_entries(
             InvestigatedFinding(
                 rank=0,
                 finding_id=r.finding_id,
+                finding_key=r.finding_key,
                 rule_id=rule.id,
+                rule_version=rule.version,
+                group=r.group,
                 rule_name=rule.name,
                 root_cause=rule.root_cause,
                 title=rule.title,
