@@ -366,12 +366,16 @@ class ColumnMap(_Strict):
                 names.add(kinds.source)
         return names
 
-    def apply(self, table: pa.Table, stats: MapStats | None = None) -> pa.Table:
+    def apply(self, table: pa.Table | pa.RecordBatch, stats: MapStats | None = None) -> pa.Table:
         """Return ``table`` with canonical columns built from the source columns.
 
-        Source columns the map does not mention are kept as they are. ``stats``, if
-        given, counts rows whose alternatives disagree.
+        Works on a whole table or one record batch (rows do not depend on each other;
+        use :meth:`for_input` first to pick the layout of a file). Source columns the
+        map does not mention are kept as they are. ``stats``, if given, counts rows
+        whose alternatives disagree.
         """
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
         n = table.num_rows
         out: dict[str, pa.ChunkedArray] = {}
         #: Values as read, for rows no alternative could translate (set aside as unknown).

@@ -281,3 +281,17 @@ def test_version_1_maps_still_load_and_numbers_as_value_keys() -> None:
     )
     assert cmap.values["status"] == {"0": "ok", "1": "failed"}
     assert cmap.source_columns() == {"a", "b", "c"}
+
+
+def test_a_map_applies_batch_by_batch_as_to_the_whole_table(tmp_path: Path) -> None:
+    p = tmp_path / "switch7.dat"
+    p.write_text(HEADERLESS, encoding="utf-8")
+    cmap = ColumnMap.model_validate(HEADERLESS_MAP)
+    from telediag.csvread import read_csv
+
+    table = read_csv(p, cmap.csv, lambda names: None)
+    whole = cmap.apply(table)
+    parts = [cmap.apply(batch) for batch in table.to_batches(max_chunksize=1)]
+    import pyarrow as pa
+
+    assert pa.concat_tables(parts).equals(whole)
