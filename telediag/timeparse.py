@@ -262,8 +262,12 @@ def parse_timestamps(
         return _localize_column(pc.cast(arr, _MS), zone)
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
         if formats and all(f in EPOCH_FORMATS for f in formats):
-            text = pc.cast(pc.cast(arr, pa.float64()), pa.string())
-            return parse_text(text.combine_chunks(), zone, formats)
+            # Numbers counted from 1970 (the first declared unit): no text involved.
+            ms = pc.round(pc.multiply(pc.cast(arr, pa.float64()), float(EPOCH_FORMATS[formats[0]])))
+            ok = pc.and_(pc.greater(ms, -1e16), pc.less(ms, 1e16))
+            ms = pc.if_else(ok, ms, pa.scalar(None, pa.float64()))
+            times = pc.cast(pc.cast(ms, pa.int64()), _MS_UTC).combine_chunks()
+            return ParsedTimes(times, np.zeros(len(times), dtype=np.int8))
         # A number is text to the formats (20260708035300 reads as a compact time).
         if pa.types.is_floating(t):
             whole = pc.equal(pc.floor(arr), arr)

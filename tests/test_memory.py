@@ -116,3 +116,12 @@ def test_things_that_are_not_tables_are_one_line_errors() -> None:
     frame = pd.DataFrame([[1, 2]], columns=["msisdn", "msisdn"])
     with pytest.raises(telediag.InputError, match="column 'msisdn' appears 2 times"):
         telediag.scan(frame, rules=[])
+
+
+def test_duckdb_relation() -> None:
+    duckdb = pytest.importorskip("duckdb")  # installed with the bench extra
+    frame = pd.read_csv(SOURCE)
+    con = duckdb.connect()
+    con.register("cdr", frame)
+    relation = con.sql("select * from cdr")
+    assert _findings(relation) == _findings(SOURCE)

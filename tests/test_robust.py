@@ -230,3 +230,19 @@ def test_bytes_that_are_not_utf8_name_file_column_and_line(tmp_path: Path) -> No
         telediag.scan(path, rules=RULE_LIST)
     # A column nothing reads is not decoded at all.
     assert telediag.scan(path, rules=[]).report.rows_used == 2
+
+
+def test_command_line_ends_bad_bytes_with_exit_2_and_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from telediag.cli import main
+
+    path = tmp_path / "latin.csv"
+    path.write_bytes(
+        b"record_type,direction,start_time,msisdn,peer_number\n"
+        b"sms,mo,2008-07-01 10:00:00,13800000001,Jos\xe9\n"
+    )
+    assert main(["scan", str(path), "--out", str(tmp_path / "f.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "latin.csv: line 2, column 'peer_number': not UTF-8 text (b'Jos\\xe9')" in err

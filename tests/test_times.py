@@ -169,3 +169,27 @@ def test_scale_on_text_with_a_bad_value_sets_that_row_aside(tmp_path: Path) -> N
     assert _reasons(norm) == {"r1": "unparseable duration_s"}
     assert norm.table["duration_s"].to_pylist() == [61.5, None, None]
     assert norm.rejects()["duration_s"].to_pylist() == ["12kB"]  # as read
+
+
+def test_numeric_epoch_columns_in_memory() -> None:
+    frame = pd.DataFrame(
+        {
+            "record_type": ["sms"] * 3,
+            "direction": ["mo"] * 3,
+            "start_time": [1783482780000, 1783482781500, None],
+            "msisdn": ["1", "2", "3"],
+        }
+    )
+    frame["start_time"] = frame["start_time"].astype("Int64")
+    norm = normalize(read_input(frame, column_map=ColumnMap(times={"formats": ["epoch_ms"]})))
+    assert _utc(norm) == [
+        pd.Timestamp("2026-07-08 03:53:00", tz="UTC"),
+        pd.Timestamp("2026-07-08 03:53:01.500", tz="UTC"),
+        None,
+    ]
+    assert norm.report.set_aside == {"missing start_time": 1}
+    # Undeclared, a number is text to the formats: 20260708035300 is a compact time.
+    frame["start_time"] = pd.array([20260708035300, 3, None], dtype="Int64")
+    norm = normalize(read_input(frame))
+    assert _utc(norm)[0] == pd.Timestamp("2026-07-08 03:53:00", tz="UTC")
+    assert norm.report.set_aside == {"unparseable start_time": 1, "missing start_time": 1}
