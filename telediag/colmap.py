@@ -577,10 +577,9 @@ def translate(
     combined = raw.combine_chunks() if isinstance(raw, pa.ChunkedArray) else raw
     is_dict = pa.types.is_dictionary(combined.type)
     encoded = combined if is_dict else pc.dictionary_encode(combined)
-    dictionary = encoded.dictionary.cast(pa.string()).to_pylist()
-    translated = pa.array(
-        [mapping.get(v) if v is not None else None for v in dictionary], type=pa.string()
-    )
+    keys = pa.array(list(mapping), type=pa.string())
+    targets = pa.array(list(mapping.values()), type=pa.string())
+    translated = pc.take(targets, pc.index_in(encoded.dictionary.cast(pa.string()), keys))
     mapped = pc.take(translated, encoded.indices)
     if fallback is not None:
         back = fallback.combine_chunks() if isinstance(fallback, pa.ChunkedArray) else fallback

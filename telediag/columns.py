@@ -384,6 +384,91 @@ def _time_formats(values: pa.Array) -> tuple[list[str], str | None]:
     return chosen, note
 
 
+#: GSM basic services (TS 22.003/22.002) as export codes: teleservices and data bearers.
+BASIC_SERVICES: dict[str, str] = {
+    "11": "voice", "21": "sms", "22": "sms", "TS11": "voice", "TS21": "sms", "TS22": "sms",
+    **{f"BS{n}": "csd" for n in (21, 22, 23, 24, 25, 26, 31, 32, 33, 34)},
+}  # fmt: skip
+DATE_ONLY = ("%Y%m%d", "%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y")
+TIME_ONLY = ("%H%M%S", "%H:%M:%S")
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def _all_read(values: pa.Array, fmt: str) -> bool:
+    parsed = parse_text(values, None, [fmt])
+    return len(values) > 0 and parsed.times.null_count == 0
+
+
+def _guess_from_values(
+    table: pa.Table, used: set[str], sources: dict[str, str], written: dict[str, str]
+) -> str | None:
+    """Columns whose names say nothing (a file without a header): judge their values.
+    Returns the time format when a date column and a time column are read together."""
+    phones: list[tuple[int, str]] = []
+    dates: list[tuple[str, str]] = []
+    clocks: list[tuple[str, str]] = []
+    for src in table.column_names:
+        if src in used:
+            continue
+        values = pc.utf8_trim_whitespace(table[src].combine_chunks().cast(pa.string()))
+        values = values.drop_null()
+        sample = [v for v in values.to_pylist()[:500] if v]
+        if not sample:
+            continue
+        distinct = set(sample)
+        text = pa.array(sample, type=pa.string())
+        date = next((f for f in DATE_ONLY if _all_read(text, f)), None)
+        clock = None if date else next((f for f in TIME_ONLY if _all_read(text, f)), None)
+        if date or clock:
+            (dates if date else clocks).append((src, str(date or clock)))
+        elif distinct <= set(BASIC_SERVICES) and "record_type" not in sources:
+            mapping = {k: BASIC_SERVICES[k] for k in sorted(distinct)}
+            sources["record_type"] = src
+            entries = ", ".join(f"{_q(k)}: {v}" for k, v in mapping.items())
+            written["record_type"] = (
+                f"{{source: {_q(src)}, values: {{{entries}}}}}  # guess: GSM basic services"
+            )
+        elif distinct <= {"1", "2"} and "direction" not in sources:
+            sources["direction"] = src
+            written["direction"] = (
+                f'{{source: {_q(src)}, values: {{"1": mo, "2": mt}}}}  # guess: 1 out, 2 in'
+            )
+        elif all(re.fullmatch(r"\d{14,16}", v) for v in sample):
+            # IMEIs carry a Luhn check digit (or none: 14 digits); IMSIs do not.
+            imei = all(len(v) != 15 or _luhn(v) for v in sample)
+            name = "imei" if imei else "imsi"
+            if name not in sources:
+                sources[name], written[name] = src, f"{_q(src)}  # guess: {len(sample[0])} digits"
+        elif all(re.fullmatch(r"\+?\d{3,15}", v) for v in sample) and (
+            sum(len(v) >= 7 for v in sample) > len(sample) / 2
+        ):
+            phones.append((len(distinct), src))
+        if src in sources.values():
+            used.add(src)
+    phones.sort()
+    for canonical, (_, src) in zip(("msisdn", "peer_number"), phones, strict=False):
+        if canonical not in sources:
+            sources[canonical] = src
+            why = "the fewest distinct numbers" if canonical == "msisdn" else "other numbers"
+            written[canonical] = f"{_q(src)}  # guess: {why}"
+    if dates and clocks and "start_time" not in sources:
+        (dsrc, dfmt), (tsrc, tfmt) = dates[0], clocks[0]
+        sources["start_time"] = dsrc
+        written["start_time"] = f"{{date: {_q(dsrc)}, time: {_q(tsrc)}}}  # guess"
+        used.update(sources.values())
+        used.add(tsrc)
+        return f"{dfmt} {tfmt}"
+    used.update(sources.values())
+    return None
+
+
 def _value_map(values: list[str], column: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for v in values:
@@ -436,6 +521,9 @@ def suggest_map(source: str | Path) -> str:
                 sources[canonical] = src
                 written[canonical] = _q(src)
                 break
+    combined = None
+    if not dialect.header or len(sources) < 2:
+        combined = _guess_from_values(table, used, sources, written)
     # Value columns: the vocabulary tells direction and record type.
     kinds_source = None
     for src in names:
@@ -480,7 +568,9 @@ def suggest_map(source: str | Path) -> str:
                     )
     formats: list[str] = []
     note: str | None = None
-    if "start_time" in sources:
+    if combined is not None:
+        formats, note = [combined], "a date column and a time column read together"
+    elif "start_time" in sources:
         src = sources["start_time"]
         formats, note = _time_formats(table[src].combine_chunks())
     if formats:

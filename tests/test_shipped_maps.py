@@ -96,11 +96,14 @@ def test_columns_suggest_drafts_a_map_that_loads(
     path = tmp_path / "draft.yaml"
     path.write_text(draft, encoding="utf-8")
     assert load_column_map(path) == cmap
-    if name == "switch-headerless":  # the layout is found; the names are for a person to give
+    if name == "switch-headerless":  # no names: the layout and the columns come from values
         assert cmap.csv is not None and cmap.csv.delimiter == ";" and not cmap.csv.header
         assert (cmap.csv.skip_rows, cmap.csv.skip_footer) == (1, 1)
-        assert "# Not found (required): record_type, direction, start_time, msisdn" in draft
-        return
+        assert cmap.times.formats == ["%Y%m%d %H%M%S"]
+        assert "# guess: GSM basic services" in draft
+        result = telediag.scan(sample, column_map=cmap, tz=TZ)
+        assert result.report.rows_used == result.report.rows_read == 44
+        assert list(result.findings["rule_id"]) == ["TD001"]
     assert main(["columns", "check", str(sample), "--column-map", str(path), "--tz", TZ]) == 0
     if name == "research-handset-log":
         assert cmap.times.formats == ["%a %b %d %H:%M:%S %z %Y"]
