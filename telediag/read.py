@@ -266,7 +266,8 @@ def read_input(
             table, stem, name = _read_csv(item, columns, cmap), item.stem, str(item)
         else:
             table, stem, name = _read_parquet(item, columns, cmap), item.stem, str(item)
-        check_unique(table.column_names, cmap.source_columns() if cmap else set(COLUMNS), name)
+        read_names = set(COLUMNS) | (cmap.source_columns() if cmap else set())
+        check_unique(table.column_names, read_names, name)
         if cmap is not None:
             table = cmap.apply(table, stats)
         missing = [c for c in REQUIRED if c not in table.column_names]

@@ -116,10 +116,9 @@ def _epoch(values: pa.Array, factor: int) -> pa.Array:
 
 
 def _order_by_sample(values: pa.Array, formats: Sequence[str]) -> list[str]:
-    """Declared order is kept for formats that match a sample; others go last, in order.
+    """Formats that read some of a sample first (in their order), the others after.
 
-    Order matters only for values two formats both read, and those are read by the
-    first that matches; trying the formats that hit first just saves passes."""
+    Only for formats of which no two read one value differently (the defaults)."""
     if len(values) <= 2000 or len(formats) < 3:
         return list(formats)
     step = max(1, len(values) // 1000)
@@ -160,7 +159,9 @@ def parse_text(
     valid_in = _bools(text.is_valid())
     rows = np.flatnonzero(valid_in)
     present = text if rows.size == n else text.filter(pa.array(valid_in))
-    ordered = _order_by_sample(present, fmts)
+    # Declared formats keep their order (two may read one value differently); the
+    # defaults cannot, so the ones the values use are tried first, saving passes.
+    ordered = fmts if formats else _order_by_sample(present, fmts)
 
     def run(
         rows: np.ndarray, values: pa.Array, fraction: np.ndarray | None, fmts: list[str]

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from telediag.colmap import ColumnMap
+from telediag.errors import InputError
 from telediag.normalize import Normalized, normalize
 from telediag.read import read_input
 
@@ -193,3 +194,26 @@ def test_numeric_epoch_columns_in_memory() -> None:
     norm = normalize(read_input(frame))
     assert _utc(norm)[0] == pd.Timestamp("2026-07-08 03:53:00", tz="UTC")
     assert norm.report.set_aside == {"unparseable start_time": 1, "missing start_time": 1}
+
+
+def test_declared_formats_keep_their_precedence_whatever_the_values(tmp_path: Path) -> None:
+    # Most values read only month-first; 03/01/2014 reads both ways and the first
+    # declared format (day-first) decides it.
+    times = [f"01/{13 + i % 15}/2014 10:{i // 60 % 60:02d}:{i % 60:02d}" for i in range(2500)]
+    times.insert(1, "03/01/2014 10:00:00")  # (not in the every-other-value sample)
+    formats = ["%d/%m/%Y %H:%M:%S", "%m/%d/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S"]
+    cmap = ColumnMap(times={"formats": formats})
+    norm = _scan_csv(tmp_path, _rows(times), cmap=cmap)
+    assert _utc(norm)[1] == pd.Timestamp("2014-01-03 10:00", tz="UTC")
+    assert _utc(norm)[0] == pd.Timestamp("2014-01-13 10:00", tz="UTC")
+
+
+def test_in_memory_duplicated_names_that_are_read(tmp_path: Path) -> None:
+    table = pa.table(
+        [pa.array(["sms"]), pa.array(["mo"]), pa.array(["2014-01-03 10:00:00"]),
+         pa.array(["1"]), pa.array(["2"])],
+        names=["record_type", "direction", "start_time", "msisdn", "msisdn"],
+    )  # fmt: skip
+    cmap = ColumnMap(columns={"peer_number": "record_type"})
+    with pytest.raises(InputError, match=r"<table 0>: column 'msisdn' appears 2 times"):
+        read_input(table, column_map=cmap)
