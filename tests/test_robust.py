@@ -246,3 +246,34 @@ def test_command_line_ends_bad_bytes_with_exit_2_and_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "latin.csv: line 2, column 'peer_number': not UTF-8 text (b'Jos\\xe9')" in err
+
+
+column_object = st.fixed_dictionaries(
+    {},
+    optional={
+        "source": st.sampled_from(SOURCE_NAMES) | st.lists(st.sampled_from(SOURCE_NAMES)),
+        "values": st.dictionaries(st.text(max_size=3) | st.integers(0, 3), st.text(max_size=5)),
+        "default": st.sampled_from(["sms", "mo", "x"]),
+        "scale": st.floats(allow_nan=True, allow_infinity=True),
+        "constant": st.sampled_from(["sms", "mo", 1, 2.5]),
+        "date": st.sampled_from(SOURCE_NAMES),
+        "time": st.sampled_from(SOURCE_NAMES),
+        "start": st.sampled_from(SOURCE_NAMES),
+        "end": st.sampled_from(SOURCE_NAMES),
+    },
+)
+
+
+@SETTINGS
+@given(
+    st.dictionaries(
+        st.sampled_from(CANONICAL),
+        column_object | st.lists(column_object | st.sampled_from(SOURCE_NAMES), max_size=3),
+        max_size=4,
+    ),
+    st.lists(st.sampled_from(["%Y-%m-%d %H:%M:%S", "%H:%M:%S", "epoch_s", "%d/%m/%Y"])),
+)
+def test_version_2_column_objects(columns: dict[str, Any], formats: list[str]) -> None:
+    data = {"version": 2, "columns": columns, "times": {"formats": formats}}
+    cmap = _write(yaml.safe_dump(data).encode(), "map.yaml")
+    scan_or_error(_write(SAMPLE), column_map=cmap, tz="Europe/Berlin")
