@@ -270,27 +270,37 @@ def _raise_encoding_error(
         )
     except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not {dialect.encoding} text: {_one_line(exc)}") from None
+    encoding = "utf-8" if dialect.is_utf8 else dialect.encoding
     for name in table.column_names:
         column = table[name].combine_chunks()
-        try:
-            column.cast(pa.string())
-            continue
-        except pa.ArrowInvalid:
-            pass
-        distinct = pc.unique(column).to_pylist()
-        for value in distinct:
+        if dialect.is_utf8:
+            try:
+                column.cast(pa.string())  # Arrow checks UTF-8 itself, fast
+                continue
+            except pa.ArrowInvalid:
+                pass
+        for value in pc.unique(column).to_pylist():
             if value is None:
                 continue
             try:
-                value.decode("utf-8")
+                value.decode(encoding)
             except UnicodeDecodeError:
                 row = pc.index(column, pa.scalar(value, pa.binary())).as_py()
                 line = row + read_options.skip_rows + 1
+                hint = (
+                    "declare the encoding in the column map's csv block"
+                    if dialect.is_utf8
+                    else "check the csv block's encoding"
+                )
                 raise InputError(
-                    f"{path}: line {line}, column {name!r}: not UTF-8 text ({value[:12]!r}); "
-                    f"declare the encoding in the column map's csv block"
+                    f"{path}: line {line}, column {name!r}: not {_label(encoding)} text "
+                    f"({value[:12]!r}); {hint}"
                 ) from None
-    raise InputError(f"{path}: not {dialect.encoding} text")
+    raise InputError(f"{path}: not {_label(encoding)} text")
+
+
+def _label(encoding: str) -> str:
+    return "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
 
 
 def _one_line(exc: BaseException) -> str:

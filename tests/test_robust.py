@@ -277,3 +277,26 @@ def test_version_2_column_objects(columns: dict[str, Any], formats: list[str]) -
     data = {"version": 2, "columns": columns, "times": {"formats": formats}}
     cmap = _write(yaml.safe_dump(data).encode(), "map.yaml")
     scan_or_error(_write(SAMPLE), column_map=cmap, tz="Europe/Berlin")
+
+
+def test_bytes_outside_a_declared_encoding_name_that_encoding(tmp_path: Path) -> None:
+    from telediag.colmap import ColumnMap
+
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(
+        "record_type,direction,start_time,msisdn,peer_number\n"
+        "sms,mo,2008-07-01 10:00:00,13800000001,中国移动\n".encode("gb18030")
+        + b"sms,mo,2008-07-01 10:00:00,13800000001,\x81\x20\n"  # half a GB18030 character
+    )
+    cmap = ColumnMap(csv={"encoding": "gb18030"})
+    with pytest.raises(
+        telediag.InputError,
+        match=r"mixed\.csv: line 3, column 'peer_number': not gb18030 text \(b'\\x81 '\)",
+    ):
+        telediag.scan(path, rules=RULE_LIST, column_map=cmap)
+    path.write_bytes(
+        b"msisdn,record_type,direction,start_time,peer_number\n"
+        + ("13800000001,sms,mo,2008-07-01 10:00:00,中国移动\n".encode("gb18030"))
+    )
+    result = telediag.scan(path, rules=RULE_LIST, column_map=cmap)
+    assert result.normalized.table["peer_number"].to_pylist() == ["中国移动"]  # type: ignore[union-attr]
