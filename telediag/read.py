@@ -269,7 +269,10 @@ def read_input(
         read_names = set(COLUMNS) | (cmap.source_columns() if cmap else set())
         check_unique(table.column_names, read_names, name)
         if cmap is not None:
-            table = cmap.apply(table, stats)
+            try:
+                table = cmap.apply(table, stats)
+            except InputError as exc:  # the map names the column; the file is named here
+                raise InputError(f"{name}{exc}") from None
         missing = [c for c in REQUIRED if c not in table.column_names]
         if missing:
             raise InputError(f"{name}: missing required column {missing[0]!r}")

@@ -125,3 +125,19 @@ def test_duckdb_relation() -> None:
     con.register("cdr", frame)
     relation = con.sql("select * from cdr")
     assert _findings(relation) == _findings(SOURCE)
+
+
+def test_a_mapped_source_of_bytes_that_are_not_text_is_named() -> None:
+    table = pa.table(
+        {
+            "kind": pa.array([b"\xffsms"], pa.binary()),
+            "direction": ["mo"],
+            "start_time": ["2008-07-01 10:00:00"],
+            "msisdn": ["1"],
+        }
+    )
+    cmap = ColumnMap(columns={"record_type": {"source": "kind", "values": {"SMS": "sms"}}})
+    with pytest.raises(
+        telediag.InputError, match=r"^<table 0>: column 'record_type': not UTF-8 text"
+    ):
+        telediag.scan(table, column_map=cmap, rules=[])
