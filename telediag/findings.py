@@ -207,6 +207,19 @@ def _local_text(time_ms: np.ndarray, zone: str) -> list[str]:
     return [str(v) for v in stamps.strftime("%Y-%m-%d %H:%M")]
 
 
+def _finding_digest(rule_id: str, msisdn: str, group: str, times: np.ndarray) -> str:
+    """What identifies a finding whatever the row numbering: the rule, the subscriber,
+    the group and the times of its evidence records (in time order).
+
+    Record ids are left out on purpose: generated ones depend on how the input was
+    split into files, and explicit ones may repeat across files.
+    """
+    h = hashlib.blake2b(digest_size=8)
+    h.update("\x1f".join([rule_id, msisdn, group]).encode())
+    h.update(np.ascontiguousarray(np.sort(times), dtype="<i8").tobytes())
+    return h.hexdigest()
+
+
 def build_findings(
     rule: Rule,
     records: SortedRecords,
@@ -279,9 +292,7 @@ def build_findings(
         lo, hi = int(cands.offsets[i]), int(cands.offsets[i + 1])
         ev = id_list[lo:hi]
         evidence_ids.append(ev)
-        digest = hashlib.blake2b(
-            "\x1f".join([rule.id, str(msisdn[i]), *sorted(ev)]).encode(), digest_size=8
-        ).hexdigest()
+        digest = _finding_digest(rule.id, str(msisdn[i]), groups[i], times[lo:hi])
         finding_ids.append(f"{rule.id}-{digest}")
         values = {**measure_rows[i], **extra_rows[i]}
         values["first_seen"] = first_local[i]

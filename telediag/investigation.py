@@ -332,6 +332,7 @@ def investigate(
     ruled_out: list[RuledOut] = []
     errors: list[str] = []
     own = records.subscriber == code
+    evidence_positions: set[int] = set()
     own_types = set(
         np.asarray(records.table["record_type"].take(pa.array(records.order[own])).to_pylist())
     )
@@ -340,7 +341,9 @@ def investigate(
             outcome = run_rule(rule, records, evaluator, settings, keep_all=True)
             mine = outcome.findings[outcome.findings["msisdn"] == msisdn]
             if len(mine):
-                findings.extend(_finding_entries(rule, outcome, mine, records, pol, settings))
+                entries, positions = _finding_entries(rule, outcome, mine, records, pol, settings)
+                findings.extend(entries)
+                evidence_positions.update(positions)
             elif _applies(rule, own_types):
                 ruled_out.append(_why_not(rule, outcome, records, evaluator, code, settings))
         except Exception as exc:  # a broken rule is reported, the others stand
@@ -381,12 +384,12 @@ def investigate(
     )
     # The records to show: the subscriber's, plus other subscribers' records that are
     # evidence (a failed MMS sent from the same handset under the previous SIM).
-    evidence_ids = {rid for f in findings for rid in f.evidence}
-    is_evidence = everything["record_id"].isin(evidence_ids)
+    # Matched by sorted position, never by id: ids may repeat across files.
+    is_evidence = everything["_position"].isin(evidence_positions)
     shown = everything[mine_rows | is_evidence].copy()
     shown["evidence"] = is_evidence[mine_rows | is_evidence]
     shown["own"] = shown["msisdn"] == msisdn
-    inv._records = shown.reset_index(drop=True)
+    inv._records = shown.drop(columns=["_position"]).reset_index(drop=True)
     return inv
 
 
@@ -428,6 +431,7 @@ def _records_frame(records: SortedRecords, zone: str) -> pd.DataFrame:
     table = records.table.select(cols).take(rows)
     frame = table.to_pandas()
     frame.insert(0, "record_id", records.record_ids(positions).to_pylist())
+    frame["_position"] = positions
     frame["start_time"] = frame["start_time"].dt.tz_convert(zone)
     return frame
 
@@ -560,13 +564,14 @@ def _detail(row: pd.Series) -> str:
     return ", ".join(parts)
 
 
-def _evidence_records(records: SortedRecords, ids: list[str], zone: str) -> list[EvidenceRecord]:
-    all_ids = records.record_ids(np.arange(len(records)))
-    lookup = pd.Series(np.arange(len(records)), index=all_ids.to_pylist())
-    positions = lookup.reindex(ids).dropna().astype(np.int64).to_numpy()
+def _evidence_records(
+    records: SortedRecords, positions: np.ndarray, zone: str
+) -> list[EvidenceRecord]:
+    """The evidence records at these sorted positions (ids may repeat; positions do not)."""
+    ids = records.record_ids(positions).to_pylist()
     table = records.table.take(pa.array(records.order[positions])).to_pandas()
     out = []
-    for rid, (_, row) in zip(ids, table.iterrows(), strict=False):
+    for rid, (_, row) in zip(ids, table.iterrows(), strict=True):
         out.append(
             EvidenceRecord(
                 record_id=rid,
@@ -589,13 +594,19 @@ def _finding_entries(
     records: SortedRecords,
     policy: Policy,
     settings: ScanSettings,
-) -> list[InvestigatedFinding]:
+) -> tuple[list[InvestigatedFinding], list[int]]:
+    """The subscriber's findings of one rule, and the sorted positions of their evidence."""
     import json
 
     out = []
+    all_positions: list[int] = []
     formatter = SUMMARY_FORMATTER
+    offsets = outcome.survivors.offsets
     for row in mine.itertuples():
         r: Any = row
+        i = int(r.Index)  # finding i of the outcome is survivor i
+        positions = outcome.survivors.positions[int(offsets[i]) : int(offsets[i + 1])]
+        all_positions.extend(int(p) for p in positions)
         measures = json.loads(r.measures)
         values = dict(measures)
         values.update(
@@ -626,7 +637,7 @@ def _finding_entries(
                 charge=float(r.charge),
                 summary=r.summary,
                 evidence=ids,
-                evidence_records=_evidence_records(records, ids, settings.tz),
+                evidence_records=_evidence_records(records, positions, settings.tz),
                 checks=_checks(rule, measures),
                 measures=measures,
                 handset_model=r.handset_model,
@@ -640,7 +651,7 @@ def _finding_entries(
                 ),
             )
         )
-    return out
+    return out, all_positions
 
 
 def _closest(rule: Rule, cands: pd.DataFrame) -> tuple[int, list[Check]]:

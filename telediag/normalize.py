@@ -62,6 +62,8 @@ class InputReport:
     rows_read: int
     rows_used: int
     set_aside: dict[str, int] = field(default_factory=dict)
+    #: Things about the input that do not set rows aside but deserve a look, one line each.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def rows_set_aside(self) -> int:
@@ -76,6 +78,7 @@ class InputReport:
             "rows_used": self.rows_used,
             "rows_set_aside": self.rows_set_aside,
             "set_aside": dict(self.set_aside),
+            "warnings": list(self.warnings),
         }
 
 
@@ -234,6 +237,23 @@ def _normalize_enum(arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Dictionar
     return pa.chunked_array([pc.take(cleaned, encoded.indices)]), dictionary
 
 
+def duplicate_id_warning(ids: pa.ChunkedArray) -> str | None:
+    """A one-line warning when explicit record ids repeat, naming the most repeated."""
+    given = len(ids) - ids.null_count
+    if given < 2 or pc.count_distinct(ids).as_py() == given:
+        return None
+    counts = pc.value_counts(ids.drop_null())
+    repeats = np.asarray(counts.field("counts").to_numpy(zero_copy_only=False))
+    worst = int(np.argmax(repeats))
+    value = counts.field("values")[worst].as_py()
+    n_repeated = int((repeats > 1).sum())
+    return (
+        f"record_id is not unique: {n_repeated} id(s) occur more than once "
+        f"(e.g. {value!r} x{int(repeats[worst])}); evidence is matched by position, "
+        "but these ids alone do not name one record"
+    )
+
+
 def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
     """Cast every contract column to its type and mark the rows that break the contract."""
     zone = _zone(tz)
@@ -291,8 +311,13 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
     valid = reason == 0
     counts = np.bincount(reason, minlength=len(REASONS) + 1)
     set_aside = {REASONS[i - 1]: int(c) for i, c in enumerate(counts) if i and c}
+    warnings = [w for w in [duplicate_id_warning(table["record_id"])] if w]
     report = InputReport(
-        files=raw.files, rows_read=n, rows_used=int(valid.sum()), set_aside=set_aside
+        files=raw.files,
+        rows_read=n,
+        rows_used=int(valid.sum()),
+        set_aside=set_aside,
+        warnings=warnings,
     )
     return Normalized(
         raw=raw, table=table, valid=valid, reason=reason, report=report, encoded=encoded

@@ -131,6 +131,8 @@ def _input_line(inv: Investigation) -> str:
     reasons = i.get("set_aside") or {}
     if reasons:
         line += " (" + ", ".join(f"{n:,} {r}" for r, n in sorted(reasons.items())) + ")"
+    for warning in i.get("warnings") or []:
+        line += f"; warning: {warning}"
     return line
 
 
