@@ -6,6 +6,7 @@ telediag.investigate, the command line) and fails on the code before the fix.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -99,3 +100,55 @@ def test_explicit_ids_that_restart_per_file_are_warned_about(
     shown = [r.start_time.replace(tzinfo=None) for r in found.evidence_records]
     assert shown == list(burst)
     assert int(inv.records["evidence"].sum()) == 40
+
+
+# -- 2. local time across daylight saving --------------------------------------------------
+
+
+def _mail(msisdn: str, times: pd.DatetimeIndex, prefix: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "record_id": [f"{prefix}{i}" for i in range(len(times))],
+            "record_type": "data",
+            "direction": "mo",
+            "start_time": times,
+            "msisdn": msisdn,
+            "server_ip": "10.0.0.25",
+            "server_port": 110,
+            "app_protocol": "POP3",
+            "bytes_up": 600,
+            "bytes_down": 1500,
+        }
+    )
+
+
+def _night_count(result: telediag.ScanResult, msisdn: str) -> int:
+    f = result.findings
+    row = f[(f["msisdn"] == msisdn) & (f["rule_id"] == "TD002")]
+    assert len(row) == 1
+    return int(json.loads(row["measures"].iloc[0])["night_count"])
+
+
+def test_local_hour_uses_each_records_own_offset() -> None:
+    """In Berlin a July 04:30Z record is 06:30 local (summer time), not night."""
+    poller = _mail(
+        "4915100000001",
+        pd.date_range("2008-07-01 03:10", periods=30, freq="20min", tz="UTC"),
+        "p",
+    )
+    local_hours = poller["start_time"].dt.tz_convert("Europe/Berlin").dt.hour
+    expected = int((local_hours < 6).sum())
+    alone = telediag.scan(pa.Table.from_pandas(poller), tz="Europe/Berlin", select=["TD002"])
+    assert _night_count(alone, "4915100000001") == expected
+    # Another subscriber polls in January and in December (winter time both ends).
+    winter_times = pd.date_range("2008-01-05 10:00", periods=30, freq="30min", tz="UTC").append(
+        pd.date_range("2008-12-20 10:00", periods=30, freq="30min", tz="UTC")
+    )
+    winter = _mail("4915100000002", winter_times, "w")
+    both = pd.concat([poller, winter], ignore_index=True)
+    with_other = telediag.scan(pa.Table.from_pandas(both), tz="Europe/Berlin", select=["TD002"])
+    mine = with_other.findings[with_other.findings["msisdn"] == "4915100000001"]
+    f_alone = alone.findings.drop(columns=["record_ids"]).reset_index(drop=True)
+    f_other = mine.drop(columns=["record_ids"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(f_alone, f_other)
+    assert _night_count(with_other, "4915100000001") == expected
