@@ -39,6 +39,7 @@ __all__ = [
     "model_name",
     "network_bands",
     "network_table",
+    "plausible_imei",
     "supports_network",
 ]
 
@@ -53,6 +54,9 @@ NETWORK_COLUMNS: Final = ("country", "region", "gsm_bands")
 # An IMEI is 14 digits (no check digit), 15 (with the Luhn check digit) or 16 (IMEISV).
 _IMEI_PATTERN: Final = r"^[0-9]{14,16}$"
 _TAC_LENGTH: Final = 8
+# Digits only, with a non-zero digit among the first eight (a TAC of all zeros is a
+# placeholder, never allocated); the length is checked separately.
+_NONZERO_TAC_PATTERN: Final = r"^0{0,7}[1-9][0-9]*$"
 _TAC_PATTERN: Final = r"^[0-9]{8}$"
 _QUIRK_SEPARATOR: Final = ";"
 # Mobile country codes are three digits.
@@ -369,6 +373,20 @@ def _to_frame(table: pa.Table, index: pd.Index | None) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- handsets
+
+
+def plausible_imei(imeis: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """True where a string is a plausible IMEI: 14-16 ASCII digits whose TAC (the first
+    eight) is not all zeros. Blanks, placeholders such as ``000000000000000``, wrong
+    lengths and text give False; nulls stay null.
+
+    Only plausible IMEIs identify a handset: anything else must never link two
+    subscribers as if they had shared one.
+    """
+    text = imeis if pa.types.is_string(imeis.type) else pc.cast(imeis, pa.string())
+    length = pc.binary_length(text)
+    right_length = pc.and_(pc.greater_equal(length, 14), pc.less_equal(length, 16))
+    return pc.and_(right_length, pc.match_substring_regex(text, _NONZERO_TAC_PATTERN))
 
 
 def _tac_of(values: pa.Array) -> pa.Array:

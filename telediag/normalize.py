@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from telediag.devices import plausible_imei
 from telediag.errors import InputError
 from telediag.read import RawInput
 from telediag.schema import (
@@ -198,6 +199,28 @@ def _parse_time_strings(values: pd.Series, zone: str) -> pd.Series:
     return out
 
 
+def _blank_to_null(arr: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Empty and whitespace-only strings as null: a blank is no value."""
+    if arr.null_count == len(arr):
+        return arr
+    blank = pc.or_(pc.equal(pc.binary_length(arr), 0), pc.utf8_is_space(arr))
+    if not pc.any(blank).as_py():
+        return arr
+    return pc.if_else(blank, pa.scalar(None, arr.type), arr)
+
+
+def _handsets_only(imei: pa.ChunkedArray) -> pa.ChunkedArray:
+    """IMEIs that are not plausible (wrong length, letters, an all-zero TAC) as null, so
+    that a placeholder never stands for a handset that subscribers share."""
+    if imei.null_count == len(imei):
+        return imei
+    if pc.all(pc.fill_null(plausible_imei(imei), True)).as_py():
+        return imei
+    trimmed = pc.utf8_trim_whitespace(imei)  # " 35201401000017" is still that handset
+    plausible = pc.fill_null(plausible_imei(trimmed), False)
+    return pc.if_else(plausible, trimmed, pa.scalar(None, pa.string()))
+
+
 def _normalize_subscriber(arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.DictionaryArray]:
     """The subscriber column without surrounding blanks, and its dictionary encoding.
 
@@ -233,6 +256,8 @@ def _normalize_enum(arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Dictionar
         text = arr.cast(pa.string()) if arr.type != pa.string() else arr
         encoded = pc.dictionary_encode(text.combine_chunks())
     cleaned = pc.utf8_lower(pc.utf8_trim_whitespace(encoded.dictionary))
+    # A blank value is no value: null, like a missing one.
+    cleaned = pc.if_else(pc.equal(cleaned, ""), pa.scalar(None, pa.string()), cleaned)
     dictionary = pa.DictionaryArray.from_arrays(encoded.indices, cleaned)
     return pa.chunked_array([pc.take(cleaned, encoded.indices)]), dictionary
 
@@ -277,7 +302,7 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
     _mark(reason, _per_row(empty, encoded["msisdn"]), "missing msisdn")
     for name in ("record_type", "direction"):
         values = encoded[name].dictionary
-        _mark(reason, _per_row(pc.equal(values, ""), encoded[name]), f"missing {name}")
+        _mark(reason, _per_row(values.is_null(), encoded[name]), f"missing {name}")
         known = pc.is_in(values, pa.array(ENUMS[name]))
         _mark(reason, _per_row(pc.invert(known), encoded[name]), f"unknown {name}")
 
@@ -294,13 +319,15 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
             columns[name] = _parse_numeric(name, src[name], target, reason)
         else:
             arr = src[name]
-            columns[name] = arr if arr.type == target else arr.cast(target)
+            columns[name] = _blank_to_null(arr if arr.type == target else arr.cast(target))
+    columns["imei"] = _handsets_only(columns["imei"])
 
     for name in NON_NEGATIVE:
         _mark(reason, pc.less(columns[name], 0), f"negative {name}")
     for name in ("status", "mms_event"):
         if name in encoded:
-            unknown = pc.invert(pc.is_in(encoded[name].dictionary, pa.array(ENUMS[name])))
+            values = encoded[name].dictionary
+            unknown = pc.and_(values.is_valid(), pc.invert(pc.is_in(values, pa.array(ENUMS[name]))))
             # Null means "not given" (status null is ok), so null rows are never unknown.
             flagged = _per_row(unknown, encoded[name]) & np.asarray(
                 encoded[name].is_valid().to_numpy(zero_copy_only=False), dtype=bool

@@ -18,6 +18,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from telediag.colmap import ColumnMap, load_column_map
+from telediag.devices import plausible_imei
 from telediag.errors import InputError
 from telediag.schema import COLUMNS, REQUIRED
 
@@ -203,11 +204,15 @@ def _key_columns(item: Path | pa.Table, cmap: ColumnMap | None) -> pa.Table:
     if "msisdn" not in table.column_names:
         raise InputError(f"{item}: missing required column 'msisdn'")
     cols = {"msisdn": pc.utf8_trim_whitespace(table["msisdn"].cast(pa.string()))}
-    cols["imei"] = (
-        table["imei"].cast(pa.string())
-        if "imei" in table.column_names
-        else pa.nulls(table.num_rows, pa.string())
-    )
+    if "imei" in table.column_names:
+        # Only a plausible IMEI is a handset to follow; a blank or a placeholder such as
+        # 000000000000000 would pull in every subscriber that shares it.
+        imei = pc.utf8_trim_whitespace(table["imei"].cast(pa.string()))
+        cols["imei"] = pc.if_else(
+            pc.fill_null(plausible_imei(imei), False), imei, pa.scalar(None, pa.string())
+        )
+    else:
+        cols["imei"] = pa.nulls(table.num_rows, pa.string())
     return pa.table(cols)
 
 

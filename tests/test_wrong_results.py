@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,6 +17,7 @@ import pytest
 
 import telediag
 from telediag.cli import main
+from telediag.partition import linked_groups, part_of_rows
 
 from .conftest import FIXTURES
 
@@ -152,3 +154,89 @@ def test_local_hour_uses_each_records_own_offset() -> None:
     f_other = mine.drop(columns=["record_ids"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(f_alone, f_other)
     assert _night_count(with_other, "4915100000001") == expected
+
+
+# -- 3. blank strings and placeholder IMEIs ------------------------------------------------
+
+
+def _sim_swap_frame() -> pd.DataFrame:
+    return pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
+
+
+def _as_parquet(frame: pd.DataFrame, path: Path) -> Path:
+    """Write text columns as they are ("" stays ""), times and numbers typed."""
+    frame = frame.copy()
+    frame["start_time"] = pd.to_datetime(frame["start_time"])
+    for col in ("duration_s", "charge", "mms_size", "sms_length"):
+        if col in frame.columns:
+            frame[col] = pd.to_numeric(frame[col])
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    return path
+
+
+@pytest.mark.parametrize("placeholder", ["", "   ", "000000000000000", "0000000012345678", "12345"])
+def test_blank_or_placeholder_imeis_do_not_link_subscribers(
+    tmp_path: Path, placeholder: str
+) -> None:
+    frame = _sim_swap_frame().fillna("")
+    assert len(telediag.scan(_as_parquet(frame, tmp_path / "real.parquet"), tz=TZ).findings)
+    frame["imei"] = placeholder
+    path = _as_parquet(frame, tmp_path / "blank.parquet")
+    result = telediag.scan(path, tz=TZ)
+    assert list(result.findings["rule_id"]) == []
+    assert result.report.rows_used == 5 and result.report.set_aside == {}
+    inv = telediag.investigate(path, "13800000402", tz=TZ)
+    assert inv.input["rows_read"] == 3  # no other subscriber's rows through the "handset"
+    assert inv.overview.handsets == []
+    assert part_of_rows(pq.read_table(path), 1).tolist() == [0] * 5
+
+
+def test_placeholder_imeis_do_not_put_everyone_in_one_part() -> None:
+    n = 400
+    table = pa.table(
+        {
+            "msisdn": [f"1380000{i:04d}" for i in range(n)],
+            "imei": ["", "000000000000000", " ", None] * (n // 4),
+        }
+    )
+    label, _ = linked_groups(table["msisdn"], table["imei"])
+    assert len(set(label.tolist())) == n  # nobody is linked to anybody
+    parts = np.bincount(part_of_rows(table, 4), minlength=4)
+    assert parts.max() < n / 2
+    linked = pa.table({"msisdn": ["a", "b", "c"], "imei": ["35201401000017"] * 2 + [""]})
+    label, _ = linked_groups(linked["msisdn"], linked["imei"])
+    assert label.tolist() == [0, 0, 2]
+
+
+def test_blank_strings_are_null_in_every_string_column(tmp_path: Path) -> None:
+    frame = _sim_swap_frame().fillna("")
+    frame.loc[2, "status"] = " "  # blank status: not given, so ok
+    frame.loc[2, "peer_number"] = ""
+    frame["apn"] = ""
+    frame.loc[1, "mms_event"] = "submit"
+    frame.loc[0, "mms_event"] = "  "
+    frame.loc[4, "record_id"] = ""
+    path = _as_parquet(frame, tmp_path / "blanks.parquet")
+    result = telediag.scan(path, tz=TZ)
+    assert result.report.set_aside == {}
+    assert result.report.rows_used == 5
+    assert list(result.findings["rule_id"]) == ["TD004"]
+    table = result.normalized.table if result.normalized is not None else None
+    assert table is not None
+    for col in ("status", "peer_number", "apn", "mms_event", "record_id"):
+        values = table[col].to_pylist()
+        assert "" not in values and " " not in values and "  " not in values, col
+    assert table["status"].to_pylist()[2] is None
+    assert table["apn"].null_count == 5
+    inv = telediag.investigate(path, "13800000402", tz=TZ)
+    assert inv.records["record_id"].iloc[-1] == "blanks:4"  # a blank id is generated
+    blank = tmp_path / "blank-fields.parquet"
+    frame.loc[3, "msisdn"] = "  "
+    frame.loc[4, "record_type"] = ""
+    frame.loc[2, "direction"] = " "
+    rep = telediag.scan(_as_parquet(frame, blank), tz=TZ).report
+    assert rep.set_aside == {
+        "missing msisdn": 1,
+        "missing record_type": 1,
+        "missing direction": 1,
+    }
