@@ -294,7 +294,7 @@ def investigate(
     and a bare date means the whole day. ``complaint_date`` sets the handling deadlines.
     """
     from telediag import __version__
-    from telediag.scan import columns_needed
+    from telediag.scan import CONTRACT_COLUMNS
 
     zone = tz or "UTC"
     settings = ScanSettings(tz=zone) if home is None else ScanSettings(zone, home)
@@ -304,7 +304,7 @@ def investigate(
     raw = read_input(
         source,
         column_map=column_map,
-        columns=columns_needed(chosen) | {"peer_number", "imsi", "imei", "status"},
+        columns=set(CONTRACT_COLUMNS),
         only=SubscriberFilter(msisdn),
     )
     normalized = normalize(raw, tz=zone)

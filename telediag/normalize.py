@@ -28,6 +28,7 @@ from telediag.schema import (
     NUMERIC_COLUMNS,
     RECORD_TYPES,
     STATUSES,
+    VALUE_RANGES,
 )
 
 #: Enumerated columns: values are matched after trimming and lower-casing.
@@ -49,6 +50,8 @@ REASONS: tuple[str, ...] = (
     "unparseable start_time",
     *(f"negative {c}" for c in NON_NEGATIVE),
     *(f"unparseable {c}" for c in NUMERIC_COLUMNS),
+    *(f"non-integral {c}" for c in NUMERIC_COLUMNS if pa.types.is_integer(COLUMNS[c])),
+    *(f"out-of-range {c}" for c in NUMERIC_COLUMNS),
     "unknown status",
     "unknown mms_event",
 )
@@ -140,26 +143,78 @@ def _nulls_like(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
 def _parse_numeric(
     name: str, arr: pa.ChunkedArray, target: pa.DataType, reason: np.ndarray
 ) -> pa.ChunkedArray:
-    if arr.type == target:
-        return arr
+    """A numeric column in its contract type, every value checked, nothing cast silently.
+
+    Text is parsed (what does not parse is set aside as "unparseable"). NaN reads as
+    not given (null), as pandas writes a missing number. A value that does not fit the
+    column (infinite, beyond the integer type, outside :data:`VALUE_RANGES`) is set
+    aside as "out-of-range", a fraction in an integer column as "non-integral".
+    """
     if pa.types.is_null(arr.type):
         return pa.chunked_array([pa.nulls(len(arr), target)])
-    try:
-        return pc.cast(arr, target, safe=False)  # sub-millisecond digits are dropped
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    # Row-level fallback: parse what parses, set aside what does not.
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        try:  # the common case: every value is a plain number of the right type
+            arr = pc.cast(arr, target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            arr = _parse_text_numbers(name, arr, reason)
+    elif not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
+        try:  # decimals, booleans: as floats, then checked like any float
+            arr = pc.cast(arr, pa.float64(), safe=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            arr = _parse_text_numbers(name, arr.cast(pa.string()), reason)
+    bad = np.zeros(len(arr), dtype=bool)
+    if pa.types.is_floating(arr.type):
+        arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, arr.type), arr)
+        too_big = pc.is_inf(arr)
+        if pa.types.is_integer(target):
+            info = np.iinfo(target.to_pandas_dtype())
+            # The float nearest below 2**63 (or 2**31) is exact; compare as floats.
+            too_big = pc.or_(
+                too_big,
+                pc.or_(pc.less(arr, float(info.min)), pc.greater_equal(arr, -float(info.min))),
+            )
+            fraction = pc.and_(pc.invert(too_big), pc.not_equal(pc.floor(arr), arr))
+            fraction = _as_mask(fraction)
+            _mark(reason, fraction, f"non-integral {name}")
+            bad |= fraction
+        too_big = _as_mask(too_big)
+        _mark(reason, too_big, f"out-of-range {name}")
+        bad |= too_big
+    elif pa.types.is_integer(target) and arr.type != target:
+        info = np.iinfo(target.to_pandas_dtype())
+        wide = pc.cast(arr, pa.int64()) if arr.type != pa.uint64() else arr
+        outside = _as_mask(pc.or_(pc.less(wide, info.min), pc.greater(wide, info.max)))
+        _mark(reason, outside, f"out-of-range {name}")
+        bad |= outside
+    if name in VALUE_RANGES:
+        lo, hi = VALUE_RANGES[name]
+        outside = _as_mask(pc.or_(pc.less(arr, lo), pc.greater(arr, hi))) & ~bad
+        _mark(reason, outside, f"out-of-range {name}")
+        bad |= outside
+    if bad.any():
+        arr = pc.if_else(pa.array(~bad), arr, pa.scalar(None, arr.type))
+    # Every value left fits the target exactly.
+    out = pc.cast(arr, target, safe=False)
+    return out if isinstance(out, pa.ChunkedArray) else pa.chunked_array([out])
+
+
+def _as_mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _parse_text_numbers(name: str, arr: pa.ChunkedArray, reason: np.ndarray) -> pa.Array:
+    """Parse text row by row (vectorized in pandas) to float64; what does not parse is
+    set aside as "unparseable" and left null."""
     values = pd.to_numeric(
         pd.Series(arr.to_pandas(), dtype="object").astype("string").str.strip(),
         errors="coerce",
     )
     parsed = pa.array(values.to_numpy(dtype="float64", na_value=np.nan), from_pandas=True)
-    integral = pc.equal(pc.floor(parsed), parsed)
-    if pa.types.is_integer(target):
-        parsed = pc.if_else(integral, parsed, pa.scalar(None, pa.float64()))
     was_value = ~_nulls_like(arr)
     _mark(reason, was_value & _nulls_like(parsed), f"unparseable {name}")
-    return pa.chunked_array([pc.cast(parsed, target, safe=False)])
+    return parsed
 
 
 def _parse_time(arr: pa.ChunkedArray, zone: str, reason: np.ndarray) -> pa.ChunkedArray:

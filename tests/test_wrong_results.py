@@ -240,3 +240,101 @@ def test_blank_strings_are_null_in_every_string_column(tmp_path: Path) -> None:
         "missing record_type": 1,
         "missing direction": 1,
     }
+
+
+# -- 4. out-of-range and non-integral numbers ----------------------------------------------
+
+
+def _data_rows(n: int) -> dict[str, object]:
+    return {
+        "record_id": [f"d{i}" for i in range(n)],
+        "record_type": ["data"] * n,
+        "direction": ["mo"] * n,
+        "start_time": pd.date_range("2008-07-01", periods=n, freq="min", tz="UTC"),
+        "msisdn": ["13800000001"] * n,
+    }
+
+
+def test_numbers_out_of_range_or_not_integral_are_set_aside_not_cast() -> None:
+    table = pa.table(
+        {
+            **_data_rows(8),
+            "status_code": pa.array([2000, 2**32 + 200, None, 7, 7, 7, 7, 7], pa.int64()),
+            "bytes_up": pa.array([10.0, 20.0, 1.7, float("nan"), 3e19, float("inf"), -5.0, 30.0]),
+            "visited_mcc": pa.array([460] * 7 + [46_000_000_000], pa.int64()),
+        }
+    )
+    result = telediag.scan(table)
+    rep = result.report
+    assert rep.set_aside == {
+        "out-of-range status_code": 1,
+        "non-integral bytes_up": 1,
+        "out-of-range bytes_up": 2,
+        "negative bytes_up": 1,
+        "out-of-range visited_mcc": 1,
+    }
+    assert rep.rows_used == 2  # d0, and d3 whose NaN volume reads as not given
+    rejects = result.rejects().to_pandas().set_index("record_id")["reason"].to_dict()
+    assert rejects == {
+        "d1": "out-of-range status_code",
+        "d2": "non-integral bytes_up",
+        "d4": "out-of-range bytes_up",
+        "d5": "out-of-range bytes_up",
+        "d6": "negative bytes_up",
+        "d7": "out-of-range visited_mcc",
+    }
+    assert result.normalized is not None
+    kept = result.normalized.table.to_pandas().set_index("record_id")
+    assert kept.loc["d0", "bytes_up"] == 10 and pd.isna(kept.loc["d3", "bytes_up"])
+
+
+def test_numbers_in_text_are_checked_the_same_way(tmp_path: Path) -> None:
+    path = tmp_path / "text.csv"
+    path.write_text(
+        "record_id,record_type,direction,start_time,msisdn,status_code,bytes_up,visited_mcc,"
+        "server_port,sms_class,duration_s\n"
+        "t0,data,mo,2008-07-01 10:00,1380,2000,10,460,80,,1.5\n"
+        "t1,data,mo,2008-07-01 10:01,1380,4294967496,10,460,80,,\n"
+        "t2,data,mo,2008-07-01 10:02,1380,,1.7,460,80,,\n"
+        "t3,data,mo,2008-07-01 10:03,1380,,1e400,460,80,,\n"
+        "t4,data,mo,2008-07-01 10:04,1380,,12.0,46000000000,80,,\n"
+        "t5,data,mo,2008-07-01 10:05,1380,,12,4600,80,,\n"
+        "t6,data,mo,2008-07-01 10:06,1380,,12,460,70000,,\n"
+        "t7,sms,mo,2008-07-01 10:07,1380,,,460,,9,\n"
+        "t8,voice,mo,2008-07-01 10:08,1380,,,460,,,inf\n"
+    )
+    result = telediag.scan(path)
+    rejects = result.rejects().to_pandas().set_index("record_id")["reason"].to_dict()
+    assert rejects == {
+        "t1": "out-of-range status_code",
+        "t2": "non-integral bytes_up",
+        "t3": "out-of-range bytes_up",
+        "t4": "out-of-range visited_mcc",
+        "t5": "out-of-range visited_mcc",
+        "t6": "out-of-range server_port",
+        "t7": "out-of-range sms_class",
+        "t8": "out-of-range duration_s",
+    }
+    assert result.report.rows_used == 1
+
+
+# -- 5. what is checked does not depend on the rules selected ------------------------------
+
+
+def test_every_contract_column_is_checked_whatever_the_selection(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        "record_id,record_type,direction,start_time,msisdn,duration_s,bytes_up,sms_length\n"
+        "v1,voice,mo,2008-07-01 10:00,1380,-5,,\n"
+        "v2,voice,mo,2008-07-01 10:01,1380,60,,\n"
+        "d1,data,mo,2008-07-01 10:02,1380,30,-1,\n"
+        "s1,sms,mo,2008-07-01 10:03,1380,,,x\n"
+    )
+    expected = {"negative duration_s": 1, "negative bytes_up": 1, "unparseable sms_length": 1}
+    reports = [
+        telediag.scan(path, select=select).report
+        for select in (["TD001"], ["TD002"], ["TD009"], None)
+    ]
+    for rep in reports:
+        assert rep.set_aside == expected
+        assert rep.rows_used == 1
