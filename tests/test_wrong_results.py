@@ -17,6 +17,7 @@ import pytest
 
 import telediag
 from telediag.cli import main
+from telediag.numbers import HomeCountry, classify_numbers
 from telediag.partition import linked_groups, part_of_rows
 
 from .conftest import FIXTURES
@@ -338,3 +339,67 @@ def test_every_contract_column_is_checked_whatever_the_selection(tmp_path: Path)
     for rep in reports:
         assert rep.set_aside == expected
         assert rep.rows_used == 1
+
+
+# -- 8. home country and numbers -----------------------------------------------------------
+
+
+def test_zeros_are_not_international_and_the_bare_foreign_form_is() -> None:
+    numbers = [
+        "0000000000",
+        "000",
+        "00",
+        "43664684000",
+        "+43664684000",
+        "0043664684000",
+        "13800000001",
+        "12125551234",
+        "4008123123",
+        "10086",
+        "03711234567",
+    ]
+    frame = classify_numbers(numbers)
+    assert frame["international"].tolist() == [
+        False,
+        False,
+        False,
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+        False,
+        False,
+    ]
+    assert frame["region"].tolist()[3] == "AT"
+    assert frame["country_code"].isna().tolist()[:3] == [True, True, True]
+
+
+def test_td007_raises_confidence_for_the_bare_trap_number() -> None:
+    table = pa.table(
+        {
+            **_data_rows(3),
+            "record_type": ["csd"] * 3,
+            "peer_number": ["43664684000", "0000000000", "000"],
+            "charge": [2.5, 1.0, 1.0],
+        }
+    )
+    found = telediag.scan(table, select=["TD007"]).findings
+    assert found["group"].tolist() == ["43664684000"]
+    assert found["confidence"].tolist() == [0.95]
+
+
+def test_td009_roaming_is_judged_from_the_home_country(tmp_path: Path) -> None:
+    src = FIXTURES / "TD009" / "dual-band-in-ottawa.csv"
+    at_home_in_china = telediag.scan(src, tz=TZ, select=["TD009"])
+    assert at_home_in_china.findings["record_ids"].map(list).tolist() == [["h2", "h3", "h4"]]
+    canadian = telediag.scan(src, tz=TZ, select=["TD009"], home=HomeCountry(region="CA"))
+    assert canadian.findings.empty  # MCC 302 is home for a Canadian operator
+    in_the_us = tmp_path / "us.csv"
+    frame = pd.read_csv(src, dtype=str)
+    frame["visited_mcc"] = frame["visited_mcc"].replace({"302": "310"})
+    frame.to_csv(in_the_us, index=False)
+    abroad = telediag.scan(in_the_us, tz=TZ, select=["TD009"], home=HomeCountry(region="CA"))
+    assert abroad.findings["record_ids"].map(list).tolist() == [["h2", "h3", "h4"]]
+    assert abroad.findings["group"].tolist() == ["310"]
