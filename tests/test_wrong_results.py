@@ -403,3 +403,73 @@ def test_td009_roaming_is_judged_from_the_home_country(tmp_path: Path) -> None:
     abroad = telediag.scan(in_the_us, tz=TZ, select=["TD009"], home=HomeCountry(region="CA"))
     assert abroad.findings["record_ids"].map(list).tolist() == [["h2", "h3", "h4"]]
     assert abroad.findings["group"].tolist() == ["310"]
+
+
+# -- 9. the shipped 3GPP TS 32.298 column map ----------------------------------------------
+
+
+def test_3gpp_map_reads_causes_as_the_standard_defines_them(tmp_path: Path) -> None:
+    cmap = Path(__file__).resolve().parent.parent / "column-maps" / "3gpp-ts32298.yaml"
+    rows = [
+        # record type, cause for term (CS) or for record closing (PS), expected status
+        ("moCallRecord", "causeForTerm", "0", "ok"),  # normalRelease
+        ("moCallRecord", "causeForTerm", "1", "ok"),  # partialRecord: the call goes on
+        ("moCallRecord", "causeForTerm", "2", "ok"),  # partialRecordCallReestablishment
+        ("moCallRecord", "causeForTerm", "3", "failed"),  # unsuccessfulCallAttempt
+        ("mtCallRecord", "causeForTerm", "4", "failed"),  # abnormal release
+        ("mtCallRecord", "causeForTerm", "stableCallAbnormalTermination", "failed"),
+        ("moCallRecord", "causeForTerm", "5", "ok"),  # cAMELInitCallRelease
+        ("moCallRecord", "causeForTerm", "partialRecord", "ok"),
+        ("egsnPDPRecord", "causeForRecClosing", "16", "ok"),  # volumeLimit
+        ("egsnPDPRecord", "causeForRecClosing", "17", "ok"),  # timeLimit
+        ("pGWRecord", "causeForRecClosing", "rATChange", "ok"),
+        ("sGWRecord", "causeForRecClosing", "4", "failed"),  # abnormalRelease
+        ("sgsnPDPRecord", "causeForRecClosing", "54", "failed"),  # positionMethodFailure
+    ]
+    header = "recordType,servedMSISDN,recordOpeningTime,seizureTime,causeForTerm,causeForRecClosing"
+    lines = [header]
+    for i, (kind, column, cause, _) in enumerate(rows):
+        ps = column == "causeForRecClosing"
+        when = f"2008-07-01 10:{i:02d}:00"
+        lines.append(
+            f"{kind},8613800000001,{when if ps else ''},{'' if ps else when},"
+            f"{'' if ps else cause},{cause if ps else ''}"
+        )
+    lines.append("mtSMSRecord,8613800000001,,,,")  # times below: deliveryTime only
+    path = tmp_path / "cdr.csv"
+    path.write_text("\n".join(lines) + "\n")
+    frame = pd.read_csv(path, dtype=str)
+    frame["deliveryTime"] = [None] * len(rows) + ["2008-07-01 11:00:00"]
+    frame.to_csv(path, index=False)
+    result = telediag.scan(path, column_map=cmap)
+    assert result.report.set_aside == {}
+    assert result.normalized is not None
+    statuses = result.normalized.table["status"].to_pylist()
+    assert statuses == [expected for *_, expected in rows] + [None]
+
+
+def test_3gpp_map_reads_numbered_record_types(tmp_path: Path) -> None:
+    cmap = Path(__file__).resolve().parent.parent / "column-maps" / "3gpp-ts32298.yaml"
+    path = tmp_path / "numbered.csv"
+    path.write_text(
+        "recordType,servedMSISDN,seizureTime,originationTime,deliveryTime,recordOpeningTime\n"
+        "0,8613800000001,2008-07-01 10:00,,,\n"
+        "1,8613800000001,2008-07-01 10:01,,,\n"
+        "6,8613800000001,,2008-07-01 10:02,,\n"
+        "7,8613800000001,,,2008-07-01 10:03,\n"
+        "84,8613800000001,,,,2008-07-01 10:04\n"
+        "85,8613800000001,,,,2008-07-01 10:05\n"
+    )
+    result = telediag.scan(path, column_map=cmap)
+    assert result.report.set_aside == {}
+    assert result.normalized is not None
+    table = result.normalized.table
+    kinds = list(zip(table["record_type"].to_pylist(), table["direction"].to_pylist(), strict=True))
+    assert kinds == [
+        ("voice", "mo"),
+        ("voice", "mt"),
+        ("sms", "mo"),
+        ("sms", "mt"),
+        ("data", "mo"),
+        ("data", "mo"),
+    ]
