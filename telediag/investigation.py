@@ -10,12 +10,14 @@ advice from the operator policy, and handling deadlines.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from telediag.catalog import ChargeAdvice, Rule
@@ -264,14 +266,42 @@ def _to_local(ts: pd.Timestamp, tz: str) -> dt.datetime:
     return pd.Timestamp(ts).tz_convert(tz).to_pydatetime()
 
 
-def _parse_when(value: str | dt.date | dt.datetime | None, tz: str) -> pd.Timestamp | None:
+def _parse_when(
+    value: str | dt.date | dt.datetime | None, tz: str, *, day_after: bool = False
+) -> pd.Timestamp | None:
+    """A period bound as a UTC instant. A bare date means its local midnight, or with
+    ``day_after`` the next calendar day's (so an inclusive end day covers 23, 24 or 25
+    hours, as that day has). A local time that does not exist (a midnight skipped by the
+    spring change, as in Sao Paulo on 2018-11-04) moves forward to the first one that
+    does; one that occurs twice counts from its first occurrence."""
     if value is None:
         return None
+    bare_day = (isinstance(value, dt.date) and not isinstance(value, dt.datetime)) or (
+        isinstance(value, str) and len(value.strip()) <= 10
+    )
     try:
-        stamp = pd.Timestamp(value)
+        stamp = pd.Timestamp(value.strip() if isinstance(value, str) else value)
     except (ValueError, TypeError):
+        stamp = pd.NaT
+    if stamp is pd.NaT:
         raise InputError(f"cannot read date {value!r}: use YYYY-MM-DD") from None
-    return stamp.tz_localize(tz) if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    if bare_day and day_after:
+        stamp = stamp + pd.DateOffset(days=1)
+    if stamp.tzinfo is not None:
+        return stamp.tz_convert("UTC")
+    return stamp.tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
+
+
+def _parse_day(value: str | dt.date, what: str) -> dt.date:
+    """A calendar date given as ``YYYY-MM-DD`` (or a date), else a one-line InputError."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise InputError(f"cannot read {what} {value!r}: use YYYY-MM-DD") from None
 
 
 def investigate(
@@ -297,6 +327,10 @@ def investigate(
     from telediag.scan import CONTRACT_COLUMNS
 
     zone = tz or "UTC"
+    # Everything the caller typed is checked before any record is read.
+    complaint_day = None if complaint_date is None else _parse_day(complaint_date, "complaint date")
+    lo = _parse_when(start, zone)
+    hi = _parse_when(end, zone, day_after=True)
     settings = ScanSettings(tz=zone) if home is None else ScanSettings(zone, home)
     chosen = _resolve_rules(rules, None, None)
     pol = policy if isinstance(policy, Policy) else load_policy(policy)
@@ -308,20 +342,26 @@ def investigate(
         only=SubscriberFilter(msisdn),
     )
     normalized = normalize(raw, tz=zone)
-    lo = _parse_when(start, zone)
-    hi = _parse_when(end, zone)
-    whole_day = isinstance(end, (str, dt.date)) and not isinstance(end, dt.datetime)
-    if hi is not None and whole_day and len(str(end)) <= 10:
-        hi = hi + pd.Timedelta(days=1)
+    report = normalized.report.to_dict()
+    in_period = normalized
     if lo is not None or hi is not None:
-        times = normalized.table["start_time"].cast(pa.int64()).to_numpy(zero_copy_only=False)
+        times = np.asarray(
+            pc.fill_null(normalized.table["start_time"].cast(pa.int64()), 0).to_numpy(
+                zero_copy_only=False
+            ),
+            dtype=np.int64,
+        )
         keep = np.ones(len(times), dtype=bool)
         if lo is not None:
             keep &= times >= lo.value // 1_000_000
         if hi is not None:
             keep &= times < hi.value // 1_000_000
-        normalized.valid &= keep
-    records = sort_records(normalized)
+        # Rows outside the period are not set aside (they break no rule of the
+        # contract): they are counted apart, and normalized.rejects() stays as it was.
+        in_period = replace(normalized, valid=normalized.valid & keep)
+        report["rows_used"] = int(in_period.valid.sum())
+        report["rows_outside_period"] = int((normalized.valid & ~keep).sum())
+    records = sort_records(in_period)
     sub_codes = np.flatnonzero(np.asarray(records.msisdns.to_pylist(), dtype=object) == msisdn)
     if sub_codes.size == 0:
         raise InputError(f"no records of subscriber {msisdn} in the input and period given")
@@ -353,11 +393,10 @@ def investigate(
         f.rank = i
 
     deadlines = None
-    if complaint_date is not None:
-        day = pd.Timestamp(complaint_date).date()
-        due = pol.deadlines.due(day)
+    if complaint_day is not None:
+        due = pol.deadlines.due(complaint_day)
         deadlines = Deadlines(
-            complaint_date=day,
+            complaint_date=complaint_day,
             acknowledge_by=due["acknowledge"],
             investigate_by=due["investigate"],
             resolve_by=due["resolve"],
@@ -378,7 +417,7 @@ def investigate(
         findings=findings,
         ruled_out=ruled_out,
         deadlines=deadlines,
-        input=normalized.report.to_dict(),
+        input=report,
         rule_errors=errors,
         telediag_version=__version__,
     )

@@ -473,3 +473,75 @@ def test_3gpp_map_reads_numbered_record_types(tmp_path: Path) -> None:
         ("data", "mo"),
         ("data", "mo"),
     ]
+
+
+# -- 6. investigation periods --------------------------------------------------------------
+
+
+def test_period_filter_updates_the_input_report() -> None:
+    src = FIXTURES / "TD001" / "phonebook-forward.csv"
+    inv = telediag.investigate(src, "13800000001", start="2008-06-12", end="2008-06-12", tz=TZ)
+    assert inv.overview.records == 42
+    assert inv.input["rows_read"] == 44
+    assert inv.input["rows_used"] == 42
+    assert inv.input["rows_outside_period"] == 2
+    assert inv.input["rows_set_aside"] == 0 and inv.input["set_aside"] == {}
+
+
+def _calls(tmp_path: Path, local_times: list[str], zone: str) -> Path:
+    stamps = pd.DatetimeIndex(local_times).tz_localize(zone, ambiguous=True)
+    frame = pd.DataFrame(
+        {
+            "record_id": [f"c{i}" for i in range(len(stamps))],
+            "record_type": "voice",
+            "direction": "mo",
+            "start_time": stamps.tz_convert("UTC"),
+            "msisdn": "4915100000009",
+            "peer_number": "4915100000001",
+            "duration_s": 61.0,
+        }
+    )
+    path = tmp_path / "calls.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    return path
+
+
+def test_to_date_covers_the_whole_local_day_on_the_autumn_change(tmp_path: Path) -> None:
+    path = _calls(
+        tmp_path,
+        ["2008-10-25 23:30", "2008-10-26 00:10", "2008-10-26 23:30", "2008-10-27 00:10"],
+        "Europe/Berlin",
+    )
+    inv = telediag.investigate(
+        path, "4915100000009", start="2008-10-26", end="2008-10-26", tz="Europe/Berlin"
+    )
+    assert list(inv.records["record_id"]) == ["c1", "c2"]
+    assert inv.period.end is not None and inv.period.end.isoformat() == "2008-10-27T00:00:00+01:00"
+
+
+def test_from_a_midnight_that_does_not_exist(tmp_path: Path) -> None:
+    path = _calls(tmp_path, ["2018-11-03 23:30", "2018-11-04 01:30"], "America/Sao_Paulo")
+    inv = telediag.investigate(
+        path, "4915100000009", start="2018-11-04", end="2018-11-04", tz="America/Sao_Paulo"
+    )
+    assert list(inv.records["record_id"]) == ["c1"]
+    assert inv.period.start is not None
+    assert inv.period.start.isoformat() == "2018-11-04T01:00:00-02:00"
+
+
+def test_bad_complaint_date_is_refused_before_any_rule_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _calls(tmp_path, ["2008-07-01 10:00"], "UTC")
+    # Checked first: before the input is even opened, so before any rule runs.
+    with pytest.raises(telediag.InputError, match="complaint date 'yesterday'"):
+        telediag.investigate(tmp_path / "absent.parquet", "1", complaint_date="yesterday")
+    code = main(["investigate", str(path), "--msisdn", "4915100000009", "--complaint-date", "x"])
+    assert code == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_voice_duration_is_shown_in_reports(tmp_path: Path) -> None:
+    path = _calls(tmp_path, ["2008-07-01 10:00"], "UTC")
+    inv = telediag.investigate(path, "4915100000009")
+    assert inv.records["duration_s"].tolist() == [61.0]
