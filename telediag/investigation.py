@@ -280,11 +280,12 @@ def _parse_when(
         isinstance(value, str) and len(value.strip()) <= 10
     )
     try:
-        stamp = pd.Timestamp(value.strip() if isinstance(value, str) else value)
+        parsed = pd.Timestamp(value.strip() if isinstance(value, str) else value)
     except (ValueError, TypeError):
-        stamp = pd.NaT
-    if stamp is pd.NaT:
+        parsed = None
+    if parsed is None or parsed is pd.NaT:
         raise InputError(f"cannot read date {value!r}: use YYYY-MM-DD") from None
+    stamp: pd.Timestamp = parsed
     if bare_day and day_after:
         stamp = stamp + pd.DateOffset(days=1)
     if stamp.tzinfo is not None:
