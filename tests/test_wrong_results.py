@@ -6,6 +6,7 @@ telediag.investigate, the command line) and fails on the code before the fix.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import telediag
 from telediag.cli import main
 from telediag.numbers import HomeCountry, classify_numbers
 from telediag.partition import linked_groups, part_of_rows
+from telediag.policy import load_policy
 
 from .conftest import FIXTURES
 
@@ -545,3 +547,41 @@ def test_voice_duration_is_shown_in_reports(tmp_path: Path) -> None:
     path = _calls(tmp_path, ["2008-07-01 10:00"], "UTC")
     inv = telediag.investigate(path, "4915100000009")
     assert inv.records["duration_s"].tolist() == [61.0]
+
+
+# -- 7. policy weekend days ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "weekend", ["[saturday, sunday]", "[Saturday, Sunday]", "[SAT, sun]", "[Sat, Sun]"]
+)
+def test_weekend_day_names_as_people_write_them(tmp_path: Path, weekend: str) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(f"deadlines: {{acknowledge: 1, weekend: {weekend}}}\n")
+    policy = load_policy(path)
+    # Friday 2008-06-13: one working day later is Monday, never Saturday or Sunday.
+    assert policy.deadlines.due(dt.date(2008, 6, 13))["acknowledge"] == dt.date(2008, 6, 16)
+
+
+def test_friday_saturday_weekend(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("deadlines: {acknowledge: 1, weekend: [friday, saturday]}\n")
+    due = load_policy(path).deadlines.due(dt.date(2008, 6, 12))  # a Thursday
+    assert due["acknowledge"] == dt.date(2008, 6, 15)  # Sunday is a working day
+
+
+@pytest.mark.parametrize(
+    ("weekend", "message"),
+    [
+        ("[mon, tue, wed, thu, fri, sat, sun]", "at least one working day"),
+        ("[saturday, funday]", "'funday' is not a day of the week"),
+    ],
+)
+def test_impossible_weekends_are_refused_in_one_line(
+    tmp_path: Path, weekend: str, message: str
+) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(f"deadlines: {{weekend: {weekend}}}\n")
+    with pytest.raises(telediag.TelediagError, match=message) as info:
+        load_policy(path)
+    assert "\n" not in str(info.value) and "deadlines.weekend" in str(info.value)
