@@ -47,6 +47,32 @@ FINDING_COLUMNS: tuple[str, ...] = (
 )
 EVIDENCE_COLUMNS: tuple[str, ...] = ("finding_id", "record_id", "start_time", "record_type")
 
+_TIME = pa.timestamp("ms", tz="UTC")
+#: Arrow schema of a written findings table, the same whether or not anything was found.
+FINDINGS_SCHEMA: pa.Schema = pa.schema(
+    [
+        (name, pa.list_(pa.string()))
+        if name == "record_ids"
+        else (name, _TIME)
+        if name in ("first_seen", "last_seen")
+        else (name, pa.int64())
+        if name == "record_count"
+        else (name, pa.float64())
+        if name in ("charge", "confidence")
+        else (name, pa.string())
+        for name in FINDING_COLUMNS
+    ]
+)
+#: Arrow schema of a written evidence table.
+EVIDENCE_SCHEMA: pa.Schema = pa.schema(
+    [
+        ("finding_id", pa.string()),
+        ("record_id", pa.string()),
+        ("start_time", _TIME),
+        ("record_type", pa.string()),
+    ]
+)
+
 
 def empty_findings() -> pd.DataFrame:
     """A findings table with no rows and the right column types."""
@@ -277,7 +303,11 @@ def build_findings(
     confidence = np.clip(confidence, 0.0, 1.0)
 
     internal = {"subscriber", "first_ms", "last_ms"}
-    measure_names = [c for c in m.columns if not c.startswith("_") and c not in internal]
+    # The measures the rule names, whatever else the detector measured: the same set
+    # whether the rule ran for a scan or (measuring everything) for an investigation.
+    measure_names = [
+        c for c in m.columns if not c.startswith("_") and c not in internal and c in used
+    ]
     id_list = ids.to_pylist()
     evidence_ids: list[list[str]] = []
     finding_ids: list[str] = []

@@ -638,10 +638,16 @@ def _finding_entries(
     """The subscriber's findings of one rule, and the sorted positions of their evidence."""
     import json
 
+    from telediag.findings import handset_change_before, handset_of_evidence
+
     out = []
     all_positions: list[int] = []
     formatter = SUMMARY_FORMATTER
     offsets = outcome.survivors.offsets
+    # The finding fields the findings table does not hold, for the explanations.
+    _, quirks = handset_of_evidence(records, outcome.survivors)
+    quirk_hit = [q is not None and rule.root_cause in q.split(";") for q in quirks]
+    change_s = handset_change_before(records, outcome.survivors)
     for row in mine.itertuples():
         r: Any = row
         i = int(r.Index)  # finding i of the outcome is survivor i
@@ -659,6 +665,8 @@ def _finding_entries(
             record_count=r.record_count,
             total_charge=r.charge,
             handset_model=r.handset_model or "unknown handset",
+            handset_quirk=quirk_hit[i],
+            handset_change_before_s=plain_value(change_s[i]),
         )
         ids = list(r.record_ids)
         out.append(

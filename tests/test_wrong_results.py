@@ -22,7 +22,7 @@ from telediag.numbers import HomeCountry, classify_numbers
 from telediag.partition import linked_groups, part_of_rows
 from telediag.policy import load_policy
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, RULES
 
 TZ = "Asia/Shanghai"
 
@@ -585,3 +585,71 @@ def test_impossible_weekends_are_refused_in_one_line(
     with pytest.raises(telediag.TelediagError, match=message) as info:
         load_policy(path)
     assert "\n" not in str(info.value) and "deadlines.weekend" in str(info.value)
+
+
+# -- 10. the catalog refuses what the engine cannot run; one schema per output -------------
+
+
+def _rules_dir(tmp_path: Path, rule_id: str, old: str, new: str) -> Path:
+    folder = tmp_path / "rules"
+    folder.mkdir(exist_ok=True)
+    text = (RULES / f"{rule_id}.yaml").read_text(encoding="utf-8")
+    assert old in text
+    (folder / f"{rule_id}.yaml").write_text(text.replace(old, new), encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("group_by: [peer_number]", "group_by: [peer_country]"),
+        ("mode_of: sms_length", "mode_of: handset_model"),
+    ],
+)
+def test_derived_columns_in_detector_params_are_refused(tmp_path: Path, old: str, new: str) -> None:
+    folder = _rules_dir(tmp_path, "TD001", old, new)
+    with pytest.raises(telediag.RuleFileError, match=r"TD001\.yaml: detector.*derived"):
+        telediag.load_rules(folder)
+
+
+def test_every_finding_field_can_be_used_in_an_explanation(tmp_path: Path) -> None:
+    folder = _rules_dir(
+        tmp_path,
+        "TD001",
+        "Between {first_seen} and {last_seen} your phone",
+        "{handset_change_before_s:.0f} s after a handset change (known quirk: "
+        "{handset_quirk}), between {first_seen} and {last_seen} your phone",
+    )
+    src = FIXTURES / "TD001" / "phonebook-forward.csv"
+    inv = telediag.investigate(src, "13800000001", tz=TZ, rules=folder)
+    assert inv.rule_errors == []
+    assert [f.rule_id for f in inv.findings] == ["TD001"]
+    # The new handset first appears on 2008-06-11 07:00, the burst starts 06-12 09:00.
+    assert inv.findings[0].explanation.en.startswith("93600 s after a handset change")
+
+
+def test_measures_are_the_same_in_scan_and_investigate() -> None:
+    src = FIXTURES / "TD001" / "phonebook-forward.csv"
+    scanned = json.loads(telediag.scan(src, tz=TZ).findings["measures"].iloc[0])
+    inv = telediag.investigate(src, "13800000001", tz=TZ)
+    assert inv.findings[0].measures == scanned
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_findings_files_have_one_schema_found_or_not(tmp_path: Path, suffix: str) -> None:
+    found = tmp_path / f"found{suffix}"
+    none = tmp_path / f"none{suffix}"
+    evidence = tmp_path / f"evidence{suffix}"
+    no_evidence = tmp_path / f"no-evidence{suffix}"
+    src = FIXTURES / "TD001" / "phonebook-forward.csv"
+    quiet = FIXTURES / "TD001" / "chat-with-friend.csv"
+    assert main(["scan", str(src), "--out", str(found), "--evidence", str(evidence), "-q"]) == 0
+    assert main(["scan", str(quiet), "--out", str(none), "--evidence", str(no_evidence), "-q"]) == 0
+    if suffix == ".parquet":
+        assert pq.read_schema(none) == pq.read_schema(found)
+        assert pq.read_schema(none).field("record_ids").type == pa.list_(pa.string())
+        assert pq.read_schema(no_evidence) == pq.read_schema(evidence)
+    else:
+        assert none.read_text().splitlines()[0] == found.read_text().splitlines()[0]
+        header = no_evidence.read_text().splitlines()[0]
+        assert header == evidence.read_text().splitlines()[0]
