@@ -37,6 +37,8 @@ FINDING_COLUMNS: tuple[str, ...] = (
     "charge",
     "confidence",
     "summary",
+    "finding_key",
+    "rule_version",
     "rule_name",
     "category",
     "group",
@@ -48,20 +50,19 @@ FINDING_COLUMNS: tuple[str, ...] = (
 EVIDENCE_COLUMNS: tuple[str, ...] = ("finding_id", "record_id", "start_time", "record_type")
 
 _TIME = pa.timestamp("ms", tz="UTC")
+#: Arrow type of each findings column that is not text.
+_FINDING_TYPES: dict[str, pa.DataType] = {
+    "first_seen": _TIME,
+    "last_seen": _TIME,
+    "record_count": pa.int64(),
+    "charge": pa.float64(),
+    "confidence": pa.float64(),
+    "rule_version": pa.int64(),
+    "record_ids": pa.list_(pa.string()),
+}
 #: Arrow schema of a written findings table, the same whether or not anything was found.
 FINDINGS_SCHEMA: pa.Schema = pa.schema(
-    [
-        (name, pa.list_(pa.string()))
-        if name == "record_ids"
-        else (name, _TIME)
-        if name in ("first_seen", "last_seen")
-        else (name, pa.int64())
-        if name == "record_count"
-        else (name, pa.float64())
-        if name in ("charge", "confidence")
-        else (name, pa.string())
-        for name in FINDING_COLUMNS
-    ]
+    [(name, _FINDING_TYPES.get(name, pa.string())) for name in FINDING_COLUMNS]
 )
 #: Arrow schema of a written evidence table.
 EVIDENCE_SCHEMA: pa.Schema = pa.schema(
@@ -92,6 +93,8 @@ def _empty_findings() -> pd.DataFrame:
             "charge": pd.Series(dtype="float64"),
             "confidence": pd.Series(dtype="float64"),
             "summary": pd.Series(dtype="string"),
+            "finding_key": pd.Series(dtype="string"),
+            "rule_version": pd.Series(dtype="int64"),
             "rule_name": pd.Series(dtype="string"),
             "category": pd.Series(dtype="string"),
             "group": pd.Series(dtype="string"),
@@ -124,6 +127,8 @@ class _LenientFormatter(string.Formatter):
     def format_field(self, value: Any, format_spec: str) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "n/a"
+        if not format_spec and isinstance(value, float) and value.is_integer():
+            value = int(value)  # a count measured as a float still reads "7", not "7.0"
         try:
             return super().format_field(value, format_spec)
         except (ValueError, TypeError):
@@ -246,6 +251,35 @@ def _finding_digest(rule_id: str, msisdn: str, group: str, times: np.ndarray) ->
     return h.hexdigest()
 
 
+def finding_keys(
+    rule: Rule,
+    msisdn: np.ndarray,
+    groups: list[str],
+    first_days: list[str],
+    first_ms: np.ndarray,
+) -> list[str]:
+    """Keys that name "the same finding" across reruns: a hash of the rule, its version,
+    the subscriber, the group and the local day of the first evidence record.
+
+    Unlike the finding id (a hash of the evidence records' times), a key survives a late record or a
+    longer period. Two findings of one rule that would share a key (two episodes of one
+    group starting the same day) get ``-2``, ``-3``... in time order.
+    """
+    keys: list[str] = []
+    for who, group, day in zip(msisdn, groups, first_days, strict=True):
+        digest = hashlib.blake2b(
+            "\x1f".join([rule.id, str(rule.version), str(who), group, day]).encode(),
+            digest_size=8,
+        ).hexdigest()
+        keys.append(f"{rule.id}.{rule.version}-{digest}")
+    seen: dict[str, int] = {}
+    for i in np.argsort(first_ms, kind="stable"):
+        seen[keys[i]] = seen.get(keys[i], 0) + 1
+        if seen[keys[i]] > 1:
+            keys[i] = f"{keys[i]}-{seen[keys[i]]}"
+    return keys
+
+
 def build_findings(
     rule: Rule,
     records: SortedRecords,
@@ -330,6 +364,7 @@ def build_findings(
         values["handset_model"] = values["handset_model"] or "unknown handset"
         summaries.append(SUMMARY_FORMATTER.vformat(rule.summary, (), values))
         measures_json.append(json.dumps(measure_rows[i], sort_keys=True))
+    keys = finding_keys(rule, msisdn, groups, [t[:10] for t in first_local], first)
     findings = pd.DataFrame(
         {
             "finding_id": finding_ids,
@@ -342,6 +377,8 @@ def build_findings(
             "charge": np.round(total_charge, 6),
             "confidence": np.round(confidence, 4),
             "summary": summaries,
+            "finding_key": keys,
+            "rule_version": np.int64(rule.version),
             "rule_name": rule.name,
             "category": rule.category.value,
             "group": groups,
