@@ -54,9 +54,6 @@ NETWORK_COLUMNS: Final = ("country", "region", "gsm_bands")
 # An IMEI is 14 digits (no check digit), 15 (with the Luhn check digit) or 16 (IMEISV).
 _IMEI_PATTERN: Final = r"^[0-9]{14,16}$"
 _TAC_LENGTH: Final = 8
-# Digits only, with a non-zero digit among the first eight (a TAC of all zeros is a
-# placeholder, never allocated); the length is checked separately.
-_NONZERO_TAC_PATTERN: Final = r"^0{0,7}[1-9][0-9]*$"
 _TAC_PATTERN: Final = r"^[0-9]{8}$"
 _QUIRK_SEPARATOR: Final = ";"
 # Mobile country codes are three digits.
@@ -386,7 +383,8 @@ def plausible_imei(imeis: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedAr
     text = imeis if pa.types.is_string(imeis.type) else pc.cast(imeis, pa.string())
     length = pc.binary_length(text)
     right_length = pc.and_(pc.greater_equal(length, 14), pc.less_equal(length, 16))
-    return pc.and_(right_length, pc.match_substring_regex(text, _NONZERO_TAC_PATTERN))
+    digits = pc.and_(right_length, pc.ascii_is_decimal(text))
+    return pc.and_(digits, pc.invert(pc.starts_with(text, "0" * _TAC_LENGTH)))
 
 
 def _tac_of(values: pa.Array) -> pa.Array:

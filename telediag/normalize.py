@@ -320,7 +320,7 @@ def _normalize_enum(arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Dictionar
 def duplicate_id_warning(ids: pa.ChunkedArray) -> str | None:
     """A one-line warning when explicit record ids repeat, naming the most repeated."""
     given = len(ids) - ids.null_count
-    if given < 2 or pc.count_distinct(ids).as_py() == given:
+    if given < 2 or len(pc.unique(ids)) - (1 if ids.null_count else 0) == given:
         return None
     counts = pc.value_counts(ids.drop_null())
     repeats = np.asarray(counts.field("counts").to_numpy(zero_copy_only=False))
@@ -346,12 +346,23 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
     # The string work (hashing millions of values) runs in two threads: Arrow releases
     # the GIL, and the columns do not depend on each other.
     enum_names = [c for c in ENUMS if c in src.column_names]
+    if "record_id" in src.column_names:
+        ids = src["record_id"]
+        columns["record_id"] = _blank_to_null(
+            ids if ids.type == pa.string() else ids.cast(pa.string())
+        )
     with ThreadPoolExecutor(max_workers=2) as pool:
+        repeated_ids = (
+            pool.submit(duplicate_id_warning, columns["record_id"])
+            if "record_id" in columns
+            else None
+        )
         subscriber = pool.submit(_normalize_subscriber, src["msisdn"])
         enums = {c: pool.submit(_normalize_enum, src[c]) for c in enum_names}
         columns["msisdn"], encoded["msisdn"] = subscriber.result()
         for c, future in enums.items():
             columns[c], encoded[c] = future.result()
+        warnings = [w for w in [repeated_ids and repeated_ids.result()] if w]
 
     empty = pc.equal(encoded["msisdn"].dictionary, "")
     _mark(reason, _per_row(empty, encoded["msisdn"]), "missing msisdn")
@@ -393,7 +404,6 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
     valid = reason == 0
     counts = np.bincount(reason, minlength=len(REASONS) + 1)
     set_aside = {REASONS[i - 1]: int(c) for i, c in enumerate(counts) if i and c}
-    warnings = [w for w in [duplicate_id_warning(table["record_id"])] if w]
     report = InputReport(
         files=raw.files,
         rows_read=n,
