@@ -42,6 +42,7 @@ UNAMBIGUOUS_FORMATS: tuple[str, ...] = (
     "%Y-%m-%dT%H:%M",
     "%Y-%m-%dT%H:%M%z",
     "%Y%m%d%H%M%S",
+    "%Y%m%d%H%M%S%z",
     "%Y%m%dT%H%M%S",
     "%Y/%m/%d %H:%M:%S",
     "%Y-%m-%d",

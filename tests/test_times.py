@@ -217,3 +217,11 @@ def test_in_memory_duplicated_names_that_are_read(tmp_path: Path) -> None:
     cmap = ColumnMap(columns={"peer_number": "record_type"})
     with pytest.raises(InputError, match=r"<table 0>: column 'msisdn' appears 2 times"):
         read_input(table, column_map=cmap)
+
+
+def test_compact_times_with_an_offset_read_without_a_declaration(tmp_path: Path) -> None:
+    norm = _scan_csv(tmp_path, _rows(["20080701100000+0800", "20080701100000-0100"]))
+    assert _utc(norm) == [
+        pd.Timestamp("2008-07-01 02:00", tz="UTC"),
+        pd.Timestamp("2008-07-01 11:00", tz="UTC"),
+    ]

@@ -50,6 +50,8 @@ def scan_summary(result: ScanResult, top: int = 10) -> str:
         )
     for name, layout in rep.layouts.items():
         lines.append(f"  {name}: read with layout {layout}")
+    for warning in rep.warnings:
+        lines.append(f"  warning: {warning}")
     lines.append(f"Rules: {len(result.rules)} run, {len(result.errors)} failed")
     for err in result.errors:
         lines.append(f"  rule error: {err}")
