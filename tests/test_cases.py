@@ -113,6 +113,12 @@ def test_open_keeps_complaint_findings_evidence_ruled_out_and_deadlines(
     assert [(r.rule_id, r.reason) for r in case.ruled_out] == sorted(
         (r.rule_id, r.reason) for r in report.ruled_out
     )
+    # A hypothesis the records cannot test is kept apart: it is not a clean bill.
+    assert [(r.rule_id, r.verdict) for r in case.could_not_check] == [
+        ("TD009", "could_not_check")
+    ]
+    assert case.could_not_check[0].reason == report.could_not_check[0].reason
+    assert "TD009" not in {r.rule_id for r in case.ruled_out}
 
 
 def test_the_same_finding_is_recognised_across_periods(store: CaseStore) -> None:

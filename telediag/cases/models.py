@@ -82,10 +82,12 @@ class CaseFinding(_Model):
 
 
 class CaseRuledOut(_Model):
-    """A hypothesis the investigation ruled out, and why."""
+    """A hypothesis the investigation ruled out, or could not check (a column it needs
+    is missing or empty: not a clean bill), and why."""
 
     rule_id: str
     root_cause: str
+    verdict: Literal["ruled_out", "could_not_check"]
     reason: str
     records_considered: int
 
@@ -114,6 +116,7 @@ class Case(_Model):
     root_causes: list[str]
     findings: list[CaseFinding]
     ruled_out: list[CaseRuledOut]
+    could_not_check: list[CaseRuledOut]
     history: list[CaseEvent]
     outcomes_allowed: list[str]
 

@@ -101,6 +101,7 @@ def define_tables(md: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id", ondelete="CASCADE")),
         sa.Column("rule_id", sa.String(16), nullable=False),
         sa.Column("root_cause", sa.String(64), nullable=False),
+        sa.Column("verdict", sa.String(16), nullable=False),  # ruled_out, could_not_check
         sa.Column("reason", sa.Text, nullable=False),
         sa.Column("records_considered", sa.Integer, nullable=False),
         sa.PrimaryKeyConstraint("case_id", "rule_id"),

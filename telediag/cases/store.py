@@ -199,10 +199,15 @@ class CaseStore:
             {
                 "rule_id": r.rule_id,
                 "root_cause": r.root_cause,
+                "verdict": verdict,
                 "reason": r.reason,
                 "records_considered": r.records_considered,
             }
-            for r in inv.ruled_out
+            for verdict, hypotheses in (
+                ("ruled_out", inv.ruled_out),
+                ("could_not_check", inv.could_not_check),
+            )
+            for r in hypotheses
         ]
 
         def insert(conn: Connection) -> int:
@@ -261,6 +266,16 @@ class CaseStore:
                 sa.select(events_t).where(events_t.c.case_id == case_id).order_by(events_t.c.id)
             )
         ]
+        hypotheses = [
+            CaseRuledOut(
+                rule_id=r.rule_id,
+                root_cause=r.root_cause,
+                verdict=r.verdict,
+                reason=r.reason,
+                records_considered=r.records_considered,
+            )
+            for r in ruled
+        ]
         findings = [
             CaseFinding(
                 rank=f.rank,
@@ -309,15 +324,8 @@ class CaseStore:
             telediag_version=row.telediag_version,
             root_causes=_unique(f.root_cause for f in findings),
             findings=findings,
-            ruled_out=[
-                CaseRuledOut(
-                    rule_id=r.rule_id,
-                    root_cause=r.root_cause,
-                    reason=r.reason,
-                    records_considered=r.records_considered,
-                )
-                for r in ruled
-            ],
+            ruled_out=[h for h in hypotheses if h.verdict == "ruled_out"],
+            could_not_check=[h for h in hypotheses if h.verdict == "could_not_check"],
             history=history,
             outcomes_allowed=_unique([*STANDARD_OUTCOMES, *policy.outcomes]),
         )
