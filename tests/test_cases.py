@@ -114,9 +114,7 @@ def test_open_keeps_complaint_findings_evidence_ruled_out_and_deadlines(
         (r.rule_id, r.reason) for r in report.ruled_out
     )
     # A hypothesis the records cannot test is kept apart: it is not a clean bill.
-    assert [(r.rule_id, r.verdict) for r in case.could_not_check] == [
-        ("TD009", "could_not_check")
-    ]
+    assert [(r.rule_id, r.verdict) for r in case.could_not_check] == [("TD009", "could_not_check")]
     assert case.could_not_check[0].reason == report.could_not_check[0].reason
     assert "TD009" not in {r.rule_id for r in case.ruled_out}
 
@@ -407,20 +405,59 @@ def test_the_schema_is_versioned_and_a_newer_store_is_refused(db: str) -> None:
 
 def test_migrations_run_in_order_from_the_version_found(tmp_path: Path) -> None:
     engine = sa.create_engine(resolve_db(tmp_path / "old.sqlite"))
+    latest = case_schema.SCHEMA_VERSION
     with engine.begin() as conn:
-        assert case_schema.migrate(conn) == (0, case_schema.SCHEMA_VERSION)
-        assert case_schema.migrate(conn) == (1, 1)
+        assert case_schema.migrate(conn, target=1) == (0, 1)
+        assert case_schema.migrate(conn) == (1, latest)
+        assert case_schema.migrate(conn) == (latest, latest)
 
-    def v2(conn: sa.Connection) -> None:
+    def next_step(conn: sa.Connection) -> None:
         conn.execute(sa.text("ALTER TABLE cases ADD COLUMN channel VARCHAR(16)"))
 
-    steps = {**case_schema.MIGRATIONS, 2: v2}
+    steps = {**case_schema.MIGRATIONS, latest + 1: next_step}
     with engine.begin() as conn:
-        assert case_schema.migrate(conn, target=2, migrations=steps) == (1, 2)
-        assert case_schema.stored_version(conn) == 2
+        assert case_schema.migrate(conn, target=latest + 1, migrations=steps) == (
+            latest,
+            latest + 1,
+        )
+        assert case_schema.stored_version(conn) == latest + 1
         columns = {c["name"] for c in sa.inspect(conn).get_columns("cases")}
     assert "channel" in columns
     engine.dispose()
+
+
+def test_a_v1_store_is_migrated_on_open_and_keeps_its_cases(
+    db: str, tmp_path: Path, mms_inv: Investigation
+) -> None:
+    # A case as the first release stored it: no verdict on the hypotheses.
+    with CaseStore(tmp_path / "source.sqlite") as source:
+        case = source.record(mms_inv, by="ann")
+        with source.db.engine.connect() as conn:
+            rows = {
+                name: [dict(r._mapping) for r in conn.execute(sa.select(table))]
+                for name, table in case_schema.TABLES.items()
+            }
+    v1 = sa.MetaData()
+    v1_tables = case_schema.define_tables(v1, version=1)
+    assert "verdict" not in v1_tables["ruled_out"].c
+    engine = sa.create_engine(resolve_db(db))
+    with engine.begin() as conn:
+        assert case_schema.migrate(conn, target=1) == (0, 1)
+        for name in ("cases", "findings", "evidence", "ruled_out", "events"):
+            kept = [
+                {k: v for k, v in r.items() if k in v1_tables[name].c}
+                for r in rows[name]
+                if r.get("verdict", "ruled_out") == "ruled_out"
+            ]
+            conn.execute(sa.insert(v1_tables[name]), kept)
+    engine.dispose()
+    with CaseStore(db) as store:
+        assert store.schema_version == case_schema.SCHEMA_VERSION
+        migrated = store.case(case.id)
+    assert migrated.findings == case.findings
+    assert migrated.history == case.history
+    assert migrated.ruled_out == case.ruled_out
+    assert migrated.could_not_check == []
 
 
 def test_where_the_store_is(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -5,10 +5,14 @@ version is a row of ``telediag_meta``; opening a store runs, in one transaction,
 migration between the version found and :data:`SCHEMA_VERSION`. A store written by a
 newer telediag is refused rather than guessed at.
 
-To change the schema: add ``_v2`` to :data:`MIGRATIONS` with the DDL that turns a v1
-store into a v2 one (``ALTER TABLE ...``), raise :data:`SCHEMA_VERSION`, and change
-:func:`define_tables` to the new shape. ``_v1`` must keep creating the v1 tables, so
-before changing ``define_tables`` copy the v1 definitions into it.
+To change the schema: add a step to :data:`MIGRATIONS` with the DDL that turns the
+previous version into the new one (``ALTER TABLE ...``), raise :data:`SCHEMA_VERSION`,
+and make :func:`define_tables` give the new shape for the new version only, so that
+``_v1`` keeps creating exactly the v1 tables and every store, new or old, goes through
+the same steps.
+
+History: v1 the first store; v2 ``case_ruled_out.verdict`` (``ruled_out`` or
+``could_not_check``: a hypothesis the records cannot test is not a clean bill).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from sqlalchemy.engine import Connection
 from telediag.errors import CaseStoreError
 
 #: The version this telediag writes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Key/value facts about the store (the schema version); created before any migration.
 META = sa.MetaData()
@@ -33,8 +37,13 @@ meta_table = sa.Table(
 )
 
 
-def define_tables(md: sa.MetaData) -> dict[str, sa.Table]:
-    """The tables of the current schema, on ``md``. Times are naive UTC."""
+def define_tables(md: sa.MetaData, version: int = SCHEMA_VERSION) -> dict[str, sa.Table]:
+    """The tables of schema ``version``, on ``md``. Times are naive UTC."""
+    since_v2 = (
+        [sa.Column("verdict", sa.String(16), nullable=False, server_default="ruled_out")]
+        if version >= 2
+        else []
+    )
     cases = sa.Table(
         "cases",
         md,
@@ -101,7 +110,7 @@ def define_tables(md: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id", ondelete="CASCADE")),
         sa.Column("rule_id", sa.String(16), nullable=False),
         sa.Column("root_cause", sa.String(64), nullable=False),
-        sa.Column("verdict", sa.String(16), nullable=False),  # ruled_out, could_not_check
+        *since_v2,
         sa.Column("reason", sa.Text, nullable=False),
         sa.Column("records_considered", sa.Integer, nullable=False),
         sa.PrimaryKeyConstraint("case_id", "rule_id"),
@@ -143,12 +152,20 @@ events_t = TABLES["events"]
 
 def _v1(conn: Connection) -> None:
     md = sa.MetaData()
-    define_tables(md)
+    define_tables(md, version=1)
     md.create_all(conn)
 
 
+def _v2(conn: Connection) -> None:
+    conn.execute(
+        sa.text(
+            "ALTER TABLE case_ruled_out ADD COLUMN verdict VARCHAR(16) NOT NULL DEFAULT 'ruled_out'"
+        )
+    )
+
+
 #: version -> the step that brings a store from the version before to it.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2}
 
 
 def stored_version(conn: Connection) -> int:
