@@ -750,3 +750,25 @@ def test_two_processes_opening_cases_at_the_same_moment_both_keep_theirs(
     for c in cases.values():
         assert [e.action for e in c.history] == ["open"] + ["note"] * 5
         assert len(c.findings[0].evidence) == 78
+
+
+def test_similar_summary_splits_by_handset_and_counts_outcomes() -> None:
+    from telediag.cases import Case, Shared, SimilarCase
+    from telediag.cases.render import similar_summary
+
+    def earlier(i: int, model: str, outcome: str | None) -> SimilarCase:
+        shared = Shared(root_causes=["c"], rules=[], handset_model=None, findings=[])
+        return SimilarCase(
+            id=i, msisdn="1", root_causes=["c"], handset_model=model, outcome=outcome, shared=shared
+        )
+
+    similar = [earlier(1, "X", "no_refund"), earlier(2, "X", "partial"), earlier(3, "Y", None)]
+    on_x = Case.model_construct(handset_model="X", root_causes=["c"])
+    assert similar_summary(on_x, similar) == [
+        "2 earlier c cases on X: 1 no_refund, 1 partial",
+        "1 earlier c cases on other handsets: 1 open",
+    ]
+    unknown = Case.model_construct(handset_model=None, root_causes=["c"])
+    assert similar_summary(unknown, similar) == [
+        "3 earlier c cases: 1 no_refund, 1 open, 1 partial"
+    ]

@@ -160,8 +160,8 @@ def similar_summary(case: Case, similar: Sequence[SimilarCase]) -> list[str]:
         if same:
             lines.append(f"{len(same)} earlier {cause} cases on {model}: {_outcome_counts(same)}")
         if other:
-            where = "on other handsets" if same else "in all"
-            lines.append(f"{len(other)} earlier {cause} cases {where}: {_outcome_counts(other)}")
+            where = " on other handsets" if model else ""
+            lines.append(f"{len(other)} earlier {cause} cases{where}: {_outcome_counts(other)}")
     if not case.root_causes and similar:
         lines.append(f"{len(similar)} earlier cases on {model}: {_outcome_counts(similar)}")
     return lines
