@@ -92,7 +92,7 @@ def test_catalog_version_follows_any_change_of_judgement(catalog: list[Rule]) ->
     assert catalog_version([reworded, *catalog[1:]]) == v
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(table=tables(), seed=st.integers(0, 2**32 - 1))
 def test_keys_are_unique_and_do_not_depend_on_row_order(
     catalog: list[Rule], table: pa.Table, seed: int
