@@ -152,6 +152,13 @@ class SimilarCase(_Model):
     shared: Shared
 
 
+def pending(deadlines: CaseDeadlines, *, acknowledged: bool, closed: bool) -> list[str]:
+    """Names of the steps not done yet: acknowledging until a note or a close;
+    investigating and resolving until a close (a reopened case is open again)."""
+    done = {"acknowledge": acknowledged or closed, "investigate": closed, "resolve": closed}
+    return [name for name in DEADLINE_NAMES if not done[name]]
+
+
 def overdue(
     deadlines: CaseDeadlines, *, acknowledged: bool, closed: bool, as_of: dt.date
 ) -> list[str]:

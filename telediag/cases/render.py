@@ -156,7 +156,7 @@ def similar_summary(case: Case, similar: Sequence[SimilarCase]) -> list[str]:
     for cause in case.root_causes:
         with_cause = [s for s in similar if cause in s.shared.root_causes]
         same = [s for s in with_cause if model and s.handset_model == model]
-        other = [s for s in with_cause if s not in same]
+        other = [s for s in with_cause if not (model and s.handset_model == model)]
         if same:
             lines.append(f"{len(same)} earlier {cause} cases on {model}: {_outcome_counts(same)}")
         if other:

@@ -12,7 +12,9 @@ and make :func:`define_tables` give the new shape for the new version only, so t
 the same steps.
 
 History: v1 the first store; v2 ``case_ruled_out.verdict`` (``ruled_out`` or
-``could_not_check``: a hypothesis the records cannot test is not a clean bill).
+``could_not_check``: a hypothesis the records cannot test is not a clean bill), and
+names people type or data brings (who, outcomes, numbers, causes, handsets) as text of
+any length, as SQLite always kept them.
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ meta_table = sa.Table(
 
 def define_tables(md: sa.MetaData, version: int = SCHEMA_VERSION) -> dict[str, sa.Table]:
     """The tables of schema ``version``, on ``md``. Times are naive UTC."""
+
+    def free(length: int) -> sa.types.TypeEngine[str]:
+        # Names people type or data brings (who, outcomes, numbers, causes, handsets):
+        # bounded in v1, which PostgreSQL enforced and SQLite did not; text since v2.
+        return sa.Text() if version >= 2 else sa.String(length)
+
     since_v2 = (
         [sa.Column("verdict", sa.String(16), nullable=False, server_default="ruled_out")]
         if version >= 2
@@ -48,13 +56,13 @@ def define_tables(md: sa.MetaData, version: int = SCHEMA_VERSION) -> dict[str, s
         "cases",
         md,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("msisdn", sa.String(64), nullable=False, index=True),
+        sa.Column("msisdn", free(64), nullable=False, index=True),
         sa.Column("complaint_date", sa.Date, nullable=False),
         sa.Column("summary", sa.Text),
         sa.Column("status", sa.String(16), nullable=False, index=True),
-        sa.Column("outcome", sa.String(64)),
+        sa.Column("outcome", free(64)),
         sa.Column("opened_at", sa.DateTime, nullable=False),
-        sa.Column("opened_by", sa.String(128)),
+        sa.Column("opened_by", free(128)),
         sa.Column("closed_at", sa.DateTime),
         sa.Column("acknowledge_by", sa.Date, nullable=False),
         sa.Column("investigate_by", sa.Date, nullable=False),
@@ -62,7 +70,7 @@ def define_tables(md: sa.MetaData, version: int = SCHEMA_VERSION) -> dict[str, s
         sa.Column("period_start", sa.DateTime),
         sa.Column("period_end", sa.DateTime),
         sa.Column("tz", sa.String(64), nullable=False),
-        sa.Column("handset_model", sa.String(128)),
+        sa.Column("handset_model", free(128)),
         sa.Column("charge", sa.Float, nullable=False),
         sa.Column("inputs", sa.Text, nullable=False),  # JSON list of the files read
         sa.Column("policy", sa.Text, nullable=False),  # JSON of the policy applied
@@ -82,8 +90,8 @@ def define_tables(md: sa.MetaData, version: int = SCHEMA_VERSION) -> dict[str, s
         sa.Column("finding_key", sa.String(64), nullable=False, index=True),
         sa.Column("rule_id", sa.String(16), nullable=False, index=True),
         sa.Column("rule_version", sa.Integer, nullable=False),
-        sa.Column("root_cause", sa.String(64), nullable=False, index=True),
-        sa.Column("msisdn", sa.String(64), nullable=False),
+        sa.Column("root_cause", free(64), nullable=False, index=True),
+        sa.Column("msisdn", free(64), nullable=False),
         sa.Column("group_label", sa.Text, nullable=False),
         sa.Column("first_day", sa.Date, nullable=False),
         sa.Column("first_seen", sa.DateTime, nullable=False),
@@ -92,7 +100,7 @@ def define_tables(md: sa.MetaData, version: int = SCHEMA_VERSION) -> dict[str, s
         sa.Column("charge", sa.Float, nullable=False),
         sa.Column("confidence", sa.Float, nullable=False),
         sa.Column("charge_advice", sa.String(32), nullable=False),
-        sa.Column("handset_model", sa.String(128)),
+        sa.Column("handset_model", free(128)),
         sa.Column("summary", sa.Text, nullable=False),
     )
     evidence = sa.Table(
@@ -109,7 +117,7 @@ def define_tables(md: sa.MetaData, version: int = SCHEMA_VERSION) -> dict[str, s
         md,
         sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id", ondelete="CASCADE")),
         sa.Column("rule_id", sa.String(16), nullable=False),
-        sa.Column("root_cause", sa.String(64), nullable=False),
+        sa.Column("root_cause", free(64), nullable=False),
         *since_v2,
         sa.Column("reason", sa.Text, nullable=False),
         sa.Column("records_considered", sa.Integer, nullable=False),
@@ -127,10 +135,10 @@ def define_tables(md: sa.MetaData, version: int = SCHEMA_VERSION) -> dict[str, s
             index=True,
         ),
         sa.Column("at", sa.DateTime, nullable=False),
-        sa.Column("by", sa.String(128)),
+        sa.Column("by", free(128)),
         sa.Column("action", sa.String(16), nullable=False),
         sa.Column("text", sa.Text),
-        sa.Column("outcome", sa.String(64)),
+        sa.Column("outcome", free(64)),
     )
     return {
         "cases": cases,
@@ -156,12 +164,26 @@ def _v1(conn: Connection) -> None:
     md.create_all(conn)
 
 
+#: The columns that became text in v2, by table.
+_TEXT_SINCE_V2 = {
+    "cases": ("msisdn", "outcome", "opened_by", "handset_model"),
+    "case_findings": ("root_cause", "msisdn", "handset_model"),
+    "case_ruled_out": ("root_cause",),
+    "case_events": ("by", "outcome"),
+}
+
+
 def _v2(conn: Connection) -> None:
     conn.execute(
         sa.text(
             "ALTER TABLE case_ruled_out ADD COLUMN verdict VARCHAR(16) NOT NULL DEFAULT 'ruled_out'"
         )
     )
+    if conn.dialect.name != "sqlite":  # SQLite never enforced the lengths
+        prep = conn.dialect.identifier_preparer
+        for table, columns in _TEXT_SINCE_V2.items():
+            changes = ", ".join(f"ALTER COLUMN {prep.quote(c)} TYPE TEXT" for c in columns)
+            conn.execute(sa.text(f"ALTER TABLE {table} {changes}"))
 
 
 #: version -> the step that brings a store from the version before to it.
@@ -196,6 +218,14 @@ def migrate(
         )
     if found == target:
         return found, found
+    if found == 0:
+        others = sorted(sa.inspect(conn).get_table_names())
+        if others:
+            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            raise CaseStoreError(
+                f"not a case store: it has other tables ({shown}); "
+                "give a new file or an empty database"
+            )
     META.create_all(conn)
     for version in range(found + 1, target + 1):
         steps[version](conn)
