@@ -26,8 +26,8 @@ GROUP_MEASURES: dict[str, str] = {
     "rejected_share": "rejected_count / count",
     "active_days": "distinct local calendar days with a record",
     "night_count": "records between 00:00 and 05:59 local time",
-    "mode_value": "the most common value of the mode_of column",
-    "mode_share": "share of records carrying mode_value",
+    "mode_value": "the most common known value of the mode_of column",
+    "mode_share": "share of records carrying mode_value (empty when no value is known)",
     "distinct_values": "distinct values of the mode_of column",
     "subscriber_groups": "distinct groups this subscriber has among the rule's records",
     "subscriber_share": "share of the subscriber's rule records, within the same time span, "
@@ -174,10 +174,13 @@ def measure_groups(
         m["night_count"] = np.add.reduceat(night.astype(np.int64), starts)
     if mode_of is not None and wanted & {"mode_value", "mode_share", "distinct_values"}:
         codes, dictionary = rec.codes(mode_of, positions)
-        mode, top = sg.seg_mode(codes, seg, nseg)
+        # Unknown values are not alike: the mode is taken over known values, and its share
+        # is of all records (n/a when none is known).
+        known = codes >= 0
+        mode, top = sg.seg_mode(codes[known], seg[known], nseg)
         labels = np.array(dictionary.to_pylist() + [None], dtype=object)
         m["mode_value"] = labels[mode]
-        m["mode_share"] = top / count
+        m["mode_share"] = np.where(top > 0, top / count, np.nan)
         m["distinct_values"] = sg.seg_nunique(codes, seg, nseg)
     if "subscriber_groups" in wanted:
         m["subscriber_groups"] = sub_groups[sub[starts]]
