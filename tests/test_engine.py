@@ -181,3 +181,31 @@ def test_resend_measures_by_hand() -> None:
     m = _measures("TD004", "TD004/same-picture-sent-again-days-after-swap.csv", "13800000462")
     row = m.loc["13900000461 / 44000"]
     assert (row["failed_count"], row["resend_rank"], row["after_arrival_s"]) == (1, 4, 97 * 3600)
+
+
+def test_resend_is_measured_from_the_sims_first_arrival_after_the_failure(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """SIMs swapped back and forth: C came back the evening of A's failure and sent ten MMS
+    of its own; weeks later A's SIM is in for one call, then C sends the same picture by
+    hand. C's arrival after the failure is 1 June 19:00, not 25 June: no re-send."""
+    head = "record_id,record_type,direction,start_time,duration_s,msisdn,imei,peer_number,"
+    head += "status,charge,mms_event,mms_size"
+    imei = "35201401000017"
+    rows = [
+        head,
+        f"c0,voice,mo,2008-06-01 08:00:00,60,13800000502,{imei},13700000001,,0.20,,",
+        f"a1,mms,mo,2008-06-01 10:00:00,,13800000501,{imei},13900000499,failed,0.00,submit,48213",
+        f"c1,voice,mo,2008-06-01 19:00:00,60,13800000502,{imei},13700000001,,0.20,,",
+    ]
+    for d in range(2, 12):
+        rows.append(
+            f"m{d},mms,mo,2008-06-{d:02d} 12:00:00,,13800000502,{imei},1370000{d:04d},ok,0.50,"
+            f"submit,{10000 + d}"
+        )
+    rows += [
+        f"a2,voice,mo,2008-06-25 09:00:00,60,13800000501,{imei},13700000009,,0.20,,",
+        f"c2,mms,mo,2008-06-25 10:00:00,,13800000502,{imei},13900000499,ok,0.50,submit,48213",
+    ]
+    path = tmp_path / "pingpong.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    rule = [r for r in telediag.load_rules() if r.id == "TD004"]
+    assert len(telediag.scan(path, rules=rule, tz="Asia/Shanghai").findings) == 0
