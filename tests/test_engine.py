@@ -209,3 +209,11 @@ def test_resend_is_measured_from_the_sims_first_arrival_after_the_failure(tmp_pa
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     rule = [r for r in telediag.load_rules() if r.id == "TD004"]
     assert len(telediag.scan(path, rules=rule, tz="Asia/Shanghai").findings) == 0
+
+
+def test_no_rejection_means_no_period() -> None:
+    """With no rejection there is no period to count other senders in: n/a, not 0."""
+    m = _measures("TD008", "TD008/newspaper-blocked.csv", "13800000801")
+    friend = m.loc["13900000801"]
+    assert friend["rejected_count"] == 0
+    assert np.isnan(friend["others_in_period"]) and np.isnan(friend["others_failed_share"])

@@ -40,7 +40,7 @@ GROUP_MEASURES: dict[str, str] = {
     "rejected_since_first_share": "share of the group's records rejected, counted from its "
     "first rejected record on (empty when none was rejected)",
     "others_in_period": "the subscriber's rule records in other groups from the group's "
-    "first rejected record to its last record",
+    "first rejected record to its last record (empty when none was rejected)",
     "others_failed_share": "share of those records (others_in_period) that failed "
     "(empty when there are none)",
 }
@@ -252,14 +252,16 @@ def _rejection_period(
     within = _count_between(sub_all, t_all, seg_sub, lo, last)
     failed_within = _count_between(sub_all[~ok_all], t_all[~ok_all], seg_sub, lo, last)
     # The group's own records in the period are exactly those from its first rejection on.
-    others = np.where(has, within - since, 0).astype(np.int64)
+    others = np.where(has, within - since, np.nan)  # no rejection: no period, n/a
     others_failed = np.where(has, failed_within - since_failed, 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(has, rejected_count / np.maximum(since, 1), np.nan)
         others_share = np.where(others > 0, others_failed / np.maximum(others, 1), np.nan)
+    # Counts stay integers where there is a period (no NaN): float only when some lack one.
+    others_out = others.astype(np.int64) if has.all() else others
     return {
         "rejected_since_first_share": share,
-        "others_in_period": others,
+        "others_in_period": others_out,
         "others_failed_share": others_share,
     }
 
