@@ -52,8 +52,13 @@ def measure_groups(
     group_by: list[str],
     mode_of: str | None,
     split_gap_s: float | None,
+    evidence_from_first_rejection: bool = False,
 ) -> Candidates:
-    """Group, optionally split into bursts, and measure; see :data:`GROUP_MEASURES`."""
+    """Group, optionally split into bursts, and measure; see :data:`GROUP_MEASURES`.
+
+    With ``evidence_from_first_rejection`` a group's evidence (and so its finding's span)
+    starts at its first rejected record: what came before it is not evidence of a block.
+    """
     rec = ctx.records
     n = positions.shape[0]
     if n == 0:
@@ -68,19 +73,17 @@ def measure_groups(
         dicts.append(dictionary)
     wanted = ctx.wanted
     period_measures = {"rejected_since_first_share", "others_in_period", "others_failed_share"}
-    need_status = bool(
-        wanted & period_measures
-        | wanted
-        & {
-            "ok_count",
-            "failed_count",
-            "rejected_count",
-            "failed_share",
-            "rejected_share",
-            "other_ok_count",
-            "other_failed_count",
-        }
-    )
+    status_measures = {
+        "ok_count",
+        "failed_count",
+        "rejected_count",
+        "failed_share",
+        "rejected_share",
+        "other_ok_count",
+        "other_failed_count",
+        *period_measures,
+    }
+    need_status = bool(wanted & status_measures) or evidence_from_first_rejection
     status_ok = status_rej = None
     if need_status:
         scodes, sdict = rec.codes("status", positions)
@@ -194,10 +197,20 @@ def measure_groups(
     if "subscriber_share" in wanted:
         within = _count_between(sub_subset, t_subset, sub[starts], first, last)
         m["subscriber_share"] = count / np.maximum(within, 1)
+    offsets = np.append(starts, n).astype(np.int64)
+    if evidence_from_first_rejection and status_rej is not None:
+        ends = offsets[1:]
+        first_rej = np.minimum.reduceat(np.where(status_rej, np.arange(n), n), starts)
+        begin = np.where(first_rej < ends, first_rej, starts)
+        lengths = ends - begin
+        new_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        take = np.repeat(begin - new_offsets[:-1], lengths) + np.arange(int(lengths.sum()))
+        positions, offsets = positions[take], new_offsets
+        m["first_ms"] = t[begin]
     return Candidates(
         measures=pd.DataFrame(m),
         positions=positions,
-        offsets=np.append(starts, n).astype(np.int64),
+        offsets=offsets,
         key_columns=list(group_by),
         key_dicts=dicts,
     )
