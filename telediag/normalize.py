@@ -258,9 +258,11 @@ def _blank_to_null(arr: pa.ChunkedArray) -> pa.ChunkedArray:
     """Empty and whitespace-only strings as null: a blank is no value."""
     if arr.null_count == len(arr):
         return arr
-    blank = pc.or_(pc.equal(pc.binary_length(arr), 0), pc.utf8_is_space(arr))
-    if not pc.any(blank).as_py():
-        return arr
+    lengths = pc.binary_length(arr)
+    spaces = pc.utf8_is_space(arr)  # non-empty and nothing but whitespace
+    if pc.min(lengths).as_py() > 0 and not pc.any(spaces).as_py():
+        return arr  # the usual case: no blank at all, nothing to rebuild
+    blank = pc.or_(pc.equal(lengths, 0), spaces)
     return pc.if_else(blank, pa.scalar(None, arr.type), arr)
 
 
