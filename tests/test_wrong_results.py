@@ -21,6 +21,7 @@ from telediag.cli import main
 from telediag.numbers import HomeCountry, classify_numbers
 from telediag.partition import linked_groups, part_of_rows
 from telediag.policy import load_policy
+from telediag.read import read_input
 
 from .conftest import FIXTURES, RULES
 
@@ -653,3 +654,20 @@ def test_findings_files_have_one_schema_found_or_not(tmp_path: Path, suffix: str
         assert none.read_text().splitlines()[0] == found.read_text().splitlines()[0]
         header = no_evidence.read_text().splitlines()[0]
         assert header == evidence.read_text().splitlines()[0]
+
+
+def test_files_of_the_same_stem_side_by_side_get_distinct_ids(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "record_type": ["sms"],
+            "direction": ["mo"],
+            "start_time": ["2008-07-01 10:00"],
+            "msisdn": ["1380"],
+        }
+    )
+    for day in ("a", "b"):
+        (tmp_path / day).mkdir()
+        frame.to_csv(tmp_path / day / "export.csv", index=False)
+    raw = read_input([tmp_path / "a" / "export.csv", tmp_path / "b" / "export.csv"])
+    ids = raw.generated_ids(np.array([0, 1])).to_pylist()
+    assert len(set(ids)) == 2 and ids[0].endswith("a/export:0")
