@@ -354,17 +354,19 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
             ids if ids.type == pa.string() else ids.cast(pa.string())
         )
     with ThreadPoolExecutor(max_workers=2) as pool:
-        repeated_ids = (
-            pool.submit(duplicate_id_warning, columns["record_id"])
-            if "record_id" in columns
-            else None
-        )
         subscriber = pool.submit(_normalize_subscriber, src["msisdn"])
         enums = {c: pool.submit(_normalize_enum, src[c]) for c in enum_names}
         columns["msisdn"], encoded["msisdn"] = subscriber.result()
         for c, future in enums.items():
             columns[c], encoded[c] = future.result()
-        warnings = [w for w in [repeated_ids and repeated_ids.result()] if w]
+    # Hashing every record id costs about as much as the rest of normalizing: it runs
+    # in its own thread while the other columns are parsed.
+    checker = ThreadPoolExecutor(max_workers=1)
+    repeated_ids = (
+        checker.submit(duplicate_id_warning, columns["record_id"])
+        if "record_id" in columns
+        else None
+    )
 
     empty = pc.equal(encoded["msisdn"].dictionary, "")
     _mark(reason, _per_row(empty, encoded["msisdn"]), "missing msisdn")
@@ -402,6 +404,8 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
             )
             _mark(reason, flagged, f"unknown {name}")
 
+    warnings = [w for w in [repeated_ids.result() if repeated_ids else None] if w]
+    checker.shutdown()
     table = pa.table({name: columns[name] for name in COLUMNS})
     valid = reason == 0
     counts = np.bincount(reason, minlength=len(REASONS) + 1)
