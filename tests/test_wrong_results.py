@@ -108,6 +108,23 @@ def test_explicit_ids_that_restart_per_file_are_warned_about(
     assert int(inv.records["evidence"].sum()) == 40
 
 
+def test_files_of_the_same_stem_side_by_side_get_distinct_ids(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "record_type": ["sms"],
+            "direction": ["mo"],
+            "start_time": ["2008-07-01 10:00"],
+            "msisdn": ["1380"],
+        }
+    )
+    for day in ("a", "b"):
+        (tmp_path / day).mkdir()
+        frame.to_csv(tmp_path / day / "export.csv", index=False)
+    raw = read_input([tmp_path / "a" / "export.csv", tmp_path / "b" / "export.csv"])
+    ids = raw.generated_ids(np.array([0, 1])).to_pylist()
+    assert len(set(ids)) == 2 and ids[0].endswith("a/export:0")
+
+
 # -- 2. local time across daylight saving --------------------------------------------------
 
 
@@ -654,20 +671,3 @@ def test_findings_files_have_one_schema_found_or_not(tmp_path: Path, suffix: str
         assert none.read_text().splitlines()[0] == found.read_text().splitlines()[0]
         header = no_evidence.read_text().splitlines()[0]
         assert header == evidence.read_text().splitlines()[0]
-
-
-def test_files_of_the_same_stem_side_by_side_get_distinct_ids(tmp_path: Path) -> None:
-    frame = pd.DataFrame(
-        {
-            "record_type": ["sms"],
-            "direction": ["mo"],
-            "start_time": ["2008-07-01 10:00"],
-            "msisdn": ["1380"],
-        }
-    )
-    for day in ("a", "b"):
-        (tmp_path / day).mkdir()
-        frame.to_csv(tmp_path / day / "export.csv", index=False)
-    raw = read_input([tmp_path / "a" / "export.csv", tmp_path / "b" / "export.csv"])
-    ids = raw.generated_ids(np.array([0, 1])).to_pylist()
-    assert len(set(ids)) == 2 and ids[0].endswith("a/export:0")
