@@ -234,8 +234,13 @@ def _normalize_enum(arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Dictionar
     return pa.chunked_array([pc.take(cleaned, encoded.indices)]), dictionary
 
 
-def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
-    """Cast every contract column to its type and mark the rows that break the contract."""
+def normalize(raw: RawInput, tz: str | None = None, threads: int = 2) -> Normalized:
+    """Cast every contract column to its type and mark the rows that break the contract.
+
+    The string columns are cleaned in up to ``threads`` threads. The canonical table
+    comes out with one chunk per column: every later ``take`` from a many-chunk column
+    would copy the whole column again.
+    """
     zone = _zone(tz)
     src = raw.table
     n = src.num_rows
@@ -243,10 +248,10 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
     columns: dict[str, pa.ChunkedArray] = {}
     encoded: dict[str, pa.DictionaryArray] = {}
 
-    # The string work (hashing millions of values) runs in two threads: Arrow releases
-    # the GIL, and the columns do not depend on each other.
+    # The string work (hashing millions of values) runs in threads: Arrow releases the
+    # GIL, and the columns do not depend on each other.
     enum_names = [c for c in ENUMS if c in src.column_names]
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         subscriber = pool.submit(_normalize_subscriber, src["msisdn"])
         enums = {c: pool.submit(_normalize_enum, src[c]) for c in enum_names}
         columns["msisdn"], encoded["msisdn"] = subscriber.result()
@@ -287,7 +292,7 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
             )
             _mark(reason, flagged, f"unknown {name}")
 
-    table = pa.table({name: columns[name] for name in COLUMNS})
+    table = pa.table({name: columns[name] for name in COLUMNS}).combine_chunks()
     valid = reason == 0
     counts = np.bincount(reason, minlength=len(REASONS) + 1)
     set_aside = {REASONS[i - 1]: int(c) for i, c in enumerate(counts) if i and c}

@@ -15,7 +15,7 @@ from telediag.catalog import Rule, load_rules
 from telediag.colmap import ColumnMap
 from telediag.context import ScanSettings
 from telediag.derived import DERIVED_COLUMNS
-from telediag.engine import Progress, RuleError, run_catalog
+from telediag.engine import Progress, RuleError, default_workers, run_catalog
 from telediag.normalize import InputReport, Normalized, normalize
 from telediag.read import Sources, read_input
 from telediag.sort import SortedRecords, sort_records
@@ -123,8 +123,8 @@ def scan(
     ``source`` is a Parquet file, a directory of Parquet files, a CSV file, an Arrow
     table, or a list of these. ``rules`` is a rules directory, a list of rules, or None
     for the shipped catalog. Naive times are read in ``tz`` (default UTC), which is also
-    the zone of "night" and "day" measures. Rules run in ``workers`` threads (default:
-    one per core, at most four).
+    the zone of "night" and "day" measures. ``workers`` sizes every thread pool of the
+    scan (normalization, sorting, rules; default: one per core, at most four).
     """
     timings: dict[str, float] = {}
     chosen = _resolve_rules(rules, select, ignore)
@@ -139,13 +139,14 @@ def scan(
     raw = read_input(source, column_map=column_map, columns=columns_needed(chosen))
     step("read", t)
     t = time.perf_counter()
-    normalized = normalize(raw, tz=settings.tz)
+    threads = workers if workers is not None else default_workers()
+    normalized = normalize(raw, tz=settings.tz, threads=threads)
     step("normalize", t)
     t = time.perf_counter()
-    records = sort_records(normalized)
+    records = sort_records(normalized, threads=threads)
     step("sort", t)
     t = time.perf_counter()
-    result = run_catalog(records, chosen, settings, progress=progress, workers=workers)
+    result = run_catalog(records, chosen, settings, progress=progress, workers=threads)
     timings["rules"] = time.perf_counter() - t
     for rule_id, seconds in result.seconds.items():
         timings[f"rule {rule_id}"] = seconds

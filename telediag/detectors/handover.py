@@ -27,6 +27,7 @@ from telediag.detectors.base import (
     Duration,
     register,
 )
+from telediag.sort import code_of
 
 
 class HandoverParams(DetectorParams):
@@ -81,8 +82,7 @@ class HandoverDetector(Detector):
         keys = [k[order] for k in keys]
         sub = rec.subscriber[positions].astype(np.int64)
         scodes, sdict = rec.codes("status", positions)
-        labels = np.array([*sdict.to_pylist(), None], dtype=object)
-        ok = (labels[scodes] == "ok") | (scodes < 0)
+        ok = (scodes == code_of(sdict, "ok")) | (scodes < 0)
         n = positions.size
         group = sg.segment_ids(sg.starts_where_changed(keys, n), n)
         # A run: consecutive records of one group, one subscriber and one outcome.
@@ -105,7 +105,7 @@ class HandoverDetector(Detector):
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         idx = np.repeat(first - offsets[:-1], lengths) + np.arange(int(lengths.sum()))
         charge = rec.column("charge", positions[resend])
-        msisdns = np.array(rec.msisdns.to_pylist(), dtype=object)
+        msisdns = rec.msisdn_values()
         measures = pd.DataFrame(
             {
                 "subscriber": sub[resend],
