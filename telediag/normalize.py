@@ -94,16 +94,9 @@ class Normalized:
     def rejects(self) -> pa.Table:
         """The set-aside rows as they were read, with a ``reason`` column first."""
         rows = np.flatnonzero(~self.valid)
-        reasons = pa.array(np.array(("",) + REASONS, dtype=object)[self.reason[rows]])
+        reasons = pa.array(np.array(("",) + REASONS, dtype=object)[self.reason[rows]], pa.string())
         taken = self.raw.table.take(pa.array(rows))
-        taken = pa.table(
-            {
-                c: taken[c].cast(taken[c].type.value_type)
-                if pa.types.is_dictionary(taken[c].type)
-                else taken[c]
-                for c in taken.column_names
-            }
-        )
+        taken = pa.table({c: _as_read(taken[c]) for c in taken.column_names})
         if "record_id" in taken.column_names:
             ids = pc.coalesce(taken["record_id"].cast(pa.string()), self.raw.generated_ids(rows))
             taken = taken.drop_columns(["record_id"])
@@ -111,6 +104,17 @@ class Normalized:
             ids = self.raw.generated_ids(rows)
         taken = taken.add_column(0, "record_id", ids)
         return taken.add_column(0, "reason", reasons)
+
+
+def _as_read(arr: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A raw column in its plain type: dictionaries as their values, large strings as
+    strings (how a file was read, whole or in batches, does not show)."""
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_large_string(t):
+        t = pa.string()
+    return arr if t == arr.type else arr.cast(t)
 
 
 def _zone(tz: str | None) -> str:

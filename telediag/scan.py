@@ -10,18 +10,21 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from telediag.buckets import split_rules
 from telediag.catalog import Rule, load_rules
-from telediag.colmap import ColumnMap
+from telediag.colmap import ColumnMap, load_column_map
 from telediag.context import ScanSettings
 from telediag.derived import DERIVED_COLUMNS
 from telediag.engine import Progress, RuleError, default_workers, run_catalog
 from telediag.normalize import InputReport, Normalized, normalize
-from telediag.read import Sources, read_input
+from telediag.read import Sources, expand_sources, read_input
 from telediag.sort import SortedRecords, sort_records
 
 if TYPE_CHECKING:
     from telediag.numbers import HomeCountry
+    from telediag.outofcore import BucketProgress
 
 #: Columns every scan reads whatever the rules: identity, time, charge, handset.
 ALWAYS_READ: frozenset[str] = frozenset(
@@ -51,12 +54,17 @@ class ScanResult:
     timings: dict[str, float] = field(default_factory=dict)
     normalized: Normalized | None = field(default=None, repr=False)
     records: SortedRecords | None = field(default=None, repr=False)
+    #: The set-aside rows, when the scan ran in buckets (no one table holds them all).
+    set_aside_rows: pa.Table | None = field(default=None, repr=False)
 
     def rejects(self) -> pa.Table:
-        """The rows set aside, as read, with their reason."""
+        """The rows set aside, as read, with their reason, ordered by record id."""
+        if self.set_aside_rows is not None:
+            return self.set_aside_rows
         if self.normalized is None:
             raise ValueError("this result holds no input")
-        return self.normalized.rejects()
+        rejects = self.normalized.rejects()
+        return rejects.take(pc.sort_indices(rejects, [("record_id", "ascending")])).combine_chunks()
 
     def evidence_for(self, finding_id: str) -> list[str]:
         """The record ids behind one finding, in time order."""
@@ -117,6 +125,10 @@ def scan(
     home: HomeCountry | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
+    memory: int | str | None = None,
+    buckets: int | None = None,
+    spill_dir: str | Path | None = None,
+    bucket_progress: BucketProgress | None = None,
 ) -> ScanResult:
     """Scan CDRs with the rule catalog.
 
@@ -125,10 +137,55 @@ def scan(
     for the shipped catalog. Naive times are read in ``tz`` (default UTC), which is also
     the zone of "night" and "day" measures. ``workers`` sizes every thread pool of the
     scan (normalization, sorting, rules; default: one per core, at most four).
+
+    ``memory`` is the budget (bytes, or text such as ``"2GB"``; default: half of the
+    memory available). An input that may not fit it is scanned out of core: spilled into
+    buckets under ``spill_dir`` and scanned ``workers`` buckets at a time (see
+    :mod:`telediag.outofcore`); ``buckets`` forces that path with that many buckets. The
+    findings are the same either way.
     """
+    from telediag.outofcore import (
+        default_budget,
+        estimate_rows,
+        fits_in_memory,
+        parse_size,
+        scan_out_of_core,
+    )
+
     timings: dict[str, float] = {}
     chosen = _resolve_rules(rules, select, ignore)
     settings = ScanSettings(tz=tz or "UTC") if home is None else ScanSettings(tz or "UTC", home)
+    threads = workers if workers is not None else default_workers()
+    budget = parse_size(memory) if isinstance(memory, str) else memory or default_budget()
+    items = expand_sources(source)
+    if buckets is not None or not fits_in_memory(estimate_rows(items), budget):
+        by_subscriber, by_handset = split_rules(chosen)
+        cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
+        started = time.perf_counter()
+        part = scan_out_of_core(
+            items,
+            chosen,
+            settings,
+            columns=columns_needed(by_subscriber),
+            handset_columns=columns_needed(by_handset),
+            cmap=cmap,
+            budget=budget,
+            workers=threads,
+            buckets=buckets,
+            spill_dir=spill_dir,
+            progress=bucket_progress,
+            timings=timings,
+        )
+        timings["total"] = time.perf_counter() - started
+        return ScanResult(
+            findings=part.findings,
+            evidence=part.evidence,
+            report=part.report,
+            errors=part.errors,
+            rules=chosen,
+            timings=timings,
+            set_aside_rows=part.rejects,
+        )
 
     def step(name: str, started: float) -> None:
         timings[name] = time.perf_counter() - started
@@ -136,10 +193,9 @@ def scan(
             progress(name, 1, 1)
 
     t = time.perf_counter()
-    raw = read_input(source, column_map=column_map, columns=columns_needed(chosen))
+    raw = read_input(items, column_map=column_map, columns=columns_needed(chosen))
     step("read", t)
     t = time.perf_counter()
-    threads = workers if workers is not None else default_workers()
     normalized = normalize(raw, tz=settings.tz, threads=threads)
     step("normalize", t)
     t = time.perf_counter()
