@@ -159,6 +159,34 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from telediag.outofcore import parse_size
+    from telediag.store import prepare
+
+    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    started = time.perf_counter()
+    manifest = prepare(
+        list(args.inputs),
+        args.out,
+        column_map=args.column_map,
+        tz=args.tz,
+        rules=load_rules(args.rules) if args.rules else None,
+        buckets=args.buckets,
+        memory=parse_size(args.memory) if args.memory else None,
+        workers=args.workers or 1,
+        spill_dir=args.spill_dir,
+        progress=_BarProgress(sys.stderr) if show_progress else None,
+    )
+    if not args.quiet:
+        part = manifest.parts[-1]
+        print(
+            f"{args.out}: part {part['part']} added, {part['rows_read']:,} rows read, "
+            f"{part['rows_used']:,} used, in {time.perf_counter() - started:.1f} s; the store "
+            f"holds {manifest.report.rows_used:,} rows in {manifest.buckets} buckets"
+        )
+    return EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from telediag.output import write_frame
     from telediag.scan import scan
@@ -312,6 +340,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--column-map", metavar="FILE", help="YAML column map for other feeds")
     p.add_argument("--policy", metavar="FILE", help="operator policy (charge advice, deadlines)")
     p.set_defaults(func=_cmd_investigate)
+
+    p = sub.add_parser(
+        "prepare", help="write the input once as a store (normalized, bucketed, sorted)"
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="Parquet file, directory, or CSV")
+    p.add_argument(
+        "--out", required=True, metavar="STORE", help="store directory (new or existing)"
+    )
+    p.add_argument("--column-map", metavar="FILE", help="YAML column map for other feeds")
+    p.add_argument("--tz", metavar="ZONE", help="time zone of naive times (default UTC)")
+    p.add_argument("--rules", metavar="DIR", help="rules directory (default: shipped rules)")
+    p.add_argument("--memory", metavar="SIZE", help="memory budget, e.g. 2GB")
+    p.add_argument("--workers", type=_positive_int, metavar="N", help="threads")
+    p.add_argument("--buckets", type=_positive_int, metavar="N", help="buckets of a new store")
+    p.add_argument("--spill-dir", metavar="DIR", help="where spill files go (default: temp dir)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show progress on stderr (default: when stderr is a terminal)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("demo", help="scan the bundled sample records")
     p.add_argument("--out", metavar="FINDINGS", help="also write the findings here")

@@ -295,18 +295,23 @@ def investigate(
     """
     from telediag import __version__
     from telediag.scan import columns_needed
+    from telediag.store import load_manifest, store_path, subscriber_input
 
-    zone = tz or "UTC"
+    store = store_path(source)
+    zone = tz or (load_manifest(store).tz if store is not None else "UTC")
     settings = ScanSettings(tz=zone) if home is None else ScanSettings(zone, home)
     chosen = _resolve_rules(rules, None, None)
     pol = policy if isinstance(policy, Policy) else load_policy(policy)
     msisdn = str(msisdn).strip()
-    raw = read_input(
-        source,
-        column_map=column_map,
-        columns=columns_needed(chosen) | {"peer_number", "imsi", "imei", "status"},
-        only=SubscriberFilter(msisdn),
-    )
+    if store is not None:  # a prepared month: the subscriber's bucket, a few row groups
+        raw = subscriber_input(store, msisdn)
+    else:
+        raw = read_input(
+            source,
+            column_map=column_map,
+            columns=columns_needed(chosen) | {"peer_number", "imsi", "imei", "status"},
+            only=SubscriberFilter(msisdn),
+        )
     normalized = normalize(raw, tz=zone)
     lo = _parse_when(start, zone)
     hi = _parse_when(end, zone)

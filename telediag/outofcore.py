@@ -237,16 +237,20 @@ def spill(
     directory: Path,
     buckets: int,
     subscriber_columns: set[str],
-    handset_rules: Sequence[Rule],
-    handset_columns: set[str],
+    handset_rules: Sequence[Rule] | None,
+    handset_columns: set[str] | None,
     cmap: ColumnMap | None = None,
     progress: BucketProgress | None = None,
 ) -> Spilled:
-    """Read every input once and write its rows into bucket spill files (handset
-    buckets only when there are ``handset_rules``)."""
+    """Read every input once and write its rows into bucket spill files.
+
+    Handset buckets get ``handset_columns`` of the rows :func:`handset_rows` picks for
+    ``handset_rules`` (None: every row with an IMEI); no handset buckets are written
+    when ``handset_columns`` is None.
+    """
     spilled = Spilled(directory=directory, buckets=buckets)
-    wanted = subscriber_columns | handset_columns
-    hand_cols = handset_columns | {"record_id", "msisdn", "imei"}
+    wanted = subscriber_columns | (handset_columns or set())
+    hand_cols = (handset_columns or set()) | {"record_id", "msisdn", "imei"}
     for n, item in enumerate(sources):
         stem = f"table{n}" if isinstance(item, pa.Table) else item.stem
         name = f"<table {n}>" if isinstance(item, pa.Table) else str(item)
@@ -269,7 +273,7 @@ def spill(
                 table = with_record_ids(part)
                 row0 += rows
                 by_sub.write(table, bucket_of(table["msisdn"], buckets))
-                if handset_rules:
+                if handset_columns is not None:
                     keep = handset_rows(table, handset_rules)
                     if keep.any():
                         sub = table.filter(pa.array(keep))
@@ -331,7 +335,7 @@ def scan_out_of_core(
             n_buckets,
             columns,
             by_handset,
-            handset_columns,
+            handset_columns if by_handset else None,
             cmap,
             progress,
         )

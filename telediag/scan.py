@@ -141,8 +141,9 @@ def scan(
     ``memory`` is the budget (bytes, or text such as ``"2GB"``; default: half of the
     memory available). An input that may not fit it is scanned out of core: spilled into
     buckets under ``spill_dir`` and scanned ``workers`` buckets at a time (see
-    :mod:`telediag.outofcore`); ``buckets`` forces that path with that many buckets. The
-    findings are the same either way.
+    :mod:`telediag.outofcore`); ``buckets`` forces that path with that many buckets. A
+    store made by :func:`telediag.store.prepare` is scanned bucket by bucket as it is
+    (its time zone is the default ``tz``). The findings are the same either way.
     """
     from telediag.outofcore import (
         default_budget,
@@ -151,11 +152,33 @@ def scan(
         parse_size,
         scan_out_of_core,
     )
+    from telediag.store import load_manifest, scan_store, store_path
 
     timings: dict[str, float] = {}
     chosen = _resolve_rules(rules, select, ignore)
+    store = store_path(source)
+    if store is not None and tz is None:
+        tz = load_manifest(store).tz
     settings = ScanSettings(tz=tz or "UTC") if home is None else ScanSettings(tz or "UTC", home)
     threads = workers if workers is not None else default_workers()
+    if store is not None:
+        part = scan_store(
+            store,
+            chosen,
+            settings,
+            workers=threads,
+            progress=bucket_progress,
+            timings=timings,
+        )
+        return ScanResult(
+            findings=part.findings,
+            evidence=part.evidence,
+            report=part.report,
+            errors=part.errors,
+            rules=chosen,
+            timings=timings,
+            set_aside_rows=part.rejects,
+        )
     budget = parse_size(memory) if isinstance(memory, str) else memory or default_budget()
     items = expand_sources(source)
     if buckets is not None or not fits_in_memory(estimate_rows(items), budget):

@@ -20,7 +20,7 @@ from tests.test_properties import to_table
 
 def write_parts(tmp_path: Path, frame: pd.DataFrame, files: int, csv: bool = False) -> Path:
     folder = tmp_path / "month"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     for i, table in enumerate(pieces(frame, 11, files)):
         if csv:
             pacsv.write_csv(table, folder / f"part-{i}.csv")
