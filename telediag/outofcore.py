@@ -172,6 +172,19 @@ def _batches(item: Path | pa.Table, wanted: set[str], cmap: ColumnMap | None) ->
         raise InputError(f"{item}: cannot read {kind}: {exc}") from None
 
 
+def _prefetch(items: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """The same items, the next one read in a background thread while the caller works
+    on the current one (decoding and partitioning overlap; both release the GIL)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = pool.submit(next, items, None)
+        while True:
+            item = ahead.result()
+            if item is None:
+                return
+            ahead = pool.submit(next, items, None)
+            yield item
+
+
 def _plain(table: pa.Table) -> pa.Table:
     """Dictionary columns as their values (spill files hold one schema per file)."""
     if not any(pa.types.is_dictionary(t) for t in table.schema.types):
@@ -258,7 +271,7 @@ def spill(
         by_sub, by_hand = _Writers(spilled, "subscriber", n), _Writers(spilled, "handset", n)
         row0 = 0
         try:
-            for i, raw in enumerate(_batches(item, wanted, cmap)):
+            for i, raw in enumerate(_prefetch(_batches(item, wanted, cmap))):
                 table = cmap.apply(raw) if cmap is not None else raw
                 if i == 0:
                     missing = [c for c in REQUIRED if c not in table.column_names]
