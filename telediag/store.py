@@ -54,7 +54,7 @@ from telediag.catalog import Rule
 from telediag.colmap import ColumnMap
 from telediag.context import ScanSettings
 from telediag.errors import InputError
-from telediag.normalize import InputReport, normalize
+from telediag.normalize import InputReport, Normalized, normalize
 from telediag.outofcore import (
     BucketProgress,
     _read_bucket,
@@ -65,6 +65,7 @@ from telediag.outofcore import (
 )
 from telediag.read import RawInput, _concat, expand_sources
 from telediag.schema import COLUMNS
+from telediag.sort import _sorted_dictionary_codes, sort_records
 
 FORMAT = "telediag-store"
 VERSION = 1
@@ -163,11 +164,20 @@ def _bucket_dir(store: Path, key: str, b: int) -> Path:
     return store / key / f"bucket={b:05d}"
 
 
-def _sorted_valid(table: pa.Table, valid: np.ndarray, key: str) -> pa.Table:
-    rows = table.filter(pa.array(valid))
-    return rows.sort_by(
-        [(key, "ascending"), ("start_time", "ascending"), ("record_id", "ascending")]
-    )
+def _sorted_valid(normalized: Normalized, key: str) -> pa.Table:
+    """The usable rows sorted by ``key`` (msisdn or IMEI), time and record id."""
+    if key == "msisdn":
+        order = sort_records(normalized, threads=1).order
+    else:
+        rows = np.flatnonzero(normalized.valid)
+        table = normalized.table
+        codes, _ = _sorted_dictionary_codes(table[key].take(pa.array(rows)))
+        times = table["start_time"].take(pa.array(rows)).cast(pa.int64())
+        ids = table["record_id"].take(pa.array(rows))
+        id_codes, _ = _sorted_dictionary_codes(ids)
+        t = np.asarray(times.to_numpy(zero_copy_only=False), dtype=np.int64)
+        order = rows[np.lexsort((id_codes, t, codes))]
+    return normalized.table.take(pa.array(order))
 
 
 def _write(table: pa.Table, path: Path) -> None:
@@ -232,8 +242,7 @@ def prepare(
         for key, b in jobs:
             raw = _read_bucket(spilled.parts[(key, b)])
             normalized = normalize(RawInput(raw, ["bucket"], np.zeros(1, np.int64)), tz=zone)
-            column = "msisdn" if key == "subscriber" else "imei"
-            table = _sorted_valid(normalized.table, normalized.valid, column)
+            table = _sorted_valid(normalized, "msisdn" if key == "subscriber" else "imei")
             if key == "subscriber":
                 reports.append(normalized.report)
                 if normalized.report.rows_set_aside:
