@@ -254,8 +254,10 @@ def spill(
     handset_columns: set[str] | None,
     cmap: ColumnMap | None = None,
     progress: BucketProgress | None = None,
+    workers: int = 1,
 ) -> Spilled:
-    """Read every input once and write its rows into bucket spill files.
+    """Read every input once and write its rows into bucket spill files (with
+    ``workers`` > 1, the next batch is read while the current one is written).
 
     Handset buckets get ``handset_columns`` of the rows :func:`handset_rows` picks for
     ``handset_rules`` (None: every row with an IMEI); no handset buckets are written
@@ -271,7 +273,8 @@ def spill(
         by_sub, by_hand = _Writers(spilled, "subscriber", n), _Writers(spilled, "handset", n)
         row0 = 0
         try:
-            for i, raw in enumerate(_prefetch(_batches(item, wanted, cmap))):
+            batches = _batches(item, wanted, cmap)
+            for i, raw in enumerate(_prefetch(batches) if workers > 1 else batches):
                 table = cmap.apply(raw) if cmap is not None else raw
                 if i == 0:
                     missing = [c for c in REQUIRED if c not in table.column_names]
@@ -351,6 +354,7 @@ def scan_out_of_core(
             handset_columns if by_handset else None,
             cmap,
             progress,
+            workers,
         )
         timings["partition"] = time.perf_counter() - started
         started = time.perf_counter()

@@ -232,7 +232,15 @@ def prepare(
         if progress is not None:
             progress.phase("partitioning", rows, 0)
         spilled = spill(
-            items, directory, n_buckets, set(COLUMNS), None, handset_columns, cmap, progress
+            items,
+            directory,
+            n_buckets,
+            set(COLUMNS),
+            None,
+            handset_columns,
+            cmap,
+            progress,
+            workers,
         )
         reports: list[InputReport] = []
         rejects: list[pa.Table] = []
