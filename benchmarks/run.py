@@ -123,6 +123,42 @@ def child(path: Path, mode: str, tz: str, memory: str | None, out: Path) -> dict
     }
 
 
+def recall(path: Path, findings: Path) -> dict[str, Any]:
+    """Injected cases found and near-misses flagged, from the generator's truth file."""
+    import pandas as pd
+
+    truth = path.with_name(path.name + ".truth.csv")
+    if not truth.exists():
+        return {}
+    rows = pd.read_csv(truth, dtype=str)
+    if "expect" not in rows:  # a truth file from before near-misses were listed
+        rows = rows.assign(expect="finding", variant="documented")
+    result = pd.read_parquet(findings, columns=["root_cause", "msisdn"])
+    found = set(zip(result["root_cause"], result["msisdn"], strict=True))
+    rows = rows.assign(
+        flagged=[(c, m) in found for c, m in zip(rows["root_cause"], rows["msisdn"], strict=True)]
+    )
+    expected = rows[rows["expect"] == "finding"]
+    near = rows[rows["expect"] == "none"]
+    pairs = set(zip(expected["root_cause"], expected["msisdn"], strict=True))
+    return {
+        "recall_total": float(expected["flagged"].mean()) if len(expected) else float("nan"),
+        "unexpected_findings": sum(1 for f in found if f not in pairs),
+        "false_alarms": int(near["flagged"].sum()),
+        "near_misses": len(near),
+        "variants": [
+            {
+                "root_cause": rc,
+                "expect": ex,
+                "variant": v,
+                "n": int(g.size),
+                "flagged": int(g.sum()),
+            }
+            for (rc, ex, v), g in rows.groupby(["root_cause", "expect", "variant"])["flagged"]
+        ],
+    }
+
+
 def one_subscriber(path: Path) -> str | None:
     """A subscriber with an injected SIM-swap case (the investigation follows handsets)."""
     import pandas as pd
@@ -181,7 +217,10 @@ def measure(path: Path, modes: list[str], tz: str, memory: str | None) -> dict[s
                         "msisdn": msisdn,
                         "findings": len(report.get("findings", [])),
                     }
-        out["identical"] = _compare(work, [m for m in ("memory", "buckets", "store") if m in modes])
+        done = [m for m in ("memory", "buckets", "store") if m in modes]
+        out["identical"] = _compare(work, done)
+        if done:
+            out["truth"] = recall(path, work / f"{done[0]}.parquet")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out
@@ -249,10 +288,54 @@ def print_table(results: list[dict[str, Any]]) -> None:
                 )
             )
         print(f"findings identical across telediag modes: {r['identical']}")
+        truth = r.get("truth") or {}
+        if truth:
+            print(
+                f"recall of injected cases {truth['recall_total']:.1%}; findings not injected "
+                f"{truth['unexpected_findings']}; near-misses flagged "
+                f"{truth['false_alarms']} of {truth['near_misses']}"
+            )
         for c in ("memory", "buckets", "store"):
             if c in r and r[c].get("rules"):
                 slow = sorted(r[c]["rules"].items(), key=lambda kv: -kv[1])[:5]
                 print(f"  slowest rules ({c}): " + ", ".join(f"{k} {v:.2f}s" for k, v in slow))
+
+
+def print_variants(results: list[dict[str, Any]]) -> None:
+    """Recall of each injected variant and false alarms of each near-miss, per input."""
+    found = [r for r in results if (r.get("truth") or {}).get("variants")]
+    if not found:
+        return
+    keys: list[tuple[str, str, str]] = []
+    for r in found:
+        for v in r["truth"]["variants"]:
+            k = (v["root_cause"], v["expect"], v["variant"])
+            if k not in keys:
+                keys.append(k)
+    keys.sort(key=lambda k: (k[0], k[1] != "finding", k[2]))
+    head = ["root cause", "variant", *(Path(r["input"]).name for r in found)]
+    rows: list[list[str]] = []
+    for cause, expect, variant in keys:
+        cells = []
+        for r in found:
+            got = {(v["root_cause"], v["expect"], v["variant"]): v for v in r["truth"]["variants"]}
+            v = got.get((cause, expect, variant))
+            if v is None:
+                cells.append("-")
+            elif expect == "finding":
+                cells.append(f"found {v['flagged']}/{v['n']}")
+            else:
+                cells.append(f"flagged {v['flagged']}/{v['n']}")
+        kind = "case" if expect == "finding" else "near-miss"
+        rows.append([cause, f"{kind}: {variant}", *cells])
+    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
+    print("\nrecall of injected cases and false alarms on near-misses, by variant")
+    for line in [head, ["-" * w for w in widths], *rows]:
+        print(
+            "  ".join(
+                c.ljust(widths[i]) if i < 2 else c.rjust(widths[i]) for i, c in enumerate(line)
+            )
+        )
 
 
 def _stage(figures: dict[str, Any], name: str, top: bool = False) -> str:
@@ -286,6 +369,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(results, indent=2, default=str))
     print_table(results)
+    print_variants(results)
     return 0
 
 

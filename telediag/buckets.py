@@ -42,7 +42,7 @@ from telediag.catalog import Rule
 from telediag.context import ScanSettings
 from telediag.engine import RuleError, run_catalog
 from telediag.findings import empty_evidence, empty_findings
-from telediag.normalize import ENUMS, REASONS, InputReport, normalize
+from telediag.normalize import REASONS, InputReport, normalize
 from telediag.read import RawInput
 from telediag.sort import sort_records
 
@@ -145,43 +145,13 @@ def bucket_of(keys: pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
     return (key_hash(keys) % np.uint64(buckets)).astype(np.int32)
 
 
-def handset_rows(table: pa.Table, rules: Sequence[Rule] | None = None) -> np.ndarray:
-    """Rows that handset buckets need: those with an IMEI (any non-null value; the
-    handset rules skip the others) that may pass one of ``rules``' record filters.
-
-    The filters are judged only on what can be judged before normalization: a
-    condition on an enumerated column (record type, direction, status, MMS event),
-    against the raw value trimmed and lower-cased as normalization will. A row failing
-    that for every rule cannot be one of their records. Handset rules therefore see
-    the records their filters select, for every subscriber of the handset, and nothing
-    else of those subscribers.
-    """
+def handset_rows(table: pa.Table) -> np.ndarray:
+    """Rows that handset buckets need: every row with an IMEI (any non-null value),
+    whatever its kind. A handset rule reads all the records of a handset (a new SIM's
+    arrival on it is its first record there), and nothing without an IMEI."""
     if "imei" not in table.column_names:
         return np.zeros(table.num_rows, dtype=bool)
-    keep = np.asarray(table["imei"].is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    if rules is None:
-        return keep
-    any_rule = np.zeros(table.num_rows, dtype=bool)
-    cleaned: dict[str, pa.ChunkedArray | pa.Array] = {}
-    for rule in rules:
-        this = np.ones(table.num_rows, dtype=bool)
-        for column, cond in rule.records.where.items():
-            if column not in ENUMS or cond.is_null is not None or column not in table.column_names:
-                continue
-            for values in ([cond.equals] if cond.equals is not None else [], cond.in_ or []):
-                if not values:
-                    continue
-                if column not in cleaned:
-                    arr = table[column]
-                    if pa.types.is_dictionary(arr.type):
-                        arr = arr.cast(arr.type.value_type)
-                    text = arr if pa.types.is_string(arr.type) else arr.cast(pa.string())
-                    cleaned[column] = pc.utf8_lower(pc.utf8_trim_whitespace(text))
-                allowed = pa.array([str(v).strip().lower() for v in values], type=pa.string())
-                hit = pc.fill_null(pc.is_in(cleaned[column], allowed), False)
-                this &= np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
-        any_rule |= this
-    return keep & any_rule
+    return np.asarray(table["imei"].is_valid().to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def with_record_ids(raw: RawInput) -> pa.Table:
@@ -315,15 +285,12 @@ def combine(results: Iterable[BucketResult]) -> BucketResult:
     )
 
 
-def split_table(
-    table: pa.Table, buckets: int, key: Key, rules: Sequence[Rule] | None = None
-) -> list[pa.Table]:
-    """One table cut into its ``buckets`` buckets (handset cuts keep only the rows
-    :func:`handset_rows` picks for ``rules``). Bucket ``b`` is ``result[b]``; rows keep
-    their order within a bucket."""
+def split_table(table: pa.Table, buckets: int, key: Key) -> list[pa.Table]:
+    """One table cut into its ``buckets`` buckets (handset cuts keep only the rows with
+    an IMEI). Bucket ``b`` is ``result[b]``; rows keep their order within a bucket."""
     column = KEY_COLUMN[key]
     if key == "handset":
-        keep = handset_rows(table, rules)
+        keep = handset_rows(table)
         table = table.filter(pa.array(keep))
     which = (
         bucket_of(table[column], buckets)
@@ -358,7 +325,7 @@ def scan_in_buckets(
     if by_handset:
         parts += [
             scan_bucket(t, by_handset, settings, key="handset", workers=workers)
-            for t in split_table(table, buckets, "handset", by_handset)
+            for t in split_table(table, buckets, "handset")
             if t.num_rows
         ]
     result = combine(parts)

@@ -26,7 +26,7 @@ from telediag.conditions import Condition
 from telediag.derived import DERIVED_COLUMNS
 from telediag.detectors import REGISTRY
 from telediag.detectors.base import DetectorParams
-from telediag.errors import RuleFileError
+from telediag.errors import RuleFileError, SelectionError
 from telediag.schema import COLUMNS
 from telediag.yamlfile import load_yaml_model
 
@@ -238,6 +238,19 @@ class Rule(_Strict):
     #: Does the rule follow handsets across subscribers? Then scanning subscriber-disjoint
     #: parts separately may miss its findings.
     cross_subscriber: bool = False
+    #: Columns without which the rule cannot judge a subscriber's records: when one is
+    #: missing or empty on all of them, the hypothesis is "could not check", not "ruled
+    #: out". An entry that is a list needs any one of its columns.
+    requires: list[str | list[str]] = Field(default_factory=list)
+
+    @field_validator("requires")
+    @classmethod
+    def _known_columns(cls, v: list[str | list[str]]) -> list[str | list[str]]:
+        for entry in v:
+            for col in [entry] if isinstance(entry, str) else entry:
+                if col not in RULE_COLUMNS:
+                    raise ValueError(f"unknown column {col!r}")
+        return v
 
     @model_validator(mode="after")
     def _measures_exist(self) -> Rule:
@@ -328,14 +341,32 @@ def load_rules(
                 raise RuleFileError(f"{folder}: id {ident!r} is used by two rules")
             seen[ident] = folder / f"{rule.id}.yaml"
 
-    def matches(rule: Rule, patterns: list[str]) -> bool:
-        names = (rule.id, rule.name, *rule.aliases)
-        return any(n.startswith(p) for p in patterns for n in names)
-
-    if select:
-        rules = [r for r in rules if matches(r, select)]
-    if ignore:
-        rules = [r for r in rules if not matches(r, ignore)]
     if not include_removed:
         rules = [r for r in rules if r.active]
-    return rules
+    return select_rules(rules, select, ignore)
+
+
+def _matches(rule: Rule, pattern: str) -> bool:
+    return any(n.startswith(pattern) for n in (rule.id, rule.name, *rule.aliases))
+
+
+def select_rules(
+    rules: list[Rule], select: list[str] | None = None, ignore: list[str] | None = None
+) -> list[Rule]:
+    """The rules matching any ``select`` pattern (all when none) and no ``ignore`` pattern.
+
+    A pattern is an id prefix (``TD00`` selects TD001-TD009), a name prefix or an alias.
+    A pattern that matches no rule is a mistake (a typo would silently run nothing, or
+    everything): it raises :class:`SelectionError` naming the pattern.
+    """
+    for option, patterns in (("select", select), ("ignore", ignore)):
+        for p in patterns or []:
+            if not any(_matches(r, p) for r in rules):
+                known = ", ".join(r.id for r in rules) or "none"
+                raise SelectionError(f"--{option} {p!r} matches no rule (rules: {known})")
+    chosen = list(rules)
+    if select:
+        chosen = [r for r in chosen if any(_matches(r, p) for p in select)]
+    if ignore:
+        chosen = [r for r in chosen if not any(_matches(r, p) for p in ignore)]
+    return chosen

@@ -37,7 +37,10 @@ class _StderrProgress:
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         elapsed = time.perf_counter() - self.started
-        text = f"[{elapsed:6.1f}s] {stage}" + (f" ({done + 1}/{total})" if total > 1 else "")
+        # ``done`` counts finished steps: a rule starting is number done + 1, the end
+        # of a stage has done == total.
+        shown = min(done + 1, total)
+        text = f"[{elapsed:6.1f}s] {stage}" + (f" ({shown}/{total})" if total > 1 else "")
         if self.tty:
             self.stream.write("\r\033[K" + text)
             if stage == "rules done":

@@ -21,3 +21,7 @@ class RuleFileError(TelediagError):
 
 class ConfigError(TelediagError):
     """A configuration or policy file is malformed."""
+
+
+class SelectionError(TelediagError):
+    """A --select or --ignore pattern matches no rule of the catalog."""

@@ -98,6 +98,8 @@ class _LenientFormatter(string.Formatter):
     def format_field(self, value: Any, format_spec: str) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "n/a"
+        if not format_spec and isinstance(value, float) and value.is_integer():
+            value = int(value)  # a count measured as a float still reads "7", not "7.0"
         try:
             return super().format_field(value, format_spec)
         except (ValueError, TypeError):

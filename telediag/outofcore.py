@@ -250,7 +250,6 @@ def spill(
     directory: Path,
     buckets: int,
     subscriber_columns: set[str],
-    handset_rules: Sequence[Rule] | None,
     handset_columns: set[str] | None,
     cmap: ColumnMap | None = None,
     progress: BucketProgress | None = None,
@@ -259,8 +258,7 @@ def spill(
     """Read every input once and write its rows into bucket spill files (with
     ``workers`` > 1, the next batch is read while the current one is written).
 
-    Handset buckets get ``handset_columns`` of the rows :func:`handset_rows` picks for
-    ``handset_rules`` (None: every row with an IMEI); no handset buckets are written
+    Handset buckets get ``handset_columns`` of every row with an IMEI; none are written
     when ``handset_columns`` is None.
     """
     spilled = Spilled(directory=directory, buckets=buckets)
@@ -290,7 +288,7 @@ def spill(
                 row0 += rows
                 by_sub.write(table, bucket_of(table["msisdn"], buckets))
                 if handset_columns is not None:
-                    keep = handset_rows(table, handset_rules)
+                    keep = handset_rows(table)
                     if keep.any():
                         sub = table.filter(pa.array(keep))
                         sub = sub.select([c for c in sub.column_names if c in hand_cols])
@@ -350,7 +348,6 @@ def scan_out_of_core(
             directory,
             n_buckets,
             columns,
-            by_handset,
             handset_columns if by_handset else None,
             cmap,
             progress,

@@ -236,7 +236,6 @@ def prepare(
             directory,
             n_buckets,
             set(COLUMNS),
-            None,
             handset_columns,
             cmap,
             progress,
