@@ -25,7 +25,14 @@ from telediag.buckets import (
 )
 from telediag.context import ScanSettings
 from telediag.read import read_input
-from tests.test_properties import SETTINGS, T0, background, inject_phonebook, to_table
+from tests.test_properties import (
+    SETTINGS,
+    T0,
+    background,
+    inject_phonebook,
+    shared_handset_mms,
+    to_table,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "cdr"
 
@@ -105,6 +112,20 @@ def test_any_split_and_bucket_count_gives_the_one_piece_findings(
     result = scan_in_buckets(raw, catalog, ScanSettings(), buckets)
     whole.report.files = list(raw.files)
     assert_same(whole, result)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), n=st.integers(20, 300), buckets=st.integers(1, 6))
+def test_handsets_passed_around_give_the_same_resends_in_buckets(
+    catalog: list[telediag.Rule], seed: int, n: int, buckets: int
+) -> None:
+    """Twelve subscribers passing five handsets around: TD004's stints and re-sends
+    come out the same when handset rows are cut into IMEI buckets."""
+    frame = pd.concat([shared_handset_mms(seed, n), background(seed, 50, 12)], ignore_index=True)
+    whole = telediag.scan(to_table(frame), rules=catalog)
+    raw = read_input(pieces(frame, seed, 3))
+    whole.report.files = list(raw.files)
+    assert_same(whole, scan_in_buckets(raw, catalog, ScanSettings(), buckets))
 
 
 @pytest.mark.parametrize("buckets", [1, 2, 5])
