@@ -57,8 +57,10 @@ from telediag.schema import COLUMNS, REQUIRED
 BYTES_PER_ROW = 500
 #: Memory the interpreter and its libraries take before any row is read.
 BASE_BYTES = 300 * 2**20
-#: Rows per batch of the spill pass.
-BATCH_ROWS = 1 << 17
+#: Rows per batch of the spill pass: large enough that each bucket's slice of a batch
+#: is a reasonable IPC record batch (tiny ones compress badly and cost per-batch
+#: overhead), small enough that a few batches in flight stay well inside any budget.
+BATCH_ROWS = 1 << 19
 #: CSV rows per byte of file, to estimate a CSV's rows without reading it.
 CSV_BYTES_PER_ROW = 120
 
