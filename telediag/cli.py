@@ -81,7 +81,8 @@ class _BarProgress:
             TimeElapsedColumn(),
             TextColumn("left"),
             TimeRemainingColumn(compact=True),
-            console=Console(file=stream),
+            # Off a terminal (a log file), one wide line per phase rather than wrapped cells.
+            console=Console(file=stream, width=None if stream.isatty() else 160),
             transient=False,
         )
         self.task: Any = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -144,3 +145,16 @@ def test_bad_memory_option_is_one_line(capsys: pytest.CaptureFixture[str]) -> No
 def test_tables_in_memory_can_be_bucketed(catalog: list[telediag.Rule]) -> None:
     table = to_table(month(9, 200))
     assert_same(telediag.scan(table, rules=catalog), telediag.scan(table, rules=catalog, buckets=2))
+
+
+def test_progress_bar_shows_buckets_rows_and_rate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = write_parts(tmp_path, month(3, 200), 2)
+    out = tmp_path / "f.parquet"
+    args = ["scan", str(folder), "--out", str(out), "-q", "--progress", "--buckets", "3"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "partitioning" in err and "scanning buckets" in err
+    assert re.search(r"\b(\d+)/\1 buckets", err)
+    assert re.search(r"[\d,]+/[\d,]+ rows .* rows/s .* left", err)
