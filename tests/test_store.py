@@ -123,3 +123,30 @@ def test_prepare_refuses_a_directory_that_is_not_a_store(tmp_path: Path) -> None
     case = Path(__file__).resolve().parent.parent / "fixtures/cdr/TD001/phonebook-forward.csv"
     with pytest.raises(InputError, match="not a telediag store"):
         prepare([case], tmp_path / "other")
+
+
+def test_a_failing_rule_fails_alike_in_memory_out_of_core_and_on_a_store(
+    tmp_path: Path,
+    catalog: list[telediag.Rule],
+    frame: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from telediag import engine
+
+    folder = write_parts(tmp_path, frame, 2)
+    store = tmp_path / "store"
+    prepare([folder], store, rules=catalog, buckets=3)
+    real = engine.run_rule
+
+    def flaky(rule, records, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if rule.id == "TD001" and "13800009999" in records.msisdns.to_pylist():
+            raise RuntimeError("boom")
+        return real(rule, records, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "run_rule", flaky)
+    whole = telediag.scan(folder, rules=catalog)
+    assert [str(e) for e in whole.errors] == ["TD001: RuntimeError: boom"]
+    assert "TD001" not in set(whole.findings["rule_id"])
+    assert "TD004" in set(whole.findings["rule_id"])
+    assert_same(whole, telediag.scan(folder, rules=catalog, buckets=4, workers=2))
+    assert_same(whole, telediag.scan(store, rules=catalog))
