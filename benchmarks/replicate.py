@@ -7,7 +7,11 @@
 script streams a generated month K times through, one row group at a time, giving each
 copy its own subscribers (msisdn and IMSI prefixed with the copy number) and record ids,
 so the result is a month with K times the subscribers and records. Handsets (IMEI) are
-kept, so handset buckets grow K-fold too. The truth file is replicated the same way.
+kept, so every handset is shared by K times the subscribers and handset buckets grow
+K-fold too. That is a stress test for the handset buckets, but it also makes the
+copies of each injected SIM swap (TD004) interleave on the same handset: most of them
+are then no longer a clean hand-over, and the recall of that root cause on the
+replicated month drops accordingly. The truth file is replicated the same way.
 """
 
 from __future__ import annotations
