@@ -168,7 +168,15 @@ class DetectorSpec(_Strict):
     @model_validator(mode="after")
     def _params_valid(self) -> DetectorSpec:
         params = REGISTRY[self.kind].Params.model_validate(self.params)
-        bad = sorted(c for c in params.columns() if c not in RULE_COLUMNS)
+        derived = sorted(c for c in params.columns() if c in DERIVED_COLUMNS)
+        if derived:
+            # Detectors group and count on the canonical table; derived columns exist
+            # only inside record filters.
+            raise ValueError(
+                f"params name derived column(s) {derived}; detectors read contract "
+                "columns only (filter on a derived column under records instead)"
+            )
+        bad = sorted(c for c in params.columns() if c not in COLUMNS)
         if bad:
             raise ValueError(f"params name unknown column(s) {bad}")
         return self
@@ -224,6 +232,10 @@ class Rule(_Strict):
     status: Status
     category: Category
     root_cause: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]+$")]
+    #: Raised when what the rule finds changes (records, detector, thresholds), so that a
+    #: finding's stable key (see findings.finding_keys) is not carried over to a new
+    #: judgement. Wording changes keep the version.
+    version: Annotated[int, Field(ge=1)] = 1
     case: int | None = None
     records: RecordFilter
     detector: DetectorSpec
@@ -283,13 +295,16 @@ class Rule(_Strict):
         return self
 
     def measures_used(self) -> set[str]:
-        """Measures referred to by thresholds, confidence raises and the summary."""
+        """Measures and finding fields referred to by thresholds, confidence raises, the
+        summary and the explanations: what every finding of the rule carries, whether it
+        comes from a scan or an investigation."""
         used = set(self.thresholds)
         for r in self.confidence.raises:
             used |= set(r.when)
-        for _, field_name, _, _ in string.Formatter().parse(self.summary):
-            if field_name:
-                used.add(field_name)
+        for template in (self.summary, self.explain.en, self.explain.zh):
+            for _, field_name, _, _ in string.Formatter().parse(template):
+                if field_name:
+                    used.add(field_name)
         return used
 
     def columns(self) -> set[str]:
@@ -300,6 +315,29 @@ class Rule(_Strict):
     def active(self) -> bool:
         """Removed rules stay in the catalog but never run."""
         return self.status is not Status.removed
+
+
+def catalog_version(rules: list[Rule]) -> str:
+    """A short name for the exact catalog a result came from, stored with each case:
+    ``<n> rules, <digest>``, where the digest covers every rule's id, version and what
+    it judges on (records, detector, thresholds, confidence). It changes whenever any
+    rule's judgement changes, even if nobody raised a version."""
+    import hashlib
+    import json
+
+    parts = [
+        r.model_dump(
+            mode="json",
+            include={"id", "version", "records", "detector", "thresholds", "confidence"},
+            by_alias=True,
+            exclude_none=True,
+        )
+        for r in sorted(rules, key=lambda r: r.id)
+    ]
+    digest = hashlib.blake2b(
+        json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=6
+    ).hexdigest()
+    return f"{len(rules)} rules, {digest}"
 
 
 def bundled_rules_dir() -> Path:

@@ -1,4 +1,4 @@
-"""The ``telediag`` command: scan, demo, rules, decode.
+"""The ``telediag`` command: scan, investigate, columns, demo, rules, decode, case.
 
 Exit status: 0 when the command ran (whether or not anything was found); 2 for bad
 usage or unreadable input, with one line on stderr and no traceback.
@@ -126,6 +126,7 @@ def bundled_fixtures_dir() -> Path:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
+    from telediag.findings import EVIDENCE_SCHEMA, FINDINGS_SCHEMA
     from telediag.output import output_format, write_frame, write_table
     from telediag.scan import scan
     from telediag.views.summary import scan_summary
@@ -150,9 +151,9 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         spill_dir=args.spill_dir,
         bucket_progress=_BarProgress(sys.stderr) if show_progress else None,
     )
-    write_frame(result.findings, args.out)
+    write_frame(result.findings, args.out, FINDINGS_SCHEMA)
     if args.evidence:
-        write_frame(result.evidence, args.evidence)
+        write_frame(result.evidence, args.evidence, EVIDENCE_SCHEMA)
     if args.rejects:
         write_table(result.rejects(), args.rejects)
     if not args.quiet:
@@ -192,6 +193,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from telediag.findings import FINDINGS_SCHEMA
     from telediag.output import write_frame
     from telediag.scan import scan
     from telediag.views.summary import scan_summary
@@ -204,7 +206,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"telediag demo: scanning {len(files)} bundled sample files from {folder}\n")
     print(scan_summary(result, top=args.top))
     if args.out:
-        write_frame(result.findings, args.out)
+        write_frame(result.findings, args.out, FINDINGS_SCHEMA)
         print(f"\nFindings written to {args.out}")
     return EXIT_OK
 
@@ -275,6 +277,23 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
     return value
+
+
+def _cmd_columns_check(args: argparse.Namespace) -> int:
+    from telediag.columns import check_columns
+
+    report = check_columns(
+        list(args.inputs), args.column_map, args.tz, load_rules(args.rules, select=None)
+    )
+    print(report.render())
+    return EXIT_OK
+
+
+def _cmd_columns_suggest(args: argparse.Namespace) -> int:
+    from telediag.columns import suggest_map
+
+    sys.stdout.write(suggest_map(args.input))
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -383,10 +402,28 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--rules", metavar="DIR", help="rules directory")
     q.set_defaults(func=_cmd_rules_show)
 
+    p = sub.add_parser("columns", help="check an input against the contract, or draft a map")
+    csub = p.add_subparsers(dest="columns_command", required=True, parser_class=_Parser)
+    q = csub.add_parser(
+        "check", help="how each canonical column reads, and what would be set aside (no rules)"
+    )
+    q.add_argument("inputs", nargs="+", metavar="INPUT", help="Parquet file, directory, or CSV")
+    q.add_argument("--column-map", metavar="MAP", help="YAML column map for other feeds")
+    q.add_argument("--tz", metavar="ZONE", help="time zone of naive times (default UTC)")
+    q.add_argument("--rules", metavar="DIR", help="rules directory (default: shipped rules)")
+    q.set_defaults(func=_cmd_columns_check)
+    q = csub.add_parser("suggest", help="print a draft column map (YAML) for a file")
+    q.add_argument("input", metavar="INPUT", help="a CSV or Parquet file")
+    q.set_defaults(func=_cmd_columns_suggest)
+
     p = sub.add_parser("decode", help="decode international incoming caller IDs")
     p.add_argument("numbers", nargs="+", metavar="NUMBER")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=_cmd_decode)
+
+    from telediag.cases.commands import add_case_commands
+
+    add_case_commands(sub, _Parser)
     return parser
 
 

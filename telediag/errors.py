@@ -25,3 +25,8 @@ class ConfigError(TelediagError):
 
 class SelectionError(TelediagError):
     """A --select or --ignore pattern matches no rule of the catalog."""
+
+
+class CaseStoreError(TelediagError):
+    """The case store cannot be opened, or a case change is not allowed (no such case,
+    closing a closed case, an outcome the policy does not know)."""

@@ -95,20 +95,34 @@ def default_budget() -> int:
     return available_memory() // 2
 
 
-def estimate_rows(sources: Sequence[Path | pa.Table]) -> int:
-    """Rows of the input, from Parquet footers and CSV file sizes (nothing is read)."""
+def estimate_rows(sources: Sequence[object]) -> int:
+    """Rows of the input, from Parquet footers and text file sizes (nothing is read; a
+    file that cannot be opened is left to the reader, which names the problem)."""
     total = 0
     for item in sources:
         if isinstance(item, pa.Table):
             total += item.num_rows
-        elif _is_csv(item):
-            total += item.stat().st_size // CSV_BYTES_PER_ROW + 1
-        else:
+        elif isinstance(item, Path) and item.suffix.lower() == ".parquet":
             try:
                 total += pq.ParquetFile(item).metadata.num_rows
-            except (OSError, pa.ArrowException) as exc:
-                raise InputError(f"{item}: cannot read Parquet: {exc}") from None
+            except (OSError, pa.ArrowException):
+                total += item.stat().st_size // CSV_BYTES_PER_ROW + 1
+        elif isinstance(item, Path) and item.is_file():
+            total += item.stat().st_size // CSV_BYTES_PER_ROW + 1
     return total
+
+
+def can_stream(sources: Sequence[object], cmap: ColumnMap | None = None) -> bool:
+    """Can the spill pass read these inputs a batch at a time? Parquet files, CSV files
+    with the default dialect and Arrow tables, through one column map; other kinds of
+    input (a CSV dialect, per-file layouts) are scanned in memory."""
+    if cmap is not None and (cmap.csv is not None or cmap.layouts):
+        return False
+    return all(
+        isinstance(item, pa.Table)
+        or (isinstance(item, Path) and (item.suffix.lower() == ".parquet" or _is_csv(item)))
+        for item in sources
+    )
 
 
 def fits_in_memory(rows: int, budget: int) -> bool:
@@ -248,7 +262,7 @@ class _Writers:
 
 
 def spill(
-    sources: Sequence[Path | pa.Table],
+    sources: Sequence[tuple[Path | pa.Table, str]],
     directory: Path,
     buckets: int,
     subscriber_columns: set[str],
@@ -266,8 +280,7 @@ def spill(
     spilled = Spilled(directory=directory, buckets=buckets)
     wanted = subscriber_columns | (handset_columns or set())
     hand_cols = (handset_columns or set()) | {"record_id", "msisdn", "imei"}
-    for n, item in enumerate(sources):
-        stem = f"table{n}" if isinstance(item, pa.Table) else item.stem
+    for n, (item, stem) in enumerate(sources):
         name = f"<table {n}>" if isinstance(item, pa.Table) else str(item)
         spilled.files.append(name)
         by_sub, by_hand = _Writers(spilled, "subscriber", n), _Writers(spilled, "handset", n)
@@ -315,7 +328,7 @@ def _read_bucket(paths: list[Path]) -> pa.Table:
 
 
 def scan_out_of_core(
-    sources: Sequence[Path | pa.Table],
+    sources: Sequence[tuple[Path | pa.Table, str]],
     rules: Sequence[Rule],
     settings: ScanSettings,
     *,
@@ -338,7 +351,7 @@ def scan_out_of_core(
     timings = timings if timings is not None else {}
     budget = budget if budget is not None else default_budget()
     by_subscriber, by_handset = split_rules(rules)
-    rows = estimate_rows(sources)
+    rows = estimate_rows([item for item, _ in sources])
     n_buckets = buckets or plan_buckets(rows, budget, workers)
     directory = Path(tempfile.mkdtemp(prefix="telediag-spill-", dir=spill_dir))
     try:

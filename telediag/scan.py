@@ -19,14 +19,20 @@ from telediag.context import ScanSettings
 from telediag.derived import DERIVED_COLUMNS
 from telediag.engine import Progress, RuleError, default_workers, run_catalog
 from telediag.normalize import InputReport, Normalized, normalize
-from telediag.read import Sources, expand_sources, read_input
+from telediag.read import Sources, expand_sources, labelled_sources, read_input
+from telediag.schema import COLUMNS
 from telediag.sort import SortedRecords, sort_records
 
 if TYPE_CHECKING:
     from telediag.numbers import HomeCountry
     from telediag.outofcore import BucketProgress
 
-#: Columns every scan reads whatever the rules: identity, time, charge, handset.
+#: Every scan reads every contract column the input has, whatever rules are selected,
+#: so that the same rows are checked (and set aside) for any selection. Columns the
+#: contract does not know are left unread.
+CONTRACT_COLUMNS: frozenset[str] = frozenset(COLUMNS)
+
+#: Columns a handset bucket keeps whatever its rules: identity, time, charge, handset.
 ALWAYS_READ: frozenset[str] = frozenset(
     {
         "record_id",
@@ -84,7 +90,8 @@ class ScanResult:
 
 
 def columns_needed(rules: Sequence[Rule]) -> set[str]:
-    """Contract columns to read for these rules (derived columns map to their sources)."""
+    """Contract columns these rules read (derived columns map to their sources), plus
+    :data:`ALWAYS_READ`: what a handset bucket must carry for its rules."""
     cols = set(ALWAYS_READ)
     for rule in rules:
         for col in rule.columns():
@@ -137,6 +144,7 @@ def scan(
     (its time zone is the default ``tz``). The findings are the same either way.
     """
     from telediag.outofcore import (
+        can_stream,
         default_budget,
         estimate_rows,
         fits_in_memory,
@@ -172,15 +180,16 @@ def scan(
         )
     budget = parse_size(memory) if isinstance(memory, str) else memory or default_budget()
     items = expand_sources(source)
-    if buckets is not None or not fits_in_memory(estimate_rows(items), budget):
-        by_subscriber, by_handset = split_rules(chosen)
-        cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
+    large = buckets is not None or not fits_in_memory(estimate_rows(items), budget)
+    cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
+    if large and can_stream(items, cmap):
+        _, by_handset = split_rules(chosen)
         started = time.perf_counter()
         part = scan_out_of_core(
-            items,
+            labelled_sources(source),
             chosen,
             settings,
-            columns=columns_needed(by_subscriber),
+            columns=set(CONTRACT_COLUMNS),
             handset_columns=columns_needed(by_handset),
             cmap=cmap,
             budget=budget,
@@ -207,7 +216,7 @@ def scan(
             progress(name, 1, 1)
 
     t = time.perf_counter()
-    raw = read_input(items, column_map=column_map, columns=columns_needed(chosen))
+    raw = read_input(source, column_map=column_map, columns=set(CONTRACT_COLUMNS))
     step("read", t)
     t = time.perf_counter()
     normalized = normalize(raw, tz=settings.tz, threads=threads)

@@ -58,12 +58,13 @@ from telediag.normalize import InputReport, Normalized, normalize
 from telediag.outofcore import (
     BucketProgress,
     _read_bucket,
+    can_stream,
     default_budget,
     estimate_rows,
     plan_buckets,
     spill,
 )
-from telediag.read import RawInput, _concat, expand_sources
+from telediag.read import RawInput, _concat, labelled_sources
 from telediag.schema import COLUMNS
 from telediag.sort import _sorted_dictionary_codes, sort_records
 
@@ -207,7 +208,13 @@ def prepare(
     chosen = list(rules) if rules is not None else load_rules()
     _, by_handset = split_rules(chosen)
     cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
-    items = expand_sources(list(inputs))
+    labelled = labelled_sources(list(inputs))
+    items = [item for item, _ in labelled]
+    if not can_stream(items, cmap):
+        raise InputError(
+            "prepare reads Parquet files, CSV files in the default dialect and tables "
+            "through one column map; convert other inputs first"
+        )
     existing = load_manifest(store) if is_store(store) else None
     if existing is None and store.exists() and any(store.iterdir()):
         raise InputError(f"{store}: exists and is not a telediag store")
@@ -232,7 +239,7 @@ def prepare(
         if progress is not None:
             progress.phase("partitioning", rows, 0)
         spilled = spill(
-            items,
+            labelled,
             directory,
             n_buckets,
             set(COLUMNS),
