@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from telediag.catalog import load_rules
 from telediag.errors import TelediagError
@@ -50,6 +50,71 @@ class _StderrProgress:
         self.stream.flush()
 
 
+class _BarProgress:
+    """A progress bar on stderr for bucketed scans: rows and buckets done, rows per
+    second and the time left, one bar per phase (partitioning, scanning buckets)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            ProgressColumn,
+            Task,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.text import Text
+
+        class Rate(ProgressColumn):
+            def render(self, task: Task) -> Text:
+                speed = task.finished_speed or task.speed
+                return Text("" if speed is None else f"{speed:,.0f} rows/s")
+
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=20),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
+            TextColumn("{task.fields[buckets]}"),
+            Rate(),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(compact=True),
+            # Off a terminal (a log file), one wide line per phase rather than wrapped cells.
+            console=Console(file=stream, width=None if stream.isatty() else 160),
+            transient=False,
+        )
+        self.task: Any = None
+        self.buckets = (0, 0)
+        self.bar.start()
+
+    def _label(self) -> str:
+        done, total = self.buckets
+        return f"{done}/{total} buckets" if total else ""
+
+    def phase(self, name: str, rows: int, buckets: int) -> None:
+        self._finish()
+        self.buckets = (0, buckets)
+        self.task = self.bar.add_task(name, total=max(rows, 1), buckets=self._label())
+
+    def advance(self, rows: int, buckets: int = 0) -> None:
+        if self.task is None:
+            return
+        self.buckets = (self.buckets[0] + buckets, self.buckets[1])
+        self.bar.update(self.task, advance=rows, buckets=self._label())
+
+    def _finish(self) -> None:
+        """End the current bar where it is (the row total was an estimate)."""
+        for task in self.bar.tasks:
+            if task.id == self.task:
+                self.bar.update(task.id, total=max(task.completed, 1), completed=task.completed)
+
+    def close(self) -> None:
+        self._finish()
+        self.bar.stop()
+
+
 def bundled_fixtures_dir() -> Path:
     """The sample records shipped with the package (wheel or checkout)."""
     from importlib import resources
@@ -80,6 +145,11 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         select=args.select,
         ignore=args.ignore,
         progress=_StderrProgress(sys.stderr) if show_progress else None,
+        workers=args.workers,
+        memory=args.memory,
+        buckets=args.buckets,
+        spill_dir=args.spill_dir,
+        bucket_progress=_BarProgress(sys.stderr) if show_progress else None,
     )
     write_frame(result.findings, args.out, FINDINGS_SCHEMA)
     if args.evidence:
@@ -91,6 +161,34 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         print(f"\nFindings written to {args.out}")
         if args.rejects:
             print(f"Set-aside rows written to {args.rejects}")
+    return EXIT_OK
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from telediag.outofcore import parse_size
+    from telediag.store import prepare
+
+    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    started = time.perf_counter()
+    manifest = prepare(
+        list(args.inputs),
+        args.out,
+        column_map=args.column_map,
+        tz=args.tz,
+        rules=load_rules(args.rules) if args.rules else None,
+        buckets=args.buckets,
+        memory=parse_size(args.memory) if args.memory else None,
+        workers=args.workers or 1,
+        spill_dir=args.spill_dir,
+        progress=_BarProgress(sys.stderr) if show_progress else None,
+    )
+    if not args.quiet:
+        part = manifest.parts[-1]
+        print(
+            f"{args.out}: part {part['part']} added, {part['rows_read']:,} rows read, "
+            f"{part['rows_used']:,} used, in {time.perf_counter() - started:.1f} s; the store "
+            f"holds {manifest.report.rows_used:,} rows in {manifest.buckets} buckets"
+        )
     return EXIT_OK
 
 
@@ -171,6 +269,16 @@ def _cmd_investigate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
 def _cmd_columns_check(args: argparse.Namespace) -> int:
     from telediag.columns import check_columns
 
@@ -218,6 +326,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="show progress on stderr (default: when stderr is a terminal)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="print no summary")
+    p.add_argument(
+        "--memory",
+        metavar="SIZE",
+        help="memory budget, e.g. 2GB; a larger input is scanned in buckets spilled to "
+        "disk (default: half of the memory available)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="threads for the scan and buckets scanned at once (default: cores, at most 4)",
+    )
+    p.add_argument(
+        "--buckets", type=_positive_int, metavar="N", help="scan in N buckets, spilled to disk"
+    )
+    p.add_argument(
+        "--spill-dir", metavar="DIR", help="where bucket spill files go (default: temp dir)"
+    )
     p.set_defaults(func=_cmd_scan)
 
     p = sub.add_parser("investigate", help="investigate one subscriber's dispute")
@@ -237,6 +363,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--column-map", metavar="FILE", help="YAML column map for other feeds")
     p.add_argument("--policy", metavar="FILE", help="operator policy (charge advice, deadlines)")
     p.set_defaults(func=_cmd_investigate)
+
+    p = sub.add_parser(
+        "prepare", help="write the input once as a store (normalized, bucketed, sorted)"
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="Parquet file, directory, or CSV")
+    p.add_argument(
+        "--out", required=True, metavar="STORE", help="store directory (new or existing)"
+    )
+    p.add_argument("--column-map", metavar="FILE", help="YAML column map for other feeds")
+    p.add_argument("--tz", metavar="ZONE", help="time zone of naive times (default UTC)")
+    p.add_argument("--rules", metavar="DIR", help="rules directory (default: shipped rules)")
+    p.add_argument("--memory", metavar="SIZE", help="memory budget, e.g. 2GB")
+    p.add_argument("--workers", type=_positive_int, metavar="N", help="threads")
+    p.add_argument("--buckets", type=_positive_int, metavar="N", help="buckets of a new store")
+    p.add_argument("--spill-dir", metavar="DIR", help="where spill files go (default: temp dir)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show progress on stderr (default: when stderr is a terminal)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("demo", help="scan the bundled sample records")
     p.add_argument("--out", metavar="FINDINGS", help="also write the findings here")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from telediag.context import ScanSettings
@@ -36,13 +37,19 @@ DERIVED_COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+def _strings(values: pd.Series) -> pa.Array:
+    """A text column as an Arrow string array (missing values as null), without an
+    object-dtype copy."""
+    return pa.Array.from_pandas(values, type=pa.string())
+
+
 def _peer(columns: dict[str, pa.Array], settings: ScanSettings) -> dict[str, pa.Array]:
     from telediag.numbers import classify_numbers
 
     frame = classify_numbers(columns["peer_number"], settings.home)
     return {
         "peer_international": pa.array(frame["international"].to_numpy(dtype=bool, na_value=False)),
-        "peer_country": pa.array(frame["region"].astype("object"), type=pa.string()),
+        "peer_country": _strings(frame["region"]),
     }
 
 
@@ -50,10 +57,7 @@ def _handset(columns: dict[str, pa.Array], settings: ScanSettings) -> dict[str, 
     from telediag.devices import lookup_handsets
 
     frame = lookup_handsets(columns["imei"])  # model is the display name, vendor included
-    return {
-        f"handset_{name}": pa.array(frame[name].astype("object"), type=pa.string())
-        for name in ("model", "bands", "quirks")
-    }
+    return {f"handset_{name}": _strings(frame[name]) for name in ("model", "bands", "quirks")}
 
 
 def _network(columns: dict[str, pa.Array], settings: ScanSettings) -> dict[str, pa.Array]:

@@ -80,7 +80,7 @@ def run_rule(
     started = time.perf_counter()
     detector = REGISTRY[rule.detector.kind]
     mask = evaluator.mask(rule.records)
-    positions = np.flatnonzero(mask[records.order]).astype(np.int64)
+    positions = records.positions_of(mask)
     clock = LocalClock(settings.tz)
     ctx = DetectContext(
         records=records,
@@ -134,6 +134,7 @@ def run_catalog(
     """
     evaluator = FilterEvaluator(records.table, settings, records.normalized.encoded)
     records.subscriber_bounds()  # shared, computed once before the threads start
+    records.positions_of(np.zeros(records.table.num_rows, dtype=bool))
 
     def one(item: tuple[int, Rule]) -> tuple[Rule, RuleOutcome | RuleError, float]:
         i, rule = item

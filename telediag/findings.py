@@ -298,9 +298,7 @@ def build_findings(
     first = sg.seg_min(times, starts)
     last = sg.seg_max(times, starts)
     count = np.diff(cands.offsets)
-    msisdn = np.array(records.msisdns.to_pylist(), dtype=object)[
-        m["subscriber"].to_numpy().astype(np.int64)
-    ]
+    msisdn = records.msisdn_values()[m["subscriber"].to_numpy().astype(np.int64)]
     groups = _group_labels(cands)
     models, quirks = handset_of_evidence(records, cands)
     quirk_hit = [q is not None and rule.root_cause in q.split(";") for q in quirks]

@@ -367,8 +367,10 @@ def investigate(
     """
     from telediag import __version__
     from telediag.scan import CONTRACT_COLUMNS
+    from telediag.store import load_manifest, store_path, subscriber_input
 
-    zone = tz or "UTC"
+    store = store_path(source)
+    zone = tz or (load_manifest(store).tz if store is not None else "UTC")
     # Everything the caller typed is checked before any record is read.
     complaint_day = None if complaint_date is None else _parse_day(complaint_date, "complaint date")
     lo = _parse_when(start, zone)
@@ -377,12 +379,15 @@ def investigate(
     chosen = _resolve_rules(rules, None, None)
     pol = policy if isinstance(policy, Policy) else load_policy(policy)
     msisdn = str(msisdn).strip()
-    raw = read_input(
-        source,
-        column_map=column_map,
-        columns=set(CONTRACT_COLUMNS),
-        only=SubscriberFilter(msisdn),
-    )
+    if store is not None:  # a prepared month: the subscriber's bucket, a few row groups
+        raw = subscriber_input(store, msisdn)
+    else:
+        raw = read_input(
+            source,
+            column_map=column_map,
+            columns=set(CONTRACT_COLUMNS),
+            only=SubscriberFilter(msisdn),
+        )
     normalized = normalize(raw, tz=zone)
     report = normalized.report.to_dict()
     in_period = normalized

@@ -129,6 +129,11 @@ def _expand(sources: Sources) -> list[tuple[Path | pa.Table, str]]:
     return out
 
 
+def labelled_sources(sources: Sources) -> list[tuple[Path | pa.Table, str]]:
+    """Each input file (or table) with the name its generated record ids start with."""
+    return _expand(sources)
+
+
 def _without_suffix(name: str) -> str:
     for suffix in (".csv.gz", ".parquet", ".csv", ".txt"):
         if name.endswith(suffix):

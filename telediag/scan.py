@@ -10,23 +10,42 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from telediag.buckets import split_rules
 from telediag.catalog import Rule, load_rules, select_rules
-from telediag.colmap import ColumnMap
+from telediag.colmap import ColumnMap, load_column_map
 from telediag.context import ScanSettings
-from telediag.engine import Progress, RuleError, run_catalog
+from telediag.derived import DERIVED_COLUMNS
+from telediag.engine import Progress, RuleError, default_workers, run_catalog
 from telediag.normalize import InputReport, Normalized, normalize
-from telediag.read import Sources, read_input
+from telediag.read import Sources, expand_sources, labelled_sources, read_input
 from telediag.schema import COLUMNS
 from telediag.sort import SortedRecords, sort_records
 
 if TYPE_CHECKING:
     from telediag.numbers import HomeCountry
+    from telediag.outofcore import BucketProgress
 
 #: Every scan reads every contract column the input has, whatever rules are selected,
 #: so that the same rows are checked (and set aside) for any selection. Columns the
 #: contract does not know are left unread.
 CONTRACT_COLUMNS: frozenset[str] = frozenset(COLUMNS)
+
+#: Columns a handset bucket keeps whatever its rules: identity, time, charge, handset.
+ALWAYS_READ: frozenset[str] = frozenset(
+    {
+        "record_id",
+        "record_type",
+        "direction",
+        "start_time",
+        "msisdn",
+        "charge",
+        "imei",
+        "imsi",
+        "status",
+    }
+)
 
 
 @dataclass
@@ -41,12 +60,17 @@ class ScanResult:
     timings: dict[str, float] = field(default_factory=dict)
     normalized: Normalized | None = field(default=None, repr=False)
     records: SortedRecords | None = field(default=None, repr=False)
+    #: The set-aside rows, when the scan ran in buckets (no one table holds them all).
+    set_aside_rows: pa.Table | None = field(default=None, repr=False)
 
     def rejects(self) -> pa.Table:
-        """The rows set aside, as read, with their reason."""
+        """The rows set aside, as read, with their reason, ordered by record id."""
+        if self.set_aside_rows is not None:
+            return self.set_aside_rows
         if self.normalized is None:
             raise ValueError("this result holds no input")
-        return self.normalized.rejects()
+        rejects = self.normalized.rejects()
+        return rejects.take(pc.sort_indices(rejects, [("record_id", "ascending")])).combine_chunks()
 
     def evidence_for(self, finding_id: str) -> list[str]:
         """The record ids behind one finding, in time order."""
@@ -63,6 +87,19 @@ class ScanResult:
             f"<ScanResult {len(self.findings)} findings from {self.report.rows_used} of "
             f"{self.report.rows_read} rows, {len(self.rules)} rules, {len(self.errors)} errors>"
         )
+
+
+def columns_needed(rules: Sequence[Rule]) -> set[str]:
+    """Contract columns these rules read (derived columns map to their sources), plus
+    :data:`ALWAYS_READ`: what a handset bucket must carry for its rules."""
+    cols = set(ALWAYS_READ)
+    for rule in rules:
+        for col in rule.columns():
+            if col in DERIVED_COLUMNS:
+                cols.update(DERIVED_COLUMNS[col][0])
+            else:
+                cols.add(col)
+    return cols
 
 
 def _resolve_rules(
@@ -86,18 +123,92 @@ def scan(
     home: HomeCountry | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
+    memory: int | str | None = None,
+    buckets: int | None = None,
+    spill_dir: str | Path | None = None,
+    bucket_progress: BucketProgress | None = None,
 ) -> ScanResult:
     """Scan CDRs with the rule catalog.
 
     ``source`` is a Parquet file, a directory of Parquet files, a CSV file, an Arrow
     table, or a list of these. ``rules`` is a rules directory, a list of rules, or None
     for the shipped catalog. Naive times are read in ``tz`` (default UTC), which is also
-    the zone of "night" and "day" measures. Rules run in ``workers`` threads (default:
-    one per core, at most four).
+    the zone of "night" and "day" measures. ``workers`` sizes every thread pool of the
+    scan (normalization, sorting, rules; default: one per core, at most four).
+
+    ``memory`` is the budget (bytes, or text such as ``"2GB"``; default: half of the
+    memory available). An input that may not fit it is scanned out of core: spilled into
+    buckets under ``spill_dir`` and scanned ``workers`` buckets at a time (see
+    :mod:`telediag.outofcore`); ``buckets`` forces that path with that many buckets. A
+    store made by :func:`telediag.store.prepare` is scanned bucket by bucket as it is
+    (its time zone is the default ``tz``). The findings are the same either way.
     """
+    from telediag.outofcore import (
+        can_stream,
+        default_budget,
+        estimate_rows,
+        fits_in_memory,
+        parse_size,
+        scan_out_of_core,
+    )
+    from telediag.store import load_manifest, scan_store, store_path
+
     timings: dict[str, float] = {}
     chosen = _resolve_rules(rules, select, ignore)
+    store = store_path(source)
+    if store is not None and tz is None:
+        tz = load_manifest(store).tz
     settings = ScanSettings(tz=tz or "UTC") if home is None else ScanSettings(tz or "UTC", home)
+    threads = workers if workers is not None else default_workers()
+    if store is not None:
+        part = scan_store(
+            store,
+            chosen,
+            settings,
+            workers=threads,
+            progress=bucket_progress,
+            timings=timings,
+        )
+        return ScanResult(
+            findings=part.findings,
+            evidence=part.evidence,
+            report=part.report,
+            errors=part.errors,
+            rules=chosen,
+            timings=timings,
+            set_aside_rows=part.rejects,
+        )
+    budget = parse_size(memory) if isinstance(memory, str) else memory or default_budget()
+    items = expand_sources(source)
+    large = buckets is not None or not fits_in_memory(estimate_rows(items), budget)
+    cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
+    if large and can_stream(items, cmap):
+        _, by_handset = split_rules(chosen)
+        started = time.perf_counter()
+        part = scan_out_of_core(
+            labelled_sources(source),
+            chosen,
+            settings,
+            columns=set(CONTRACT_COLUMNS),
+            handset_columns=columns_needed(by_handset),
+            cmap=cmap,
+            budget=budget,
+            workers=threads,
+            buckets=buckets,
+            spill_dir=spill_dir,
+            progress=bucket_progress,
+            timings=timings,
+        )
+        timings["total"] = time.perf_counter() - started
+        return ScanResult(
+            findings=part.findings,
+            evidence=part.evidence,
+            report=part.report,
+            errors=part.errors,
+            rules=chosen,
+            timings=timings,
+            set_aside_rows=part.rejects,
+        )
 
     def step(name: str, started: float) -> None:
         timings[name] = time.perf_counter() - started
@@ -108,13 +219,13 @@ def scan(
     raw = read_input(source, column_map=column_map, columns=set(CONTRACT_COLUMNS))
     step("read", t)
     t = time.perf_counter()
-    normalized = normalize(raw, tz=settings.tz)
+    normalized = normalize(raw, tz=settings.tz, threads=threads)
     step("normalize", t)
     t = time.perf_counter()
-    records = sort_records(normalized)
+    records = sort_records(normalized, threads=threads)
     step("sort", t)
     t = time.perf_counter()
-    result = run_catalog(records, chosen, settings, progress=progress, workers=workers)
+    result = run_catalog(records, chosen, settings, progress=progress, workers=threads)
     timings["rules"] = time.perf_counter() - t
     for rule_id, seconds in result.seconds.items():
         timings[f"rule {rule_id}"] = seconds

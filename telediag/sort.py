@@ -48,6 +48,13 @@ def _sorted_dictionary_codes(
     return out, dictionary.take(pa.array(order))
 
 
+def code_of(dictionary: pa.Array, value: str) -> int:
+    """The code of ``value`` in a dictionary from :meth:`SortedRecords.codes` (-2 when
+    absent, which matches no code, not even the -1 of null)."""
+    found = pc.index(dictionary, value).as_py()
+    return -2 if found is None or found < 0 else int(found)
+
+
 @dataclass
 class SortedRecords:
     """The usable rows, sorted by subscriber then time, with per-column caches."""
@@ -101,6 +108,34 @@ class SortedRecords:
         filled[missing] = generated.to_pylist()
         return pa.array(filled, type=pa.string())
 
+    def positions_of(self, mask: np.ndarray) -> np.ndarray:
+        """Sorted positions of the table rows where ``mask`` holds (set-aside rows, which
+        have no position, are skipped), in sorted order.
+
+        A rule's filter usually keeps a small share of the month: then the kept rows are
+        looked up in the inverse of the sort order and their few positions sorted, which
+        costs far less than gathering the whole mask in sorted order.
+        """
+        kept = np.flatnonzero(mask)
+        if kept.size * 8 >= len(self):
+            return np.flatnonzero(mask[self.order]).astype(np.int64)
+        key = "position_of_row"
+        if key not in self._cache:
+            inverse = np.full(mask.shape[0], -1, dtype=np.int64)
+            inverse[self.order] = np.arange(len(self), dtype=np.int64)
+            self._cache[key] = inverse
+        found = np.asarray(self._cache[key])[kept]
+        found = found[found >= 0]
+        found.sort()
+        return found
+
+    def msisdn_values(self) -> np.ndarray:
+        """The subscriber numbers as an object array indexed by subscriber code (cached)."""
+        key = "msisdn_values"
+        if key not in self._cache:
+            self._cache[key] = np.asarray(self.msisdns.to_pylist(), dtype=object)
+        return np.asarray(self._cache[key])
+
     def subscriber_bounds(self) -> np.ndarray:
         """Start of each subscriber's run of sorted positions, plus the end."""
         key = "subscriber_bounds"
@@ -114,7 +149,9 @@ class SortedRecords:
 _BUCKET_ROWS = 1 << 20
 
 
-def _argsort_by_subscriber_ranges(key: np.ndarray, codes: np.ndarray) -> np.ndarray:
+def _argsort_by_subscriber_ranges(
+    key: np.ndarray, codes: np.ndarray, threads: int = 2
+) -> np.ndarray:
     """``np.argsort(key)`` for a key whose high bits are the subscriber code, faster.
 
     The rows are first split by ranges of subscriber code (a stable sort on a small
@@ -136,13 +173,42 @@ def _argsort_by_subscriber_ranges(key: np.ndarray, codes: np.ndarray) -> np.ndar
         lo, hi = bounds[i], bounds[i + 1]
         return np.asarray(order[lo:hi][np.argsort(grouped[lo:hi])])
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        parts = list(pool.map(sort_one, range(buckets)))
+    if threads > 1:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            parts = list(pool.map(sort_one, range(buckets)))
+    else:
+        parts = [sort_one(i) for i in range(buckets)]
     return np.concatenate(parts)
 
 
-def sort_records(normalized: Normalized) -> SortedRecords:
-    """Sort the usable rows by (subscriber, time) with one argsort of a packed key."""
+def _break_ties(normalized: Normalized, rows: np.ndarray, tied: np.ndarray) -> np.ndarray:
+    """Order rows of equal (subscriber, time) by record id, so the order, and every
+    result built on it, does not depend on the order the rows were read in.
+
+    ``rows`` are table rows in sorted order; ``tied[i]`` says row i + 1 has the same
+    subscriber and time as row i. Ties are rare (one subscriber, two records in the same
+    millisecond), so only they are looked at.
+    """
+    same = np.flatnonzero(tied)
+    if same.size == 0:
+        return rows
+    at = np.unique(np.concatenate([same, same + 1]))
+    # A run of equal keys starts where a position is not tied to the one before it.
+    starts = np.ones(at.size, dtype=bool)
+    starts[at > 0] = ~tied[at[at > 0] - 1]
+    group = np.cumsum(starts)
+    ids = normalized.table["record_id"].take(pa.array(rows[at]))
+    if ids.null_count:
+        ids = pc.coalesce(ids, normalized.raw.generated_ids(rows[at]))
+    text = np.asarray(ids.to_pylist(), dtype=object).astype(str)
+    out = rows.copy()
+    out[at] = rows[at][np.lexsort((text, group))]
+    return out
+
+
+def sort_records(normalized: Normalized, threads: int = 2) -> SortedRecords:
+    """Sort the usable rows by (subscriber, time, record id); one argsort of a packed key
+    does the work, in up to ``threads`` threads."""
     valid_rows = np.flatnonzero(normalized.valid).astype(np.int64)
     table = normalized.table
     codes_all, msisdns = _sorted_dictionary_codes(table["msisdn"], normalized.encoded.get("msisdn"))
@@ -165,13 +231,15 @@ def sort_records(normalized: Normalized) -> SortedRecords:
     time_bits = max(1, span.bit_length())
     if code_bits + time_bits <= 63:
         key = (codes.astype(np.int64) << time_bits) | (times - t0)
-        perm = _argsort_by_subscriber_ranges(key, codes)
+        perm = _argsort_by_subscriber_ranges(key, codes, threads)
     else:  # more than 63 bits: fall back to a two-key sort
         perm = np.lexsort((times, codes))
+    subscriber, time_ms = codes[perm], times[perm]
+    tied = (subscriber[1:] == subscriber[:-1]) & (time_ms[1:] == time_ms[:-1])
     return SortedRecords(
         normalized=normalized,
-        order=valid_rows[perm],
-        subscriber=codes[perm],
-        time_ms=times[perm],
+        order=_break_ties(normalized, valid_rows[perm], tied),
+        subscriber=subscriber,
+        time_ms=time_ms,
         msisdns=msisdns,
     )

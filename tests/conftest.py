@@ -33,8 +33,8 @@ def rows_add_up(monkeypatch: pytest.MonkeyPatch) -> None:
 
     from telediag.normalize import normalize as original
 
-    def checked(raw, tz=None):  # type: ignore[no-untyped-def]
-        norm = original(raw, tz=tz)
+    def checked(raw, tz=None, **kwargs):  # type: ignore[no-untyped-def]
+        norm = original(raw, tz=tz, **kwargs)
         rep = norm.report
         assert rep.rows_read == raw.num_rows == norm.table.num_rows
         assert rep.rows_read == rep.rows_used + rep.rows_set_aside
@@ -42,5 +42,6 @@ def rows_add_up(monkeypatch: pytest.MonkeyPatch) -> None:
         assert bool(np.all((norm.reason == 0) == norm.valid))
         return norm
 
-    for name in ("telediag.scan", "telediag.investigation", "telediag.columns"):
+    modules = ("scan", "investigation", "columns", "buckets", "store")
+    for name in (f"telediag.{m}" for m in modules):
         monkeypatch.setattr(importlib.import_module(name), "normalize", checked)

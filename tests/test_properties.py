@@ -161,60 +161,6 @@ def test_injected_mail_polling_is_found(
     assert [(r.msisdn, list(r.record_ids)) for r in hits.itertuples()] == [("13800008888", ids)]
 
 
-@SETTINGS
-@given(seed=st.integers(0, 10_000), n=st.integers(50, 400), parts=st.integers(2, 4))
-def test_handset_linked_parts_keep_every_finding(
-    catalog: list[telediag.Rule], seed: int, n: int, parts: int
-) -> None:
-    """With parts from telediag.partition, even cross-subscriber rules find the same."""
-    from telediag.partition import part_of_rows
-
-    rng = np.random.default_rng(seed)
-    frame = background(seed, n, 20)
-    frame["imei"] = [f"3520140100{v:04d}" for v in rng.integers(0, 15, len(frame))]
-    swap = pd.DataFrame(
-        {
-            "record_id": ["swap-a", "swap-c"],
-            "record_type": "mms",
-            "direction": "mo",
-            "start_time": [T0 + pd.Timedelta(days=1), T0 + pd.Timedelta(days=3)],
-            "msisdn": ["13800007001", "13800007002"],
-            "peer_number": "13999990000",
-            "sms_length": -1,
-            "server_ip": None,
-            "server_port": 0,
-            "app_protocol": None,
-            "bytes_up": 0,
-            "bytes_down": 0,
-            "imei": "35201401999999",
-            "status": ["failed", "ok"],
-            "mms_event": "submit",
-            "mms_size": 40960,
-        }
-    )
-    frame = pd.concat([frame, swap], ignore_index=True)
-    whole = telediag.scan(to_table(frame), rules=catalog)
-    assert ("TD004", "13800007002") in {(r.rule_id, r.msisdn) for r in whole.findings.itertuples()}
-    part = part_of_rows(to_table(frame), parts)
-    pieces = [
-        telediag.scan(to_table(frame[part == p].reset_index(drop=True)), rules=catalog)
-        for p in range(parts)
-    ]
-    assert key(whole) == sorted(k for r in pieces for k in key(r))
-
-
-def test_linked_groups_follow_chains() -> None:
-    from telediag.partition import linked_groups
-
-    msisdn = pa.array(["a", "b", "b", "c", "d", "e"])
-    h1, h2, h3 = "35201401000017", "35201401000025", "86091200000015"
-    imei = pa.array([h1, h1, h2, h2, h3, None])
-    label, values = linked_groups(msisdn, imei)
-    group = dict(zip(values.to_pylist(), label.tolist(), strict=True))
-    assert group["a"] == group["b"] == group["c"]
-    assert len({group["a"], group["d"], group["e"]}) == 3
-
-
 def shared_handset_mms(seed: int, n: int) -> pd.DataFrame:
     """MMS submits, calls and SMS by 12 subscribers passing 5 handsets around over two
     months, many failed, to few recipients of few sizes: many re-send look-alikes."""

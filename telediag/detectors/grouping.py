@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from telediag.detectors import segments as sg
 from telediag.detectors.base import Candidates, DetectContext
+from telediag.sort import code_of
 
 #: Measures both detectors report (the burst detector adds its gap measures).
 GROUP_MEASURES: dict[str, str] = {
@@ -87,10 +88,9 @@ def measure_groups(
     status_ok = status_rej = None
     if need_status:
         scodes, sdict = rec.codes("status", positions)
-        labels = np.array(sdict.to_pylist() + [None], dtype=object)
-        status = labels[scodes]  # -1 picks the trailing None
-        status_ok = (status == "ok") | (scodes < 0)
-        status_rej = status == "rejected"
+        # Compare integer codes: the dictionary is tiny, the rows are many.
+        status_ok = (scodes == code_of(sdict, "ok")) | (scodes < 0)
+        status_rej = scodes == code_of(sdict, "rejected")
 
     # Subscriber-wide figures come from the whole subset, before any group is dropped.
     nsub = int(sub.max()) + 1

@@ -36,6 +36,7 @@ from telediag.detectors.base import (
     DetectorParams,
     register,
 )
+from telediag.sort import code_of
 
 
 class HandoverParams(DetectorParams):
@@ -84,8 +85,7 @@ class HandoverDetector(Detector):
         # the rule's kind from at least two subscribers.
         imei, imei_dict = rec.codes("imei", positions)
         scodes, sdict = rec.codes("status", positions)
-        labels = np.array([*sdict.to_pylist(), None], dtype=object)
-        ok = (labels[scodes] == "ok") | (scodes < 0)
+        ok = (scodes == code_of(sdict, "ok")) | (scodes < 0)
         sub = rec.subscriber[positions].astype(np.int64)
         known = imei >= 0
         failed_on = np.unique(imei[known & ~ok])
@@ -102,7 +102,7 @@ class HandoverDetector(Detector):
             ),
             dtype=bool,
         )
-        allpos = np.flatnonzero(on_rows[rec.order]).astype(np.int64)
+        allpos = rec.positions_of(on_rows)
         h_all, _ = rec.codes("imei", allpos)
         s_all = rec.subscriber[allpos].astype(np.int64)
         t_all = rec.time_ms[allpos]
@@ -178,7 +178,7 @@ class HandoverDetector(Detector):
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         idx = np.repeat(first - offsets[:-1], lengths) + np.arange(int(lengths.sum()))
         charge = rec.column("charge", positions[cand])
-        msisdns = np.array([*rec.msisdns.to_pylist(), None], dtype=object)
+        msisdns = np.append(rec.msisdn_values(), np.array([None], dtype=object))
         previous = np.where(matched, sub[p], prev_sub[stint[cand]])
         measures = pd.DataFrame(
             {

@@ -1,0 +1,333 @@
+"""Scanning a month bucket by bucket: the unit of work of every large scan.
+
+A month is cut into buckets in two ways, and each rule runs on the cut that keeps its
+evidence together:
+
+- *subscriber buckets*, rows hashed by the trimmed msisdn, for every rule that looks at
+  one subscriber at a time (all but the handset-keyed ones). They also give the input
+  accounting: every row read falls in exactly one subscriber bucket, so rows read, used
+  and set aside, and the rejects, are counted there and only there.
+- *handset buckets*, rows hashed by the IMEI, for rules marked ``cross_subscriber``
+  (they follow a handset from one subscriber to the next). Rows without an IMEI are of
+  no use to them and are left out.
+
+Hashing handsets separately avoids grouping subscribers linked through shared handsets:
+on real data such links chain into a few giant groups. Both cuts are made in one pass
+over the input, and on a cluster they are one shuffle.
+
+The interface a cluster engine calls, per bucket::
+
+    subscriber_rules, handset_rules = split_rules(rules)
+    part = scan_bucket(table, subscriber_rules, settings, key="subscriber")
+    ... and, for handset buckets, scan_bucket(table, handset_rules, settings, key="handset")
+    result = combine(all_parts)
+
+``table`` holds contract columns after the column map and before normalization, with
+every record id filled in (:func:`with_record_ids`): a generated id names the row's place
+in its input file, which a bucket no longer knows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from telediag.catalog import Rule
+from telediag.context import ScanSettings
+from telediag.engine import RuleError, run_catalog
+from telediag.findings import empty_evidence, empty_findings
+from telediag.normalize import REASONS, InputReport, normalize
+from telediag.read import RawInput
+from telediag.sort import sort_records
+
+Key = Literal["subscriber", "handset"]
+
+#: Column each kind of bucket is hashed on.
+KEY_COLUMN: dict[str, str] = {"subscriber": "msisdn", "handset": "imei"}
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+
+
+@dataclass
+class BucketResult:
+    """What one bucket (or a combination of buckets) gave."""
+
+    findings: pd.DataFrame
+    evidence: pd.DataFrame
+    report: InputReport
+    errors: list[RuleError] = field(default_factory=list)
+    rejects: pa.Table = field(default_factory=lambda: pa.table({}))
+
+
+def split_rules(rules: Sequence[Rule]) -> tuple[list[Rule], list[Rule]]:
+    """(subscriber-keyed rules, handset-keyed rules), each in catalog order."""
+    return (
+        [r for r in rules if not r.cross_subscriber],
+        [r for r in rules if r.cross_subscriber],
+    )
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """A 64-bit finalizer (MurmurHash3's): every input bit moves every output bit, so
+    the low bits taken by a modulo are well spread."""
+    h = h ^ (h >> np.uint64(33))
+    h = h * np.uint64(0xFF51AFD7ED558CCD)
+    h = h ^ (h >> np.uint64(33))
+    h = h * np.uint64(0xC4CEB9FE1A85EC53)
+    return np.asarray(h ^ (h >> np.uint64(33)))
+
+
+def _hash_strings(values: pa.Array) -> np.ndarray:
+    """FNV-1a over the UTF-8 bytes of each (non-null) string, then :func:`_mix`.
+
+    Vectorized over the values: one numpy step per byte position, and subscriber numbers
+    and IMEIs are short.
+    """
+    values = values.cast(pa.large_string())
+    n = len(values)
+    h = np.full(n, _FNV_OFFSET, dtype=np.uint64)
+    if n == 0:
+        return h
+    buffers = values.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=np.int64)[values.offset : values.offset + n + 1]
+    data = (
+        np.frombuffer(buffers[2], dtype=np.uint8)
+        if buffers[2] is not None
+        else np.zeros(0, dtype=np.uint8)
+    )
+    starts = offsets[:-1]
+    lengths = offsets[1:] - starts
+    by_length = np.argsort(-lengths, kind="stable")
+    # How many values are longer than k, for every k: the first that many of by_length.
+    longer = np.searchsorted(-lengths[by_length], -np.arange(int(lengths.max())), side="left")
+    for k, count in enumerate(longer):
+        idx = by_length[:count]
+        h[idx] = (h[idx] ^ data[starts[idx] + k].astype(np.uint64)) * _FNV_PRIME
+    return _mix(h)
+
+
+def key_hash(keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A stable 64-bit hash of each key, as text with surrounding blanks trimmed.
+
+    It depends on the key's value alone (not on row order, file split or anything else
+    in the input), the same on every machine. Null keys hash to 0.
+    """
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks() if keys.num_chunks != 1 else keys.chunk(0)
+    if pa.types.is_dictionary(keys.type):
+        keys = keys.cast(keys.type.value_type)
+    if not pa.types.is_string(keys.type):
+        keys = keys.cast(pa.string())
+    encoded = pc.dictionary_encode(keys)
+    distinct = _hash_strings(pc.utf8_trim_whitespace(encoded.dictionary))
+    indices = encoded.indices
+    if indices.null_count == 0:
+        return np.asarray(distinct[np.asarray(indices.to_numpy(zero_copy_only=False))])
+    codes = np.asarray(pc.fill_null(indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return np.where(codes >= 0, distinct[np.maximum(codes, 0)], np.uint64(0))
+
+
+def bucket_of(keys: pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
+    """Bucket number (0..buckets-1) of each key: :func:`key_hash` modulo ``buckets``.
+
+    Null keys fall in bucket 0 (for subscribers they are set aside there; handset buckets
+    leave them out, see :func:`handset_rows`).
+    """
+    if buckets < 1:
+        raise ValueError("buckets must be at least 1")
+    return (key_hash(keys) % np.uint64(buckets)).astype(np.int32)
+
+
+def handset_rows(table: pa.Table) -> np.ndarray:
+    """Rows that handset buckets need: every row with an IMEI (any non-null value),
+    whatever its kind. A handset rule reads all the records of a handset (a new SIM's
+    arrival on it is its first record there), and nothing without an IMEI."""
+    if "imei" not in table.column_names:
+        return np.zeros(table.num_rows, dtype=bool)
+    return np.asarray(table["imei"].is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def with_record_ids(raw: RawInput) -> pa.Table:
+    """The raw table with every record id filled in (generated where the input had none),
+    so that its rows can be moved into buckets and keep their ids."""
+    table = raw.table
+    n = table.num_rows
+    rows = np.arange(n, dtype=np.int64)
+    if "record_id" not in table.column_names:
+        ids: pa.Array | pa.ChunkedArray = raw.generated_ids(rows)
+        return table.append_column("record_id", ids)
+    given = table["record_id"]
+    if given.null_count == 0 and pa.types.is_string(given.type):
+        return table
+    text = given.cast(pa.string())
+    missing = np.flatnonzero(np.asarray(text.is_null().to_numpy(zero_copy_only=False)))
+    if missing.size:
+        generated = raw.generated_ids(missing)
+        full = np.asarray(text.to_pylist(), dtype=object)
+        full[missing] = generated.to_pylist()
+        text = pa.chunked_array([pa.array(full, type=pa.string())])
+    i = table.column_names.index("record_id")
+    return table.set_column(i, "record_id", text)
+
+
+def _empty_report() -> InputReport:
+    return InputReport(files=[], rows_read=0, rows_used=0, set_aside={})
+
+
+def scan_bucket(
+    table: pa.Table,
+    rules: Sequence[Rule],
+    settings: ScanSettings,
+    *,
+    key: Key,
+    workers: int = 1,
+) -> BucketResult:
+    """Normalize, sort and run ``rules`` on one bucket.
+
+    ``key`` says how the bucket was cut. A subscriber bucket reports its rows (read, used,
+    set aside) and its rejects; a handset bucket holds copies of rows already counted in
+    some subscriber bucket, so it reports nothing and its set-aside rows are only skipped.
+    ``workers`` threads serve normalization, sorting and the rules.
+    """
+    if key not in KEY_COLUMN:
+        raise ValueError(f"key must be 'subscriber' or 'handset', not {key!r}")
+    raw = RawInput(table=table, stems=["bucket"], offsets=np.zeros(1, dtype=np.int64))
+    normalized = normalize(raw, tz=settings.tz, threads=workers)
+    records = sort_records(normalized, threads=workers)
+    outcome = run_catalog(records, list(rules), settings, workers=workers)
+    if key == "subscriber":
+        report, rejects = normalized.report, normalized.rejects()
+    else:
+        report, rejects = _empty_report(), pa.table({})
+    return BucketResult(
+        findings=outcome.findings,
+        evidence=outcome.evidence,
+        report=report,
+        errors=outcome.errors,
+        rejects=rejects,
+    )
+
+
+def sum_reports(reports: Iterable[InputReport]) -> InputReport:
+    """Reports of disjoint parts added up (reasons in the order of :data:`REASONS`)."""
+    files: list[str] = []
+    read = used = 0
+    aside: dict[str, int] = {}
+    for r in reports:
+        files.extend(f for f in r.files if f not in files)
+        read += r.rows_read
+        used += r.rows_used
+        for reason, count in r.set_aside.items():
+            aside[reason] = aside.get(reason, 0) + count
+    rank = {reason: i for i, reason in enumerate(REASONS)}
+    ordered = dict(sorted(aside.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+    return InputReport(files=files, rows_read=read, rows_used=used, set_aside=ordered)
+
+
+def sort_findings(
+    findings: pd.DataFrame, evidence: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The one order of findings and evidence every scan gives, however it was split."""
+    if len(findings) == 0:
+        return empty_findings(), empty_evidence()
+    findings = findings.sort_values(
+        ["msisdn", "first_seen", "rule_id", "finding_id"], kind="stable"
+    ).reset_index(drop=True)
+    evidence = evidence.sort_values(
+        ["finding_id", "start_time", "record_id"], kind="stable"
+    ).reset_index(drop=True)
+    return findings, evidence
+
+
+def combine(results: Iterable[BucketResult]) -> BucketResult:
+    """All buckets' results as one, in a fixed order whatever order they come in.
+
+    A rule that failed in any bucket is reported once (its first error by bucket
+    order) and all of its findings are dropped, as in a one-piece scan where the
+    rule fails as a whole; the other rules' findings stand. Rejects come out ordered
+    by record id.
+    """
+    parts = list(results)
+    errors: dict[str, RuleError] = {}
+    for part in parts:
+        for e in part.errors:
+            errors.setdefault(e.rule_id, e)
+    found = [p.findings for p in parts if len(p.findings)]
+    shown = [p.evidence for p in parts if len(p.evidence)]
+    findings = pd.concat(found, ignore_index=True) if found else empty_findings()
+    evidence = pd.concat(shown, ignore_index=True) if shown else empty_evidence()
+    if errors and len(findings):
+        findings = findings[~findings["rule_id"].isin(list(errors))]
+        evidence = evidence[evidence["finding_id"].isin(set(findings["finding_id"]))]
+    findings, evidence = sort_findings(findings, evidence)
+    rejected = [p.rejects for p in parts if p.rejects.num_columns and p.rejects.num_rows]
+    if rejected:
+        rejects = pa.concat_tables(rejected, promote_options="permissive")
+        rejects = rejects.take(pc.sort_indices(rejects, [("record_id", "ascending")]))
+        rejects = rejects.combine_chunks()
+    else:
+        # No rows: the widest empty table (a bucket with no input knows fewer columns).
+        widest = max((p.rejects for p in parts), key=lambda t: t.num_columns, default=None)
+        rejects = widest.combine_chunks() if widest is not None else pa.table({})
+    return BucketResult(
+        findings=findings,
+        evidence=evidence,
+        report=sum_reports(p.report for p in parts),
+        errors=sorted(errors.values(), key=lambda e: e.rule_id),
+        rejects=rejects,
+    )
+
+
+def split_table(table: pa.Table, buckets: int, key: Key) -> list[pa.Table]:
+    """One table cut into its ``buckets`` buckets (handset cuts keep only the rows with
+    an IMEI). Bucket ``b`` is ``result[b]``; rows keep their order within a bucket."""
+    column = KEY_COLUMN[key]
+    if key == "handset":
+        keep = handset_rows(table)
+        table = table.filter(pa.array(keep))
+    which = (
+        bucket_of(table[column], buckets)
+        if column in table.column_names
+        else np.zeros(table.num_rows, dtype=np.int32)
+    )
+    order = np.argsort(which, kind="stable")
+    bounds = np.searchsorted(which[order], np.arange(buckets + 1))
+    ordered = table.take(pa.array(order))
+    return [ordered.slice(bounds[b], bounds[b + 1] - bounds[b]) for b in range(buckets)]
+
+
+def scan_in_buckets(
+    raw: RawInput,
+    rules: Sequence[Rule],
+    settings: ScanSettings,
+    buckets: int,
+    *,
+    workers: int = 1,
+) -> BucketResult:
+    """A table already in memory, scanned bucket by bucket (each cut in turn).
+
+    Gives the same findings and evidence as a one-piece scan; used to check that, and
+    as the reference the out-of-core and cluster paths follow.
+    """
+    table = with_record_ids(raw)
+    by_subscriber, by_handset = split_rules(rules)
+    parts = [
+        scan_bucket(t, by_subscriber, settings, key="subscriber", workers=workers)
+        for t in split_table(table, buckets, "subscriber")
+    ]
+    if by_handset:
+        parts += [
+            scan_bucket(t, by_handset, settings, key="handset", workers=workers)
+            for t in split_table(table, buckets, "handset")
+            if t.num_rows
+        ]
+    result = combine(parts)
+    result.report.files = list(raw.files)
+    return result

@@ -1,0 +1,413 @@
+"""Months larger than memory: spill the input into buckets, then scan bucket by bucket.
+
+One streaming pass reads the input a batch at a time (Parquet row groups, CSV blocks),
+applies the column map, fills in the record ids and appends every row to the spill file
+of its subscriber bucket, and every row with an IMEI, with the columns the handset rules
+need, to the spill file of its handset bucket (see :mod:`telediag.buckets`). The buckets
+are then scanned, up to ``workers`` at a time, and their results combined. At no point
+does more than a batch of the input, plus the buckets being scanned, sit in memory.
+
+The spill files are Arrow IPC files compressed with LZ4, written with pyarrow directly:
+a spill file is read back once, whole, by the same program, so the format that costs
+least to write and to read wins (no Parquet encoding, no dictionary pages), and the
+bucket hash must be telediag's own (:func:`telediag.buckets.bucket_of`, the one a cluster
+engine uses too), which an SQL engine's partitioned ``COPY`` would not compute. The
+directory is removed when the scan ends, whether it succeeded, failed or was
+interrupted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from telediag.buckets import (
+    BucketResult,
+    Key,
+    bucket_of,
+    combine,
+    handset_rows,
+    scan_bucket,
+    split_rules,
+    with_record_ids,
+)
+from telediag.catalog import Rule
+from telediag.colmap import ColumnMap
+from telediag.context import ScanSettings
+from telediag.errors import InputError, TelediagError
+from telediag.read import RawInput, _concat, _wanted_source_columns
+from telediag.schema import COLUMNS, REQUIRED
+
+#: Peak memory of an in-memory scan per input row, all stages included (measured on
+#: the benchmark month: about 0.4 GB per million rows), with a margin.
+BYTES_PER_ROW = 500
+#: Memory the interpreter and its libraries take before any row is read.
+BASE_BYTES = 300 * 2**20
+#: Rows per batch of the spill pass: large enough that each bucket's slice of a batch
+#: is a reasonable IPC record batch (tiny ones compress badly and cost per-batch
+#: overhead), small enough that a few batches in flight stay well inside any budget.
+BATCH_ROWS = 1 << 19
+#: CSV rows per byte of file, to estimate a CSV's rows without reading it.
+CSV_BYTES_PER_ROW = 120
+
+_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """``2GB``, ``512M``, ``1.5 GiB`` or a number of bytes, as bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", text.upper())
+    if m is None:
+        raise TelediagError(f"cannot read memory size {text!r} (write e.g. 2GB or 512MB)")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def available_memory() -> int:
+    """Bytes of RAM available now (MemAvailable), or the physical RAM if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 4 * 2**30
+
+
+def default_budget() -> int:
+    """Half of the memory available now: room for the page cache and other programs."""
+    return available_memory() // 2
+
+
+def estimate_rows(sources: Sequence[object]) -> int:
+    """Rows of the input, from Parquet footers and text file sizes (nothing is read; a
+    file that cannot be opened is left to the reader, which names the problem)."""
+    total = 0
+    for item in sources:
+        if isinstance(item, pa.Table):
+            total += item.num_rows
+        elif isinstance(item, Path) and item.suffix.lower() == ".parquet":
+            try:
+                total += pq.ParquetFile(item).metadata.num_rows
+            except (OSError, pa.ArrowException):
+                total += item.stat().st_size // CSV_BYTES_PER_ROW + 1
+        elif isinstance(item, Path) and item.is_file():
+            total += item.stat().st_size // CSV_BYTES_PER_ROW + 1
+    return total
+
+
+def can_stream(sources: Sequence[object], cmap: ColumnMap | None = None) -> bool:
+    """Can the spill pass read these inputs a batch at a time? Parquet files, CSV files
+    with the default dialect and Arrow tables, through one column map; other kinds of
+    input (a CSV dialect, per-file layouts) are scanned in memory."""
+    if cmap is not None and (cmap.csv is not None or cmap.layouts):
+        return False
+    return all(
+        isinstance(item, pa.Table)
+        or (isinstance(item, Path) and (item.suffix.lower() == ".parquet" or _is_csv(item)))
+        for item in sources
+    )
+
+
+def fits_in_memory(rows: int, budget: int) -> bool:
+    """Would a one-piece scan of ``rows`` rows stay within ``budget`` bytes?"""
+    return BASE_BYTES + rows * BYTES_PER_ROW <= budget
+
+
+def plan_buckets(rows: int, budget: int, workers: int) -> int:
+    """Buckets so that ``workers`` buckets scanned at once stay within the budget."""
+    per_worker = max(budget - BASE_BYTES, 64 * 2**20) / max(1, workers)
+    # A bucket's rows vary around the mean; aim at two thirds of the share.
+    needed = rows * BYTES_PER_ROW / (per_worker * 2 / 3)
+    return max(workers, math.ceil(needed))
+
+
+class BucketProgress(Protocol):
+    """Progress of a bucketed scan: a phase, its total, and what is done."""
+
+    def phase(self, name: str, rows: int, buckets: int) -> None: ...
+    def advance(self, rows: int, buckets: int = 0) -> None: ...
+    def close(self) -> None: ...
+
+
+def _is_csv(path: Path) -> bool:
+    return path.suffix.lower() in (".csv", ".txt") or path.name.endswith(".csv.gz")
+
+
+def _batches(item: Path | pa.Table, wanted: set[str], cmap: ColumnMap | None) -> Iterator[pa.Table]:
+    """The input a batch at a time, before the column map."""
+    if isinstance(item, pa.Table):
+        keep = _wanted_source_columns(item.column_names, wanted, cmap)
+        table = item.select(keep if keep is not None else item.column_names)
+        yield table.slice(0, 0)
+        for batch in table.to_batches(max_chunksize=BATCH_ROWS):
+            yield pa.Table.from_batches([batch])
+        return
+    try:
+        if _is_csv(item):
+            header = pacsv.open_csv(item).schema.names
+            cols = _wanted_source_columns(header, wanted, cmap)
+            reader = pacsv.open_csv(
+                item,
+                read_options=pacsv.ReadOptions(block_size=1 << 24),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={name: pa.string() for name in header},
+                    include_columns=cols,
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+            yield reader.schema.empty_table()
+            for batch in reader:
+                yield pa.Table.from_batches([batch])
+        else:
+            pf = pq.ParquetFile(item)
+            cols = _wanted_source_columns(pf.schema_arrow.names, wanted, cmap)
+            names = cols if cols is not None else pf.schema_arrow.names
+            yield pf.schema_arrow.empty_table().select(names)
+            for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=cols):
+                yield pa.Table.from_batches([batch])
+    except (OSError, pa.ArrowException) as exc:
+        kind = "CSV" if isinstance(item, Path) and _is_csv(item) else "Parquet"
+        raise InputError(f"{item}: cannot read {kind}: {exc}") from None
+
+
+def _prefetch(items: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """The same items, the next one read in a background thread while the caller works
+    on the current one (decoding and partitioning overlap; both release the GIL)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = pool.submit(next, items, None)
+        while True:
+            item = ahead.result()
+            if item is None:
+                return
+            ahead = pool.submit(next, items, None)
+            yield item
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """Dictionary columns as their values (spill files hold one schema per file)."""
+    if not any(pa.types.is_dictionary(t) for t in table.schema.types):
+        return table
+    return pa.table(
+        {
+            c: table[c].cast(table[c].type.value_type)
+            if pa.types.is_dictionary(table[c].type)
+            else table[c]
+            for c in table.column_names
+        }
+    )
+
+
+@dataclass
+class Spilled:
+    """Where each bucket's rows went, and what was read."""
+
+    directory: Path
+    buckets: int
+    files: list[str] = field(default_factory=list)
+    #: (key, bucket) -> spill files and their row count.
+    parts: dict[tuple[str, int], list[Path]] = field(default_factory=dict)
+    rows: dict[tuple[str, int], int] = field(default_factory=dict)
+    rows_read: int = 0
+
+
+class _Writers:
+    """One IPC file per bucket for the input file being read."""
+
+    def __init__(self, spilled: Spilled, key: str, n: int) -> None:
+        self.spilled, self.key, self.n = spilled, key, n
+        self.open: dict[int, pa.ipc.RecordBatchFileWriter] = {}
+        self.options = pa.ipc.IpcWriteOptions(compression="lz4")
+
+    def write(self, table: pa.Table, which: np.ndarray) -> None:
+        if table.num_rows == 0:
+            return
+        order = np.argsort(which, kind="stable")
+        counts = np.bincount(which, minlength=self.spilled.buckets)
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        ordered = table.take(pa.array(order))
+        for b in np.flatnonzero(counts):
+            part = ordered.slice(int(bounds[b]), int(counts[b]))
+            writer = self.open.get(int(b))
+            if writer is None:
+                path = self.spilled.directory / f"{self.key}-{int(b):05d}-{self.n:05d}.arrow"
+                writer = pa.ipc.new_file(path, part.schema, options=self.options)
+                self.open[int(b)] = writer
+                self.spilled.parts.setdefault((self.key, int(b)), []).append(path)
+            writer.write_table(part)
+            slot = (self.key, int(b))
+            self.spilled.rows[slot] = self.spilled.rows.get(slot, 0) + int(counts[b])
+
+    def close(self) -> None:
+        for writer in self.open.values():
+            writer.close()
+        self.open.clear()
+
+
+def spill(
+    sources: Sequence[tuple[Path | pa.Table, str]],
+    directory: Path,
+    buckets: int,
+    subscriber_columns: set[str],
+    handset_columns: set[str] | None,
+    cmap: ColumnMap | None = None,
+    progress: BucketProgress | None = None,
+    workers: int = 1,
+) -> Spilled:
+    """Read every input once and write its rows into bucket spill files (with
+    ``workers`` > 1, the next batch is read while the current one is written).
+
+    Handset buckets get ``handset_columns`` of every row with an IMEI; none are written
+    when ``handset_columns`` is None.
+    """
+    spilled = Spilled(directory=directory, buckets=buckets)
+    wanted = subscriber_columns | (handset_columns or set())
+    hand_cols = (handset_columns or set()) | {"record_id", "msisdn", "imei"}
+    for n, (item, stem) in enumerate(sources):
+        name = f"<table {n}>" if isinstance(item, pa.Table) else str(item)
+        spilled.files.append(name)
+        by_sub, by_hand = _Writers(spilled, "subscriber", n), _Writers(spilled, "handset", n)
+        row0 = 0
+        try:
+            batches = _batches(item, wanted, cmap)
+            for i, raw in enumerate(_prefetch(batches) if workers > 1 else batches):
+                table = cmap.apply(raw) if cmap is not None else raw
+                if i == 0:
+                    missing = [c for c in REQUIRED if c not in table.column_names]
+                    if missing:
+                        raise InputError(f"{name}: missing required column {missing[0]!r}")
+                table = _plain(table.select([c for c in table.column_names if c in COLUMNS]))
+                rows = table.num_rows
+                if rows == 0:
+                    continue
+                local = np.arange(row0, row0 + rows, dtype=np.int64)
+                part = RawInput(table, [stem], np.zeros(1, np.int64), [name], local_rows=local)
+                table = with_record_ids(part)
+                row0 += rows
+                by_sub.write(table, bucket_of(table["msisdn"], buckets))
+                if handset_columns is not None:
+                    keep = handset_rows(table)
+                    if keep.any():
+                        sub = table.filter(pa.array(keep))
+                        sub = sub.select([c for c in sub.column_names if c in hand_cols])
+                        by_hand.write(sub, bucket_of(sub["imei"], buckets))
+                if progress is not None:
+                    progress.advance(rows)
+        finally:
+            by_sub.close()
+            by_hand.close()
+        spilled.rows_read += row0
+    return spilled
+
+
+def _read_bucket(paths: list[Path]) -> pa.Table:
+    if not paths:
+        return pa.table({})
+    tables = []
+    for path in paths:
+        with pa.OSFile(str(path), "rb") as f:
+            tables.append(pa.ipc.open_file(f).read_all())
+    return _concat(tables)
+
+
+def scan_out_of_core(
+    sources: Sequence[tuple[Path | pa.Table, str]],
+    rules: Sequence[Rule],
+    settings: ScanSettings,
+    *,
+    columns: set[str],
+    handset_columns: set[str],
+    cmap: ColumnMap | None = None,
+    budget: int | None = None,
+    workers: int = 1,
+    buckets: int | None = None,
+    spill_dir: str | Path | None = None,
+    progress: BucketProgress | None = None,
+    timings: dict[str, float] | None = None,
+) -> BucketResult:
+    """Spill the input into buckets and scan them, ``workers`` buckets at a time.
+
+    ``columns`` are the contract columns the subscriber rules need, ``handset_columns``
+    those of the handset rules. The spill directory is made under ``spill_dir`` (default:
+    the system's temporary directory) and removed before returning or raising.
+    """
+    timings = timings if timings is not None else {}
+    budget = budget if budget is not None else default_budget()
+    by_subscriber, by_handset = split_rules(rules)
+    rows = estimate_rows([item for item, _ in sources])
+    n_buckets = buckets or plan_buckets(rows, budget, workers)
+    directory = Path(tempfile.mkdtemp(prefix="telediag-spill-", dir=spill_dir))
+    try:
+        started = time.perf_counter()
+        if progress is not None:
+            progress.phase("partitioning", rows, 0)
+        spilled = spill(
+            sources,
+            directory,
+            n_buckets,
+            columns,
+            handset_columns if by_handset else None,
+            cmap,
+            progress,
+            workers,
+        )
+        timings["partition"] = time.perf_counter() - started
+        started = time.perf_counter()
+        jobs: list[tuple[Key, int]] = [("subscriber", b) for b in range(n_buckets)]
+        jobs += [("handset", b) for b in range(n_buckets) if ("handset", b) in spilled.parts]
+        total_rows = sum(spilled.rows.values())
+        if progress is not None:
+            progress.phase("scanning buckets", total_rows, len(jobs))
+
+        def one(job: tuple[Key, int]) -> BucketResult:
+            key, b = job
+            table = _read_bucket(spilled.parts.get((key, b), []))
+            chosen = by_subscriber if key == "subscriber" else by_handset
+            if table.num_columns == 0:
+                return scan_bucket(_empty_input(), chosen, settings, key=key)
+            return scan_bucket(table, chosen, settings, key=key, workers=1)
+
+        results: dict[tuple[Key, int], BucketResult] = {}
+        pool = ThreadPoolExecutor(max_workers=max(1, workers))
+        try:
+            futures = {pool.submit(one, job): job for job in jobs}
+            for future in as_completed(futures):
+                job = futures[future]
+                results[job] = future.result()
+                for path in spilled.parts.get(job, []):
+                    path.unlink(missing_ok=True)
+                if progress is not None:
+                    progress.advance(spilled.rows.get(job, 0), 1)
+        finally:
+            # On an error or Ctrl-C, buckets not started are dropped; the ones running
+            # finish on their own while the spill directory is removed below.
+            pool.shutdown(wait=False, cancel_futures=True)
+        timings["scan buckets"] = time.perf_counter() - started
+        combined = combine(results[job] for job in jobs)
+        combined.report.files = spilled.files
+        return combined
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+        if progress is not None:
+            progress.close()
+
+
+def _empty_input() -> pa.Table:
+    return pa.table({c: pa.array([], type=pa.string()) for c in (*REQUIRED, "record_id")})

@@ -1,0 +1,439 @@
+"""A prepared month: the input normalized once, bucketed and sorted, as plain Parquet.
+
+``telediag prepare INPUT... --out STORE`` writes::
+
+    STORE/manifest.json                          what is in the store (below)
+    STORE/subscriber/bucket=00007/part-00000.parquet
+    STORE/handset/bucket=00003/part-00000.parquet
+    STORE/rejects/part-00000.parquet
+
+- ``subscriber/``: every usable row, in the contract's columns and types, in the
+  subscriber bucket of its msisdn (:func:`telediag.buckets.bucket_of`), sorted by
+  msisdn, time and record id, in row groups small enough that the msisdn statistics
+  of a row group lead a reader straight to one subscriber's rows.
+- ``handset/``: the usable rows that have an IMEI, with the columns the handset rules
+  and an investigation need, in the handset bucket of the IMEI, sorted by IMEI.
+- ``rejects/``: the rows set aside, as read, with their reason.
+- ``manifest.json``: format and version, bucket count, time zone, column map, the
+  input report (rows read, used, set aside by reason) and one entry per part.
+
+Spark, DuckDB and pandas read the directories as they are (``bucket`` is a Hive-style
+partition column). Preparing more input into an existing store (a new day) adds one
+part to each bucket and adds its counts to the report; nothing already written is
+rewritten. Record ids are filled in when the store is written, so a scan of the store
+and a scan of its input give the same findings.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from telediag.buckets import (
+    BucketResult,
+    Key,
+    bucket_of,
+    combine,
+    scan_bucket,
+    split_rules,
+    sum_reports,
+)
+from telediag.catalog import Rule
+from telediag.colmap import ColumnMap
+from telediag.context import ScanSettings
+from telediag.errors import InputError
+from telediag.normalize import InputReport, Normalized, normalize
+from telediag.outofcore import (
+    BucketProgress,
+    _read_bucket,
+    can_stream,
+    default_budget,
+    estimate_rows,
+    plan_buckets,
+    spill,
+)
+from telediag.read import RawInput, _concat, labelled_sources
+from telediag.schema import COLUMNS
+from telediag.sort import _sorted_dictionary_codes, sort_records
+
+FORMAT = "telediag-store"
+VERSION = 1
+MANIFEST = "manifest.json"
+#: Rows per Parquet row group: a subscriber's rows are found by reading about one.
+ROW_GROUP_ROWS = 16_384
+#: Rows per bucket aimed at when the store is made.
+BUCKET_ROWS = 1_000_000
+#: Columns kept in handset buckets besides the handset rules' own.
+HANDSET_KEEP: frozenset[str] = frozenset(
+    {
+        "record_id",
+        "record_type",
+        "direction",
+        "start_time",
+        "msisdn",
+        "imsi",
+        "imei",
+        "status",
+        "charge",
+        "peer_number",
+    }
+)
+
+
+@dataclass
+class Manifest:
+    """What a store holds."""
+
+    buckets: int
+    tz: str
+    column_map: str | None
+    report: InputReport
+    parts: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "buckets": self.buckets,
+            "tz": self.tz,
+            "column_map": self.column_map,
+            "report": self.report.to_dict(),
+            "parts": self.parts,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        rep = data["report"]
+        report = InputReport(
+            files=list(rep["files"]),
+            rows_read=int(rep["rows_read"]),
+            rows_used=int(rep["rows_used"]),
+            set_aside={str(k): int(v) for k, v in rep["set_aside"].items()},
+        )
+        return cls(
+            buckets=int(data["buckets"]),
+            tz=str(data["tz"]),
+            column_map=data.get("column_map"),
+            report=report,
+            parts=list(data.get("parts", [])),
+        )
+
+
+def is_store(path: str | Path | object) -> bool:
+    """Is ``path`` a directory written by :func:`prepare`?"""
+    return isinstance(path, (str, Path)) and (Path(path) / MANIFEST).is_file()
+
+
+def store_path(source: object) -> Path | None:
+    """The store ``source`` names (a store path, or a list holding only one), if any."""
+    if isinstance(source, (list, tuple)) and len(source) == 1:
+        source = source[0]
+    if is_store(source):
+        return Path(str(source))
+    if isinstance(source, (list, tuple)) and any(is_store(s) for s in source):
+        raise InputError("a store is scanned on its own, not with other inputs")
+    return None
+
+
+def load_manifest(store: str | Path) -> Manifest:
+    """The manifest of a store; an :class:`InputError` if it is not one telediag reads."""
+    path = Path(store) / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read the store's manifest: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputError(f"{path}: not a telediag store manifest")
+    if data.get("version") != VERSION:
+        raise InputError(f"{path}: store version {data.get('version')!r}, expected {VERSION}")
+    return Manifest.from_json(data)
+
+
+def _bucket_dir(store: Path, key: str, b: int) -> Path:
+    return store / key / f"bucket={b:05d}"
+
+
+def _sorted_valid(normalized: Normalized, key: str) -> pa.Table:
+    """The usable rows sorted by ``key`` (msisdn or IMEI), time and record id."""
+    if key == "msisdn":
+        order = sort_records(normalized, threads=1).order
+    else:
+        rows = np.flatnonzero(normalized.valid)
+        table = normalized.table
+        codes, _ = _sorted_dictionary_codes(table[key].take(pa.array(rows)))
+        times = table["start_time"].take(pa.array(rows)).cast(pa.int64())
+        ids = table["record_id"].take(pa.array(rows))
+        id_codes, _ = _sorted_dictionary_codes(ids)
+        t = np.asarray(times.to_numpy(zero_copy_only=False), dtype=np.int64)
+        order = rows[np.lexsort((id_codes, t, codes))]
+    return normalized.table.take(pa.array(order))
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, write_statistics=True)
+
+
+def prepare(
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    *,
+    column_map: ColumnMap | str | Path | None = None,
+    tz: str | None = None,
+    rules: Sequence[Rule] | None = None,
+    buckets: int | None = None,
+    memory: int | None = None,
+    workers: int = 1,
+    spill_dir: str | Path | None = None,
+    progress: BucketProgress | None = None,
+) -> Manifest:
+    """Write ``inputs`` into the store ``out``, creating it or adding a part to it."""
+    from telediag.catalog import load_rules
+    from telediag.colmap import load_column_map
+    from telediag.scan import columns_needed
+
+    store = Path(out)
+    chosen = list(rules) if rules is not None else load_rules()
+    _, by_handset = split_rules(chosen)
+    cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
+    labelled = labelled_sources(list(inputs))
+    items = [item for item, _ in labelled]
+    if not can_stream(items, cmap):
+        raise InputError(
+            "prepare reads Parquet files, CSV files in the default dialect and tables "
+            "through one column map; convert other inputs first"
+        )
+    existing = load_manifest(store) if is_store(store) else None
+    if existing is None and store.exists() and any(store.iterdir()):
+        raise InputError(f"{store}: exists and is not a telediag store")
+    if existing is not None and tz is not None and tz != existing.tz:
+        raise InputError(f"{store}: the store's times were read in {existing.tz}, not {tz}")
+    zone = existing.tz if existing is not None else (tz or "UTC")
+    rows = estimate_rows(items)
+    if existing is not None:
+        n_buckets = existing.buckets
+    else:
+        budget = memory or default_budget()
+        n_buckets = buckets or max(
+            plan_buckets(rows, budget, workers), math.ceil(rows / BUCKET_ROWS), 1
+        )
+    part = len(existing.parts) if existing is not None else 0
+    name = f"part-{part:05d}.parquet"
+    handset_columns = set(HANDSET_KEEP) | columns_needed(by_handset)
+    directory = Path(tempfile.mkdtemp(prefix="telediag-spill-", dir=spill_dir))
+    written: list[Path] = []
+    try:
+        started = time.perf_counter()
+        if progress is not None:
+            progress.phase("partitioning", rows, 0)
+        spilled = spill(
+            labelled,
+            directory,
+            n_buckets,
+            set(COLUMNS),
+            handset_columns,
+            cmap,
+            progress,
+            workers,
+        )
+        reports: list[InputReport] = []
+        rejects: list[pa.Table] = []
+        jobs = sorted(spilled.parts)
+        if progress is not None:
+            progress.phase("writing buckets", sum(spilled.rows.values()), len(jobs))
+        for key, b in jobs:
+            raw = _read_bucket(spilled.parts[(key, b)])
+            normalized = normalize(RawInput(raw, ["bucket"], np.zeros(1, np.int64)), tz=zone)
+            table = _sorted_valid(normalized, "msisdn" if key == "subscriber" else "imei")
+            if key == "subscriber":
+                reports.append(normalized.report)
+                if normalized.report.rows_set_aside:
+                    rejects.append(normalized.rejects())
+            else:
+                table = table.select([c for c in table.column_names if c in handset_columns])
+            if table.num_rows:
+                path = _bucket_dir(store, key, b) / name
+                _write(table, path)
+                written.append(path)
+            for p in spilled.parts[(key, b)]:
+                p.unlink(missing_ok=True)
+            if progress is not None:
+                progress.advance(spilled.rows[(key, b)], 1)
+        report = sum_reports(reports)
+        report.files = spilled.files
+        if rejects:
+            table = pa.concat_tables(rejects, promote_options="permissive")
+            table = table.take(pc.sort_indices(table, [("record_id", "ascending")]))
+            path = store / "rejects" / name
+            _write(table, path)
+            written.append(path)
+        entry = {
+            "part": part,
+            "file": name,
+            "files": spilled.files,
+            "rows_read": report.rows_read,
+            "rows_used": report.rows_used,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        if existing is None:
+            manifest = Manifest(
+                buckets=n_buckets,
+                tz=zone,
+                column_map=str(column_map) if isinstance(column_map, (str, Path)) else None,
+                report=report,
+                parts=[entry],
+            )
+        else:
+            manifest = existing
+            manifest.report = sum_reports([existing.report, report])
+            manifest.parts.append(entry)
+        tmp = store / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8")
+        tmp.replace(store / MANIFEST)  # the new part counts only once this lands
+        written.clear()
+        return manifest
+    finally:
+        for path in written:  # a failed prepare leaves the store as it was
+            path.unlink(missing_ok=True)
+        shutil.rmtree(directory, ignore_errors=True)
+        if progress is not None:
+            progress.close()
+
+
+def _part_files(store: Path, key: str, b: int, manifest: Manifest) -> list[Path]:
+    """The bucket's files of the parts the manifest lists (a part being written by a
+    prepare still running is not listed yet)."""
+    folder = _bucket_dir(store, key, b)
+    names = [p["file"] for p in manifest.parts]
+    return [folder / n for n in names if (folder / n).is_file()]
+
+
+def read_store_bucket(
+    store: str | Path, key: Key, b: int, columns: list[str] | None = None
+) -> pa.Table:
+    """All rows of one bucket of a store."""
+    root = Path(store)
+    manifest = load_manifest(root)
+    files = _part_files(root, key, b, manifest)
+    tables = [pq.read_table(f, columns=columns) for f in files]
+    if not tables:
+        return pa.table({})
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def subscriber_input(store: str | Path, msisdn: str, follow_handsets: bool = True) -> RawInput:
+    """One subscriber's rows, plus the rows of the handsets they used, read through the
+    buckets and the row-group statistics: a few row groups, whatever the month's size."""
+    root = Path(store)
+    manifest = load_manifest(root)
+    number = str(msisdn).strip()
+    b = int(bucket_of(pa.array([number]), manifest.buckets)[0])
+    own = [
+        pq.read_table(f, filters=pc.field("msisdn") == number)
+        for f in _part_files(root, "subscriber", b, manifest)
+    ]
+    tables = [t for t in own if t.num_rows]
+    if follow_handsets and tables:
+        imeis = pc.unique(pa.chunked_array([t["imei"] for t in tables]).drop_null())
+        if len(imeis):
+            which = bucket_of(imeis, manifest.buckets)
+            for hb in np.unique(which):
+                wanted = imeis.filter(pa.array(which == hb))
+                cond = pc.field("imei").isin(wanted) & (pc.field("msisdn") != number)
+                for f in _part_files(root, "handset", int(hb), manifest):
+                    part = pq.read_table(f, filters=cond)
+                    if part.num_rows:
+                        tables.append(part)
+    if not tables:
+        empty = {c: pa.array([], type=t) for c, t in COLUMNS.items()}
+        tables = [pa.table(empty)]
+    table = _concat(tables)
+    return RawInput(table=table, stems=["store"], offsets=np.zeros(1, np.int64), files=[str(root)])
+
+
+def store_rejects(store: str | Path) -> pa.Table:
+    """The rows set aside while preparing the store, ordered by record id."""
+    root = Path(store)
+    manifest = load_manifest(root)
+    files = [root / "rejects" / p["file"] for p in manifest.parts]
+    tables = [pq.read_table(f) for f in files if f.is_file()]
+    if not tables:
+        return pa.table(
+            {"reason": pa.array([], pa.string()), "record_id": pa.array([], pa.string())}
+        )
+    table = pa.concat_tables(tables, promote_options="permissive")
+    return table.take(pc.sort_indices(table, [("record_id", "ascending")])).combine_chunks()
+
+
+def scan_store(
+    store: str | Path,
+    rules: Sequence[Rule],
+    settings: ScanSettings,
+    *,
+    workers: int = 1,
+    progress: BucketProgress | None = None,
+    timings: dict[str, float] | None = None,
+) -> BucketResult:
+    """Scan a store bucket by bucket: no read of the raw input, no spill."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    root = Path(store)
+    manifest = load_manifest(root)
+    by_subscriber, by_handset = split_rules(rules)
+    jobs: list[tuple[Key, int]] = [("subscriber", b) for b in range(manifest.buckets)]
+    if by_handset:
+        jobs += [("handset", b) for b in range(manifest.buckets)]
+    started = time.perf_counter()
+    if progress is not None:
+        progress.phase("scanning buckets", manifest.report.rows_used, len(jobs))
+
+    def one(job: tuple[Key, int]) -> tuple[BucketResult, int]:
+        key, b = job
+        table = read_store_bucket(root, key, b)
+        if table.num_rows == 0:
+            return _none(), 0
+        chosen = by_subscriber if key == "subscriber" else by_handset
+        result = scan_bucket(table, chosen, settings, key=key, workers=1)
+        return result, table.num_rows if key == "subscriber" else 0
+
+    results: dict[tuple[Key, int], BucketResult] = {}
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
+        futures = {pool.submit(one, job): job for job in jobs}
+        for future in as_completed(futures):
+            result, rows = future.result()
+            results[futures[future]] = result
+            if progress is not None:
+                progress.advance(rows, 1)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        if progress is not None:
+            progress.close()
+    combined = combine(results[j] for j in jobs)
+    combined.report = manifest.report
+    combined.rejects = store_rejects(root)
+    if timings is not None:
+        timings["scan buckets"] = time.perf_counter() - started
+    return combined
+
+
+def _none() -> BucketResult:
+    from telediag.findings import empty_evidence, empty_findings
+
+    return BucketResult(
+        findings=empty_findings(),
+        evidence=empty_evidence(),
+        report=InputReport(files=[], rows_read=0, rows_used=0),
+    )

@@ -1,0 +1,160 @@
+"""Out-of-core scans: spilled buckets give the in-memory findings, and leave no files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+import telediag
+from telediag.cli import main
+from telediag.errors import InputError, TelediagError
+from telediag.outofcore import parse_size, plan_buckets
+from tests.test_buckets import month, pieces
+from tests.test_properties import to_table
+
+
+def write_parts(tmp_path: Path, frame: pd.DataFrame, files: int, csv: bool = False) -> Path:
+    folder = tmp_path / "month"
+    folder.mkdir(parents=True)
+    for i, table in enumerate(pieces(frame, 11, files)):
+        if csv:
+            pacsv.write_csv(table, folder / f"part-{i}.csv")
+        else:
+            pq.write_table(table, folder / f"part-{i}.parquet", row_group_size=50)
+    return folder
+
+
+def assert_same(a: telediag.ScanResult, b: telediag.ScanResult) -> None:
+    pd.testing.assert_frame_equal(a.findings, b.findings)
+    pd.testing.assert_frame_equal(a.evidence, b.evidence)
+    assert a.report.to_dict() == b.report.to_dict()
+    assert [str(e) for e in a.errors] == [str(e) for e in b.errors]
+    assert a.rejects().schema == b.rejects().schema
+    assert a.rejects().to_pylist() == b.rejects().to_pylist()
+
+
+@pytest.mark.parametrize(
+    ("files", "n_buckets", "csv"), [(1, 1, False), (3, 4, False), (2, 3, True)]
+)
+def test_spilled_buckets_give_the_in_memory_findings(
+    tmp_path: Path, catalog: list[telediag.Rule], files: int, n_buckets: int, csv: bool
+) -> None:
+    folder = write_parts(tmp_path, month(21, 600), files, csv)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    whole = telediag.scan(folder, rules=catalog)
+    assert "partition" not in whole.timings
+    parts = telediag.scan(folder, rules=catalog, buckets=n_buckets, spill_dir=spill, workers=2)
+    assert "partition" in parts.timings
+    assert_same(whole, parts)
+    assert whole.report.rows_read == 600 + 40 + 3 + 3 + 3
+    assert whole.rejects().num_rows == 3
+    assert list(spill.iterdir()) == []
+
+
+def test_a_small_budget_scans_out_of_core(tmp_path: Path, catalog: list[telediag.Rule]) -> None:
+    folder = write_parts(tmp_path, month(4, 300), 2)
+    small = telediag.scan(folder, rules=catalog, memory="1MB", spill_dir=tmp_path)
+    assert "partition" in small.timings
+    assert_same(telediag.scan(folder, rules=catalog), small)
+
+
+def test_column_map_applies_to_every_spilled_batch(
+    tmp_path: Path, catalog: list[telediag.Rule]
+) -> None:
+    frame = month(8, 300).rename(columns={"msisdn": "subscriber", "imei": "handset"})
+    folder = write_parts(tmp_path, frame, 2, csv=True)
+    cmap = tmp_path / "map.yaml"
+    cmap.write_text("columns:\n  msisdn: subscriber\n  imei: handset\n")
+    whole = telediag.scan(folder, rules=catalog, column_map=cmap)
+    assert "TD004" in set(whole.findings["rule_id"])
+    assert_same(whole, telediag.scan(folder, rules=catalog, column_map=cmap, buckets=3))
+
+
+def test_spill_files_are_removed_on_error(tmp_path: Path, catalog: list[telediag.Rule]) -> None:
+    folder = write_parts(tmp_path, month(2, 100), 2)
+    pq.write_table(pa.table({"msisdn": ["1"]}), folder / "part-9.parquet")
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    with pytest.raises(InputError, match=r"part-9.parquet: missing required column"):
+        telediag.scan(folder, rules=catalog, buckets=2, spill_dir=spill)
+    assert list(spill.iterdir()) == []
+
+
+def test_spill_files_are_removed_on_ctrl_c(
+    tmp_path: Path, catalog: list[telediag.Rule], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = write_parts(tmp_path, month(2, 100), 2)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    seen: list[int] = []
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        seen.append(len(list(next(spill.iterdir()).iterdir())))
+        raise KeyboardInterrupt
+
+    import telediag.outofcore as ooc
+
+    monkeypatch.setattr(ooc, "scan_bucket", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        telediag.scan(folder, rules=catalog, buckets=3, spill_dir=spill, workers=1)
+    assert seen and seen[0] > 0  # the spill files existed while buckets were scanned
+    assert list(spill.iterdir()) == []
+
+
+def test_cli_memory_budget_gives_the_same_output(tmp_path: Path) -> None:
+    folder = write_parts(tmp_path, month(6, 400), 3)
+    outs = []
+    for extra in ([], ["--memory", "1MB", "--workers", "2", "--spill-dir", str(tmp_path)]):
+        out = tmp_path / f"f{len(outs)}.parquet"
+        rejects = tmp_path / f"r{len(outs)}.csv"
+        code = main(
+            ["scan", str(folder), "--out", str(out), "--rejects", str(rejects), "-q", *extra]
+        )
+        assert code == 0
+        outs.append((pd.read_parquet(out), rejects.read_text()))
+    pd.testing.assert_frame_equal(outs[0][0], outs[1][0])
+    assert outs[0][1] == outs[1][1]
+    assert len(outs[0][0]) > 0
+
+
+def test_memory_sizes_and_bucket_plans() -> None:
+    assert parse_size("2GB") == 2 * 2**30
+    assert parse_size("512 MiB") == 512 * 2**20
+    assert parse_size("1000") == 1000
+    with pytest.raises(TelediagError, match="cannot read memory size"):
+        parse_size("lots")
+    assert plan_buckets(1000, 2**40, 4) == 4
+    more = plan_buckets(100_000_000, 3 * 2**30, 2)
+    assert more > plan_buckets(10_000_000, 3 * 2**30, 2) > 2
+
+
+def test_bad_memory_option_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    table_path = Path(__file__).resolve().parent.parent / "fixtures/cdr/TD001/phonebook-forward.csv"
+    code = main(["scan", str(table_path), "--out", "/tmp/x.parquet", "--memory", "lots"])
+    assert code == 2
+    assert "cannot read memory size 'lots'" in capsys.readouterr().err
+
+
+def test_tables_in_memory_can_be_bucketed(catalog: list[telediag.Rule]) -> None:
+    table = to_table(month(9, 200))
+    assert_same(telediag.scan(table, rules=catalog), telediag.scan(table, rules=catalog, buckets=2))
+
+
+def test_progress_bar_shows_buckets_rows_and_rate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = write_parts(tmp_path, month(3, 200), 2)
+    out = tmp_path / "f.parquet"
+    args = ["scan", str(folder), "--out", str(out), "-q", "--progress", "--buckets", "3"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "partitioning" in err and "scanning buckets" in err
+    assert re.search(r"\b(\d+)/\1 buckets", err)
+    assert re.search(r"[\d,]+/[\d,]+ rows .* rows/s .* left", err)

@@ -1,0 +1,152 @@
+"""Prepared stores: the same findings as the input, appends, and one-subscriber reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import telediag
+from telediag.cli import main
+from telediag.errors import InputError
+from telediag.store import load_manifest, prepare, subscriber_input
+from tests.test_buckets import month
+from tests.test_outofcore import assert_same, write_parts
+from tests.test_properties import T0
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return month(31, 800)
+
+
+def test_scanning_the_store_gives_the_inputs_findings(
+    tmp_path: Path, catalog: list[telediag.Rule], frame: pd.DataFrame
+) -> None:
+    folder = write_parts(tmp_path, frame, 3)
+    store = tmp_path / "store"
+    manifest = prepare([folder], store, rules=catalog, buckets=4, tz="Asia/Shanghai")
+    assert manifest.buckets == 4
+    assert manifest.report.rows_read == len(frame)
+    whole = telediag.scan(folder, rules=catalog, tz="Asia/Shanghai")
+    again = telediag.scan(store, rules=catalog)  # the store's time zone is the default
+    assert_same(whole, again)
+    assert {"TD001", "TD004"} <= set(again.findings["rule_id"])
+    # Plain Parquet: pandas reads a bucket directory as it is.
+    used = pd.read_parquet(store / "subscriber")
+    assert len(used) == whole.report.rows_used
+
+
+def test_appending_a_day_adds_a_part_and_rewrites_nothing(
+    tmp_path: Path, catalog: list[telediag.Rule], frame: pd.DataFrame
+) -> None:
+    early = frame[frame["start_time"] < T0 + pd.Timedelta(days=3)]
+    late = frame.drop(early.index)
+    first = write_parts(tmp_path / "a", early, 2)
+    second = write_parts(tmp_path / "b", late, 1)
+    store = tmp_path / "store"
+    prepare([first], store, rules=catalog, buckets=3)
+    before = {p: p.stat().st_mtime_ns for p in store.rglob("*.parquet")}
+    manifest = prepare([second], store, rules=catalog)
+    assert [p["part"] for p in manifest.parts] == [0, 1]
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    assert manifest.report.rows_read == len(frame)
+    whole = telediag.scan([first, second], rules=catalog)
+    assert_same(whole, telediag.scan(store, rules=catalog))
+    with pytest.raises(InputError, match="read in UTC, not Asia/Shanghai"):
+        prepare([second], store, rules=catalog, tz="Asia/Shanghai")
+
+
+def test_store_rows_are_sorted_with_row_group_statistics(
+    tmp_path: Path, catalog: list[telediag.Rule], frame: pd.DataFrame
+) -> None:
+    store = tmp_path / "store"
+    prepare([write_parts(tmp_path, frame, 1)], store, rules=catalog, buckets=2)
+    for path in (store / "subscriber").rglob("*.parquet"):
+        meta = pq.ParquetFile(path).metadata
+        col = meta.schema.to_arrow_schema().get_field_index("msisdn")
+        stats = [meta.row_group(i).column(col).statistics for i in range(meta.num_row_groups)]
+        assert all(s is not None and s.has_min_max for s in stats)
+        values = pq.read_table(path, columns=["msisdn"])["msisdn"].to_pylist()
+        assert values == sorted(values)
+
+
+def test_one_subscriber_is_read_with_the_rows_of_their_handsets(
+    tmp_path: Path, catalog: list[telediag.Rule], frame: pd.DataFrame
+) -> None:
+    store = tmp_path / "store"
+    prepare([write_parts(tmp_path, frame, 2)], store, rules=catalog, buckets=5)
+    raw = subscriber_input(store, " 13800007002 ")
+    numbers = set(raw.table["msisdn"].to_pylist())
+    assert "13800007002" in numbers
+    assert "13800007001" in numbers  # the previous SIM in the same handset
+    assert raw.table["msisdn"].to_pylist().count("13800007002") == 1
+
+
+@pytest.mark.parametrize("msisdn", ["13800007002", "13800009999"])
+def test_investigating_the_store_matches_the_input(
+    tmp_path: Path, catalog: list[telediag.Rule], frame: pd.DataFrame, msisdn: str
+) -> None:
+    folder = write_parts(tmp_path, frame, 2)
+    store = tmp_path / "store"
+    prepare([folder], store, rules=catalog, buckets=3, tz="Asia/Shanghai")
+    a = telediag.investigate(folder, msisdn, rules=catalog, tz="Asia/Shanghai")
+    b = telediag.investigate(store, msisdn, rules=catalog)
+    assert len(a.findings) == 1
+    pd.testing.assert_frame_equal(a.findings_frame(), b.findings_frame())
+    assert [r.rule_id for r in a.ruled_out] == [r.rule_id for r in b.ruled_out]
+
+
+def test_cli_prepare_then_scan_and_investigate(tmp_path: Path, frame: pd.DataFrame) -> None:
+    folder = write_parts(tmp_path, frame, 2)
+    store = tmp_path / "store"
+    assert main(["prepare", str(folder), "--out", str(store), "--buckets", "2", "-q"]) == 0
+    assert load_manifest(store).buckets == 2
+    out = tmp_path / "f.parquet"
+    rejects = tmp_path / "r.csv"
+    assert main(["scan", str(store), "--out", str(out), "--rejects", str(rejects), "-q"]) == 0
+    assert set(pd.read_parquet(out)["rule_id"]) >= {"TD001", "TD004"}
+    assert rejects.read_text().count("\n") == 1 + 3
+    report = tmp_path / "inv.json"
+    args = ["investigate", str(store), "--msisdn", "13800007002", "--out", str(report)]
+    assert main(args) == 0
+    data = json.loads(report.read_text())
+    assert [f["rule_id"] for f in data["findings"]] == ["TD004"]
+
+
+def test_prepare_refuses_a_directory_that_is_not_a_store(tmp_path: Path) -> None:
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x.txt").write_text("x")
+    case = Path(__file__).resolve().parent.parent / "fixtures/cdr/TD001/phonebook-forward.csv"
+    with pytest.raises(InputError, match="not a telediag store"):
+        prepare([case], tmp_path / "other")
+
+
+def test_a_failing_rule_fails_alike_in_memory_out_of_core_and_on_a_store(
+    tmp_path: Path,
+    catalog: list[telediag.Rule],
+    frame: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from telediag import engine
+
+    folder = write_parts(tmp_path, frame, 2)
+    store = tmp_path / "store"
+    prepare([folder], store, rules=catalog, buckets=3)
+    real = engine.run_rule
+
+    def flaky(rule, records, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if rule.id == "TD001" and "13800009999" in records.msisdns.to_pylist():
+            raise RuntimeError("boom")
+        return real(rule, records, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "run_rule", flaky)
+    whole = telediag.scan(folder, rules=catalog)
+    assert [str(e) for e in whole.errors] == ["TD001: RuntimeError: boom"]
+    assert "TD001" not in set(whole.findings["rule_id"])
+    assert "TD004" in set(whole.findings["rule_id"])
+    assert_same(whole, telediag.scan(folder, rules=catalog, buckets=4, workers=2))
+    assert_same(whole, telediag.scan(store, rules=catalog))
