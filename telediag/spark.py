@@ -273,8 +273,8 @@ def _use_this_interpreter(spark: SparkSession) -> None:
     """In local mode, let Python workers run this very interpreter (which has telediag
     and pyarrow) unless the user chose one; a cluster's executors keep their own."""
     sc = spark.sparkContext
-    chosen = os.environ.get("PYSPARK_PYTHON") or sc.getConf().get("spark.pyspark.python")
-    if sc.master.startswith("local") and not chosen:
+    chosen = sc.getConf().get("spark.pyspark.python") or os.environ.get("PYSPARK_PYTHON")
+    if sc.master.startswith("local") and chosen in (None, sys.executable):
         sc.pythonExec = sys.executable
 
 
@@ -284,16 +284,17 @@ def session(master: str | None = None, app_name: str = "telediag") -> SparkSessi
     _require_pyspark()
     from pyspark.sql import SparkSession
 
-    if master is None or master.startswith("local"):
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ  # started by spark-submit
+    if master is None and not submitted:
+        master = "local[*]"
     builder = SparkSession.builder.appName(app_name)
     if master is not None:
         builder = builder.master(master)
-    elif "spark.master" not in os.environ.get("PYSPARK_SUBMIT_ARGS", ""):
-        builder = builder.config("spark.master", os.environ.get("MASTER", "local[*]"))
-    if (master or os.environ.get("MASTER", "local")).startswith("local"):
-        # One machine: a few shuffle partitions, not Spark's default of 200.
-        builder = builder.config("spark.sql.shuffle.partitions", "8")
+        if master.startswith("local"):
+            # One machine: the workers run this interpreter, and a few shuffle
+            # partitions do (Spark's default of 200 is for clusters).
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            builder = builder.config("spark.sql.shuffle.partitions", "8")
     spark = (
         builder.config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.showConsoleProgress", "false")
@@ -685,3 +686,72 @@ def _summarize(meta: pa.Table, files: list[str]) -> tuple[InputReport, list[Rule
         for k, v in sorted(first.items())
     ]
     return report, errors
+
+
+# ---------------------------------------------------------------------------------------
+# Writing, and the command line.
+
+_ISO = "yyyy-MM-dd'T'HH:mm:ss.SSSxxx"
+
+
+def write(frame: DataFrame, path: str, order: Sequence[str]) -> None:
+    """Write a result DataFrame as Spark does: ``path`` becomes a directory of part
+    files (Parquet, CSV with a header, or JSON lines, by its ending), rows in ``order``
+    across the parts. List columns are JSON arrays in CSV; times are ISO 8601."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import ArrayType
+
+    from telediag.output import output_format
+
+    fmt = output_format(path)
+    ordered = frame.orderBy(*order)
+    if fmt == ".parquet":
+        ordered.sparkSession.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        ordered.write.mode("overwrite").parquet(path)
+        return
+    if fmt == ".csv":
+        flat = ordered.select(
+            *(
+                F.to_json(F.col(f.name)).alias(f.name)
+                if isinstance(f.dataType, ArrayType)
+                else F.col(f.name)
+                for f in ordered.schema.fields
+            )
+        )
+        flat.write.mode("overwrite").options(header=True, timestampFormat=_ISO).csv(path)
+        return
+    ordered.write.mode("overwrite").options(timestampFormat=_ISO).json(path)
+
+
+def scan_command(
+    inputs: Sequence[str],
+    out: str,
+    *,
+    master: str | None = None,
+    rules: str | None = None,
+    tz: str | None = None,
+    column_map: str | None = None,
+    select: list[str] | None = None,
+    ignore: list[str] | None = None,
+    evidence: str | None = None,
+    rejects: str | None = None,
+    buckets: int | None = None,
+) -> SparkScanResult:
+    """``telediag scan --engine spark``: read, scan and write through Spark."""
+    from telediag.output import output_format
+
+    _require_pyspark()
+    for path in (out, evidence, rejects):
+        if path:
+            output_format(path)
+    spark = session(master)
+    cmap = load_column_map(column_map) if column_map else None
+    frame = read(spark, list(inputs), cmap)
+    result = scan(frame, rules=rules, tz=tz, column_map=cmap, select=select, ignore=ignore,
+                  buckets=buckets)
+    write(result.findings, out, ["msisdn", "first_seen", "rule_id", "finding_id"])
+    if evidence:
+        write(result.evidence, evidence, ["finding_id", "start_time", "record_id"])
+    if rejects:
+        write(result.rejects, rejects, ["record_id"])
+    return result
