@@ -23,9 +23,14 @@ What is in it:
   received from service numbers, HTTPS on port 9202, tri-band phones in North America.
 * Injected true cases of the ten root causes of the contract (section 3), about
   ``cases_per_million`` per root cause per million records and at least three each, each
-  on its own subscriber. The ground truth (root cause and msisdn, one row per case) is
+  on its own subscriber, in the variants an investigator meets (an MMS re-sent under a
+  SIM that arrives weeks after the failure, a sender blocked part-way through a
+  subscription, a reporting handset switched off on some days).
+* The ground truth, one row per case *and per near-miss* (root cause, msisdn, variant,
+  and ``expect``: ``finding`` for a case, ``none`` for a near-miss of that root cause), is
   written beside the Parquet file as ``<out>.truth.csv`` and kept in the table's schema
-  metadata (see :func:`truth_of`).
+  metadata (see :func:`truth_of`); ``benchmarks/run.py`` reports recall and false alarms
+  per variant from it.
 
 Python API: :func:`generate_month` returns a ``pyarrow.Table``; :func:`write_month` writes
 it (one file, or a directory of part files) with its truth file.
@@ -66,7 +71,12 @@ TACDB_CSV: Final = ROOT / "telediag" / "data" / "tacdb.csv"
 #: generator cannot drift from what the scanner reads.
 SCHEMA: Final = pa.schema(list(COLUMNS.items()))
 TRUTH_METADATA_KEY: Final = b"telediag.benchmark.truth"
-TRUTH_COLUMNS: Final = ("root_cause", "msisdn", "first_seen", "last_seen", "records", "note")
+TRUTH_COLUMNS: Final = (
+    "root_cause", "msisdn", "first_seen", "last_seen", "records", "note", "variant", "expect"
+)  # fmt: skip
+#: ``expect`` of a truth row: an injected case must be found; a near-miss must not be.
+EXPECT_FINDING: Final = "finding"
+EXPECT_NONE: Final = "none"
 
 # ---------------------------------------------------------------------------------------
 # Calendar: July 2008 in Asia/Shanghai (UTC+8 all year, no daylight saving).
@@ -563,12 +573,14 @@ def background_tacs(rng: np.random.Generator, n: int, devices: DeviceCatalog) ->
 
 @dataclass
 class Truth:
-    """One injected case."""
+    """One injected case (expect "finding") or near-miss of a root cause (expect "none")."""
 
     root_cause: str
     sub: int
     rows: Block
     note: str
+    variant: str = "documented"
+    expect: str = EXPECT_FINDING
 
 
 @dataclass
@@ -963,12 +975,11 @@ def nm_notice_to_many(ctx: Context, k: int) -> None:
         t0 = at(rng.integers(0, N_DAYS), rng.integers(8 * HOUR_S, 18 * HOUR_S))
         t = t0 + np.cumsum(rng.integers(5, 16, r)) * 1000
         nums = unique_numbers(rng, r, lambda m: 13_900_000_000 + rng.integers(0, 10**8, m))
-        ctx.add(
-            block(
-                r, t=t, rtype=SMS, dirn=MO, sub=sub, **peers_from(nums),
-                smslen=int(rng.integers(40, 141)), charge=0.1,
-            )
+        rows = block(
+            r, t=t, rtype=SMS, dirn=MO, sub=sub, **peers_from(nums),
+            smslen=int(rng.integers(40, 141)), charge=0.1,
         )  # fmt: skip
+        record_near(ctx, ROOT_CAUSES[0], sub, rows, "notice-to-many")
 
 
 def nm_hourly_status(ctx: Context, k: int) -> None:
@@ -980,12 +991,11 @@ def nm_hourly_status(ctx: Context, k: int) -> None:
         t = start + (np.arange(hours) * HOUR_S + rng.integers(-30, 31, hours)) * 1000
         t = t[t < MONTH_END_MS]
         pfx, num, wid = ctx.contacts(np.array([sub]), np.array([0]))
-        ctx.add(
-            block(
-                t.shape[0], t=t, rtype=SMS, dirn=MO, sub=sub, pfx=pfx[0], pnum=num[0],
-                pwid=wid[0], smslen=int(rng.integers(20, 61)), charge=0.1,
-            )
+        rows = block(
+            t.shape[0], t=t, rtype=SMS, dirn=MO, sub=sub, pfx=pfx[0], pnum=num[0],
+            pwid=wid[0], smslen=int(rng.integers(20, 61)), charge=0.1,
         )  # fmt: skip
+        record_near(ctx, ROOT_CAUSES[0], sub, rows, "hourly-status")
 
 
 def periodic_times(rng: np.random.Generator, period_s: int, days: int, jitter_s: int,
@@ -1012,13 +1022,12 @@ def nm_keepalive(ctx: Context, k: int) -> None:
         up = np.round(rng.normal(1.0, 0.02, n) * rng.integers(300, 800)).astype(np.int64)
         down = np.round(rng.normal(1.0, 0.02, n) * rng.integers(400, 2000)).astype(np.int64)
         label = np.where(rng.random() < 0.8, A_HTTPS, -1)
-        ctx.add(
-            block(
-                n, t=t, rtype=DATA, dirn=MO, sub=sub, dur=rng.integers(1, 4, n).astype(float),
-                charge=data_charge(ctx, np.full(n, sub), up, down), apn=CMNET, bup=up,
-                bdown=down, srv=int(rng.choice(KEEPALIVE_SERVERS)), port=443, app=label,
-            )
+        rows = block(
+            n, t=t, rtype=DATA, dirn=MO, sub=sub, dur=rng.integers(1, 4, n).astype(float),
+            charge=data_charge(ctx, np.full(n, sub), up, down), apn=CMNET, bup=up,
+            bdown=down, srv=int(rng.choice(KEEPALIVE_SERVERS)), port=443, app=label,
         )  # fmt: skip
+        record_near(ctx, ROOT_CAUSES[9], sub, rows, "https-keepalive")
 
 
 def nm_manual_mail(ctx: Context, k: int) -> None:
@@ -1040,13 +1049,12 @@ def nm_manual_mail(ctx: Context, k: int) -> None:
         app = A_IMAP if imap else int(rng.choice([A_POP3, A_POP3_DNS]))
         up = lognormal_int(rng, 600, 0.6, n, 150, 50_000)
         down = lognormal_int(rng, 15_000, 1.3, n, 300, 3_000_000)
-        ctx.add(
-            block(
-                n, t=t, rtype=DATA, dirn=MO, sub=sub, dur=rng.integers(3, 60, n).astype(float),
-                charge=data_charge(ctx, np.full(n, sub), up, down), apn=CMNET, bup=up,
-                bdown=down, srv=srv, port=port, app=app, host=host,
-            )
+        rows = block(
+            n, t=t, rtype=DATA, dirn=MO, sub=sub, dur=rng.integers(3, 60, n).astype(float),
+            charge=data_charge(ctx, np.full(n, sub), up, down), apn=CMNET, bup=up,
+            bdown=down, srv=srv, port=port, app=app, host=host,
         )  # fmt: skip
+        record_near(ctx, ROOT_CAUSES[9], sub, rows, "manual-mail-checks")
 
 
 def international_numbers(rng: np.random.Generator, n: int) -> tuple[Array, Array]:
@@ -1069,29 +1077,44 @@ def nm_international_voice(ctx: Context, k: int) -> None:
         number, prefix = international_numbers(rng, 1)
         dirn = (rng.random(m) < 0.4).astype(np.int8)
         dur = lognormal_int(rng, 240, 0.9, m, 10, 5400).astype(float)
-        ctx.add(
-            block(
-                m, t=at(rng.integers(0, N_DAYS, m), diurnal_seconds(rng, m)), rtype=VOICE,
-                dirn=dirn, sub=sub, **const_peer(m, int(number[0]), int(prefix[0])),
-                dur=dur, charge=np.where(dirn == MO, np.ceil(dur / 60) * 8.0, 0.0),
-            )
+        rows = block(
+            m, t=at(rng.integers(0, N_DAYS, m), diurnal_seconds(rng, m)), rtype=VOICE,
+            dirn=dirn, sub=sub, **const_peer(m, int(number[0]), int(prefix[0])),
+            dur=dur, charge=np.where(dirn == MO, np.ceil(dur / 60) * 8.0, 0.0),
         )  # fmt: skip
+        record_near(ctx, ROOT_CAUSES[3], sub, rows, "international-voice")
 
 
 def nm_friend_abroad(ctx: Context, k: int) -> None:
-    """A few texts on a few days to a friend abroad."""
+    """Texts to a friend abroad, written by a person: lengths vary.
+
+    Three kinds, in turn: a few texts on a few days; a handful now and then, on five to
+    nine days scattered over the month; and a chat every day for a week or so (a holiday,
+    a relative visiting), one to four texts a day.
+    """
     rng = ctx.rng
-    for sub in ctx.take(k):
-        m = int(rng.integers(1, 5))
+    for i, sub in enumerate(ctx.take(k)):
         number, prefix = international_numbers(rng, 1)
-        days = rng.choice(N_DAYS, size=m, replace=False)
-        ctx.add(
-            block(
-                m, t=at(days, diurnal_seconds(rng, m)), rtype=SMS, dirn=MO, sub=sub,
-                **const_peer(m, int(number[0]), int(prefix[0])), smslen=sms_lengths(rng, m),
-                charge=1.0,
-            )
+        kind = i % 3
+        if kind == 0:
+            variant = "a-few-texts"
+            days = rng.choice(N_DAYS, size=int(rng.integers(1, 5)), replace=False)
+        elif kind == 1:
+            variant = "now-and-then"
+            picked = rng.choice(N_DAYS, size=int(rng.integers(5, 10)), replace=False)
+            days = np.repeat(picked, rng.choice([1, 1, 1, 2], size=picked.shape[0]))
+        else:
+            variant = "holiday-chat"
+            span = int(rng.integers(5, 11))
+            d0 = int(rng.integers(0, N_DAYS - span + 1))
+            days = np.repeat(np.arange(d0, d0 + span), rng.integers(1, 5, span))
+        m = days.shape[0]
+        rows = block(
+            m, t=np.sort(at(days, diurnal_seconds(rng, m))), rtype=SMS, dirn=MO, sub=sub,
+            **const_peer(m, int(number[0]), int(prefix[0])), smslen=sms_lengths(rng, m),
+            charge=1.0,
         )  # fmt: skip
+        record_near(ctx, ROOT_CAUSES[7], sub, rows, variant)
 
 
 def nm_newspaper(ctx: Context, k: int) -> None:
@@ -1108,38 +1131,70 @@ def nm_newspaper(ctx: Context, k: int) -> None:
     n = sub.shape[0]
     t = at(day, 7.5 * HOUR_S + rng.integers(-1200, 1200, n))
     rejected = rng.random(n) < 0.005
-    ctx.add(
+    rows = ctx.add(
         mms_deliveries(
             ctx, sub, t, const_peer(n, NEWSPAPER), lognormal_int(rng, 60_000, 0.15, n, 20_000,
             200_000), np.where(rejected, REJECTED, OK).astype(np.int8),
             np.where(rejected, 2000, -1).astype(np.int32),
         )
     )  # fmt: skip
+    # One truth row per subscriber who had an issue refused (the others are plain readers).
+    for one in np.unique(sub[rejected]):
+        mine = (rows["sub"] == one) & (rows["rtype"] == MMS)
+        part = {name: col[mine] for name, col in rows.items()}
+        ctx.truth.append(Truth(ROOT_CAUSES[4], int(one), part, "", "newspaper-one-refusal",
+                               EXPECT_NONE))  # fmt: skip
 
 
 def nm_memory_full(ctx: Context, k: int) -> None:
-    """The handset refuses MMS from every sender for two days (memory full), then recovers."""
+    """A full handset memory refuses MMS (status 4000) from every sender.
+
+    Half of them: two days of refusals, one or two per sender, then the customer clears
+    the memory and everything gets through. The other half: the memory stays full for a
+    week or two while a daily newspaper arrives each morning, so the newspaper takes most
+    of the refusals; friends' MMS in the same days are mostly refused too, and after each
+    of the customer's occasional clean-ups one or two MMS get through.
+    """
     rng = ctx.rng
-    for sub in ctx.take(k):
-        senders = np.concatenate([[NEWSPAPER], 13_900_000_000 + rng.integers(0, 10**8, 3)])
-        d0 = int(rng.integers(0, N_DAYS - 8))
-        # Two days of rejections, one or two per sender, then each sender gets through.
-        rej_sender = np.repeat(senders, rng.integers(1, 3, senders.shape[0]))
-        m = rej_sender.shape[0]
-        t_rej = at(d0 + rng.integers(0, 2, m), diurnal_seconds(rng, m))
-        ok_sender = np.repeat(senders, 4)
-        n_ok = ok_sender.shape[0]
-        t_ok = at(d0 + rng.integers(2, 8, n_ok), diurnal_seconds(rng, n_ok))
-        sender = np.concatenate([rej_sender, ok_sender])
-        t = np.concatenate([t_rej, t_ok])
-        status = np.concatenate([np.full(m, REJECTED), np.full(n_ok, OK)]).astype(np.int8)
-        scode = np.concatenate([np.full(m, 4000), np.full(n_ok, -1)]).astype(np.int32)
+    for i, sub in enumerate(ctx.take(k)):
+        if i % 2 == 0:
+            senders = np.concatenate([[NEWSPAPER], 13_900_000_000 + rng.integers(0, 10**8, 3)])
+            d0 = int(rng.integers(0, N_DAYS - 8))
+            rej_sender = np.repeat(senders, rng.integers(1, 3, senders.shape[0]))
+            m = rej_sender.shape[0]
+            t_rej = at(d0 + rng.integers(0, 2, m), diurnal_seconds(rng, m))
+            ok_sender = np.repeat(senders, 4)
+            n_ok = ok_sender.shape[0]
+            t_ok = at(d0 + rng.integers(2, 8, n_ok), diurnal_seconds(rng, n_ok))
+            sender = np.concatenate([rej_sender, ok_sender])
+            t = np.concatenate([t_rej, t_ok])
+            status = np.concatenate([np.full(m, REJECTED), np.full(n_ok, OK)]).astype(np.int8)
+            variant = "memory-full-two-days"
+        else:
+            span = int(rng.integers(7, 15))
+            d0 = int(rng.integers(0, N_DAYS - span))
+            days = np.arange(d0, d0 + span)
+            t_news = at(days, 7.5 * HOUR_S + rng.integers(-1200, 1200, span))
+            n_friends = int(rng.integers(3, 9))
+            friends = 13_900_000_000 + rng.integers(0, 10**8, int(rng.integers(2, 5)))
+            t_friends = np.sort(at(rng.integers(d0, d0 + span, n_friends),
+                                   diurnal_seconds(rng, n_friends)))  # fmt: skip
+            sender = np.concatenate([np.full(span, NEWSPAPER), rng.choice(friends, n_friends)])
+            t = np.concatenate([t_news, t_friends])
+            # Clean-ups on one to three days: whatever arrives in the next hours gets in.
+            cleanups = at(rng.choice(days, size=int(rng.integers(1, 4)), replace=False),
+                          rng.integers(6 * HOUR_S, 22 * HOUR_S, 1))  # fmt: skip
+            after = t[:, None] - cleanups[None, :]
+            fresh = ((after >= 0) & (after < 14 * HOUR_S * 1000)).any(axis=1)
+            accepted = fresh | (rng.random(t.shape[0]) < 0.05)
+            status = np.where(accepted, OK, REJECTED).astype(np.int8)
+            variant = "memory-full-newspaper-dominates"
+        scode = np.where(status == REJECTED, 4000, -1).astype(np.int32)
         subs = np.full(sender.shape[0], sub, np.int32)
-        ctx.add(
-            mms_deliveries(
-                ctx, subs, t, peers_from(sender), mms_sizes(rng, sender.shape[0]), status, scode
-            )
+        rows = mms_deliveries(
+            ctx, subs, t, peers_from(sender), mms_sizes(rng, sender.shape[0]), status, scode
         )
+        record_near(ctx, ROOT_CAUSES[4], sub, rows, variant)
 
 
 def nm_mms_to_friends(ctx: Context, k: int) -> None:
@@ -1153,11 +1208,10 @@ def nm_mms_to_friends(ctx: Context, k: int) -> None:
         ranks = np.zeros(m, np.int64) if twice else rng.choice(40, m, replace=False)
         pfx, num, wid = ctx.contacts(np.full(m, sub), ranks)
         size = np.full(m, mms_sizes(rng, 1)[0])
-        ctx.add(
-            mms_submits(
-                ctx, np.full(m, sub, np.int32), t, {"pfx": pfx, "pnum": num, "pwid": wid}, size
-            )
+        rows = mms_submits(
+            ctx, np.full(m, sub, np.int32), t, {"pfx": pfx, "pnum": num, "pwid": wid}, size
         )
+        record_near(ctx, ROOT_CAUSES[2], sub, rows, "sent-twice" if twice else "to-friends")
 
 
 def nm_https_9202(ctx: Context, k: int) -> None:
@@ -1167,14 +1221,13 @@ def nm_https_9202(ctx: Context, k: int) -> None:
         m = int(rng.integers(1, 6))
         up = lognormal_int(rng, 1500, 0.5, m, 200, 100_000)
         down = lognormal_int(rng, 9000, 0.8, m, 200, 1_000_000)
-        ctx.add(
-            block(
-                m, t=at(rng.integers(0, N_DAYS, m), diurnal_seconds(rng, m)), rtype=DATA,
-                dirn=MO, sub=sub, dur=rng.integers(5, 120, m).astype(float),
-                charge=data_charge(ctx, np.full(m, sub), up, down), apn=CMNET, bup=up,
-                bdown=down, srv=int(rng.choice(HTTPS_9202_SERVERS)), port=9202, app=A_HTTPS,
-            )
+        rows = block(
+            m, t=at(rng.integers(0, N_DAYS, m), diurnal_seconds(rng, m)), rtype=DATA,
+            dirn=MO, sub=sub, dur=rng.integers(5, 120, m).astype(float),
+            charge=data_charge(ctx, np.full(m, sub), up, down), apn=CMNET, bup=up,
+            bdown=down, srv=int(rng.choice(HTTPS_9202_SERVERS)), port=9202, app=A_HTTPS,
         )  # fmt: skip
+        record_near(ctx, ROOT_CAUSES[5], sub, rows, "https-on-9202")
 
 
 def nm_handset_changes(ctx: Context, k_new: int, k_shared: int, k_swap_mms: int) -> None:
@@ -1191,7 +1244,8 @@ def nm_handset_changes(ctx: Context, k_new: int, k_shared: int, k_swap_mms: int)
         pop.h2[taker] = pop.h1[giver]
         pop.t_change[taker] = t + int(rng.integers(600, 86_400)) * 1000
     # A failed MMS under A; the handset moves to C, who sends an MMS of the same size to
-    # someone else (or, weeks later, to the same person).
+    # someone else, or weeks later a new picture to the same person, or sends the same
+    # picture to A's recipient again by hand, days after the swap and after MMS of its own.
     for i, (a, c) in enumerate(ctx.take(2 * k_swap_mms).reshape(-1, 2)):
         day = int(rng.integers(2, 12))
         t1 = int(at(day, rng.integers(9 * HOUR_S, 20 * HOUR_S)))
@@ -1204,14 +1258,33 @@ def nm_handset_changes(ctx: Context, k_new: int, k_shared: int, k_swap_mms: int)
         pop.h2[c] = pop.h1[a]
         pop.t_change[c] = t_c
         ctx.cutoff_day[int(a)] = day + 1
-        if i % 2 == 0:  # same size, other recipient
+        kind = i % 3
+        own = block(0)
+        if kind == 0:  # same size, other recipient
             pfx2, num2, wid2 = ctx.contacts(np.array([c]), np.array([2]))
             peer = {"pfx": pfx2, "pnum": num2, "pwid": wid2}
             t2 = t_c + int(rng.integers(120, 3 * 3600)) * 1000
-        else:  # same recipient, weeks later, a new picture
+            variant = "same-size-other-recipient"
+        elif kind == 1:  # same recipient, weeks later, a new picture
             size = int(mms_sizes(rng, 1)[0])
             t2 = min(t_c + int(rng.integers(14, 18)) * DAY_MS, MONTH_END_MS - HOUR_S * 1000)
-        ctx.add(mms_submits(ctx, np.array([c]), np.array([t2]), peer, np.array([size])))
+            variant = "new-picture-weeks-later"
+        else:  # the same picture again, by hand, after a few MMS of C's own
+            m = int(rng.integers(3, 6))
+            t_own = t_c + np.sort(rng.integers(2 * 3600, 3 * 86_400, m)) * 1000
+            pfx3, num3, wid3 = ctx.contacts(np.full(m, c), rng.integers(3, 20, m))
+            own = mms_submits(
+                ctx,
+                np.full(m, c, np.int32),
+                t_own,
+                {"pfx": pfx3, "pnum": num3, "pwid": wid3},
+                mms_sizes(rng, m),
+            )
+            t2 = int(t_own[-1]) + int(rng.integers(12 * 3600, 3 * 86_400)) * 1000
+            t2 = min(t2, MONTH_END_MS - HOUR_S * 1000)
+            variant = "same-picture-again-by-hand"
+        again = mms_submits(ctx, np.array([c]), np.array([t2]), peer, np.array([size]))
+        record_near(ctx, ROOT_CAUSES[1], c, concat([own, again]), variant)
 
 
 def nm_trips(ctx: Context, k: int) -> None:
@@ -1230,23 +1303,32 @@ def nm_trips(ctx: Context, k: int) -> None:
         pop.trip_from[sub] = at(d0, 0)
         pop.trip_to[sub] = at(d1, 0)
         pfx, num, wid = ctx.contacts(np.array([sub]), np.array([0]))
-        ctx.add(
-            block(
-                1, t=at(rng.integers(d0, d1), diurnal_seconds(rng, 1)), rtype=VOICE, dirn=MT,
-                sub=sub, pfx=pfx, pnum=num, pwid=wid, status=FAILED, scode=18, dur=0.0,
-                mcc=mcc,
-            )
+        rows = block(
+            1, t=at(rng.integers(d0, d1), diurnal_seconds(rng, 1)), rtype=VOICE, dirn=MT,
+            sub=sub, pfx=pfx, pnum=num, pwid=wid, status=FAILED, scode=18, dur=0.0,
+            mcc=mcc,
         )  # fmt: skip
+        record_near(ctx, ROOT_CAUSES[6], sub, rows, "trip-with-a-working-handset")
 
 
 # ---------------------------------------------------------------------------------------
 # Injected cases (shared/domain/cases.md).
 
 
-def record_truth(ctx: Context, cause: str, sub: int, rows: Block, note: str) -> None:
+def record_truth(
+    ctx: Context, cause: str, sub: int, rows: Block, note: str, variant: str = "documented"
+) -> None:
     rows["bg"][:] = False
     ctx.add(rows)
-    ctx.truth.append(Truth(cause, int(sub), rows, note))
+    ctx.truth.append(Truth(cause, int(sub), rows, note, variant))
+
+
+def record_near(ctx: Context, cause: str, sub: int, rows: Block, variant: str) -> Block:
+    """Add a near-miss's rows and note it in the truth: no finding of ``cause`` expected."""
+    ctx.add(rows)
+    if rows["t"].shape[0]:
+        ctx.truth.append(Truth(cause, int(sub), rows, variant, variant, EXPECT_NONE))
+    return rows
 
 
 def case_anti_theft(ctx: Context, k: int) -> None:
@@ -1285,23 +1367,46 @@ def case_anti_theft(ctx: Context, k: int) -> None:
 
 
 def case_outbox_resend(ctx: Context, k: int) -> None:
-    """A failed MMS under A is re-sent under C after C's SIM goes into A's handset."""
+    """A failed MMS under A is re-sent under C after C's SIM goes into A's handset.
+
+    Half the cases swap within days of the failure; in the other half A's number stays
+    suspended and the customer finds another SIM one to four weeks later. A may have
+    tried once or a few times. The handset re-sends at its first chance under C: mostly
+    within minutes of C's arrival, sometimes hours later (a phone switched off).
+    """
     rng, pop = ctx.rng, ctx.pop
-    for a, c in ctx.take(2 * k).reshape(-1, 2):
-        day = int(rng.integers(3, N_DAYS - 4))
+    for i, (a, c) in enumerate(ctx.take(2 * k).reshape(-1, 2)):
+        late = i % 2 == 1
+        day = int(rng.integers(0, 8)) if late else int(rng.integers(3, N_DAYS - 4))
+        tries = int(rng.choice([1, 1, 2, 3]))
         t1 = int(at(day, rng.integers(9 * HOUR_S, 20 * HOUR_S)))
+        t_fail = t1 + np.sort(rng.integers(0, 1800, tries)) * 1000
         size = int(mms_sizes(rng, 1)[0])
         pfx, num, wid = ctx.contacts(np.array([a]), np.array([int(rng.integers(0, 5))]))
         peer = {"pfx": pfx, "pnum": num, "pwid": wid}
-        ctx.add(mms_submits(ctx, np.array([a]), np.array([t1]), peer, np.array([size]),
-                            np.array([FAILED], np.int8)))  # fmt: skip
+        ctx.add(mms_submits(ctx, np.full(tries, a, np.int32), t_fail,
+                            {key: np.repeat(v, tries) for key, v in peer.items()},
+                            np.full(tries, size), np.full(tries, FAILED, np.int8)))  # fmt: skip
         ctx.cutoff_day[int(a)] = day + 1  # A's number is suspended: nothing after that day
-        t_c = t1 + int(rng.integers(3600, 3 * 86_400)) * 1000
+        if late:
+            gap_s = int(rng.integers(7 * 86_400, 28 * 86_400))
+        else:
+            gap_s = int(rng.integers(3600, 3 * 86_400))
+        t_c = min(int(t_fail[-1]) + gap_s * 1000, MONTH_END_MS - 2 * DAY_MS)
         pop.h2[c] = pop.h1[a]
         pop.t_change[c] = t_c
-        t2 = t_c + int(rng.integers(120, 3 * 3600)) * 1000
+        delay_s = int(lognormal_int(rng, 600, 1.5, 1, 60, 20 * 3600)[0])
+        t2 = t_c + delay_s * 1000
         rows = mms_submits(ctx, np.array([c]), np.array([t2]), peer, np.array([size]))
-        record_truth(ctx, ROOT_CAUSES[1], c, rows, f"MMS of {size} bytes re-sent")
+        weeks = (t2 - int(t_fail[-1])) / DAY_MS / 7
+        record_truth(
+            ctx,
+            ROOT_CAUSES[1],
+            c,
+            rows,
+            f"MMS of {size} bytes re-sent after {weeks:.1f} weeks",
+            "sim-weeks-later" if late else "sim-within-days",
+        )
 
 
 def case_retry_loop(ctx: Context, k: int) -> None:
@@ -1368,36 +1473,52 @@ def case_dialup_trap(ctx: Context, k: int) -> None:
 
 
 def case_sender_blocklisted(ctx: Context, k: int) -> None:
-    """A Samsung D838 rejects (2000) every MMS from one sender, accepts all others."""
+    """A Samsung D838 rejects (2000) every MMS from one sender, accepts all others.
+
+    In two cases of five the customer blocks the sender part-way: its MMS arrived for a
+    few days to two weeks before the first rejection.
+    """
     rng = ctx.rng
     d838 = ctx.devices.tacs_of("Samsung SGH-D838")
-    for sub in ctx.take(k):
+    for i, sub in enumerate(ctx.take(k)):
         ctx.set_handset(int(sub), d838 if rng.random() < 0.8 else ctx.devices.tacs)
         sender = NEWSPAPER if rng.random() < 0.7 else int(rng.choice(SP_CODES[1:]))
-        d0 = int(rng.integers(0, N_DAYS - 3))
-        days = np.arange(d0, min(N_DAYS, d0 + int(rng.integers(3, 16))))
+        part_way = i % 5 in (1, 3)
+        before = int(rng.integers(3, 15)) if part_way else 0
+        d0 = int(rng.integers(0, N_DAYS - 3 - before))
+        days = np.arange(d0, min(N_DAYS, d0 + before + int(rng.integers(3, 16))))
         m = days.shape[0]
         t = at(days, 7.5 * HOUR_S + rng.integers(-600, 600, m))
         size = lognormal_int(rng, 60_000, 0.1, m, 20_000, 200_000)
+        refused = np.arange(m) >= before
         blocked = mms_deliveries(
             ctx, np.full(m, sub, np.int32), t, const_peer(m, sender), size,
-            np.full(m, REJECTED, np.int8), np.full(m, 2000, np.int32),
+            np.where(refused, REJECTED, OK).astype(np.int8),
+            np.where(refused, 2000, -1).astype(np.int32),
         )  # fmt: skip
+        d_block = int(days[before])
         n_ok = int(rng.integers(2, 6))
         pfx, num, wid = ctx.contacts(np.full(n_ok, sub), rng.integers(0, 10, n_ok))
         others = mms_deliveries(
             ctx, np.full(n_ok, sub, np.int32),
-            at(rng.integers(d0, days[-1] + 1, n_ok), diurnal_seconds(rng, n_ok)),
+            at(rng.integers(d_block, days[-1] + 1, n_ok), diurnal_seconds(rng, n_ok)),
             {"pfx": pfx, "pnum": num, "pwid": wid}, mms_sizes(rng, n_ok),
         )  # fmt: skip
         ctx.add(others)
         note = block(
-            1, t=t[0] + 1800_000, rtype=SMS, dirn=MT, sub=sub, **const_peer(1, MMSC_NOTICE),
-            smslen=70,
+            1, t=t[before] + 1800_000, rtype=SMS, dirn=MT, sub=sub,
+            **const_peer(1, MMSC_NOTICE), smslen=70,
         )  # fmt: skip
         ctx.add(note)
         ctx.blocked_sender[int(sub)] = sender
-        record_truth(ctx, ROOT_CAUSES[4], sub, blocked, f"{m} MMS from {sender} rejected")
+        record_truth(
+            ctx,
+            ROOT_CAUSES[4],
+            sub,
+            blocked,
+            f"{m - before} MMS from {sender} rejected",
+            "blocked-part-way" if part_way else "blocked-from-start",
+        )
 
 
 def case_encrypted_port(ctx: Context, k: int) -> None:
@@ -1457,20 +1578,32 @@ def case_roaming_band(ctx: Context, k: int) -> None:
 
 
 def case_auto_international_sms(ctx: Context, k: int) -> None:
-    """A re-flashed European handset texts one foreign number every day by itself."""
+    """A re-flashed European handset texts one foreign number every day by itself.
+
+    The report has one length per handset. Variants in turn: several reports a day;
+    one a day with the phone off on some days; and an owner who also texts a friend
+    abroad now and then (a second foreign number, lengths that vary).
+    """
     rng = ctx.rng
     euro = ctx.devices.tacs_of("Motorola E770", "Sony Ericsson K750")
-    for sub in ctx.take(k):
+    for i, sub in enumerate(ctx.take(k)):
         ctx.set_handset(int(sub), euro)
         if rng.random() < 0.7:
             number = 447_700_000_000 + int(rng.integers(0, 10**6)) * 100
         else:
             number = 46_700_000_000 + int(rng.integers(0, 10**7)) * 10
         prefix = P_00 if rng.random() < 0.8 else P_PLUS
+        kind = i % 3
         d0 = int(rng.integers(0, N_DAYS - 10))
         days = np.arange(d0, min(N_DAYS, d0 + int(rng.integers(8, 26))))
-        days = days[rng.random(days.shape[0]) < 0.9]
-        per_day = rng.integers(1, 4, days.shape[0])
+        if kind == 1:
+            variant = "daily-with-days-off"
+            days = days[rng.random(days.shape[0]) < rng.uniform(0.7, 0.95)]
+            per_day = np.ones(days.shape[0], np.int64)
+        else:
+            variant = "several-a-day" if kind == 0 else "owner-also-texts-abroad"
+            days = days[rng.random(days.shape[0]) < 0.9]
+            per_day = rng.integers(1, 4, days.shape[0])
         day = np.repeat(days, per_day)
         m = day.shape[0]
         t = np.sort(at(day, rng.integers(0, 86_400, m)))
@@ -1478,7 +1611,15 @@ def case_auto_international_sms(ctx: Context, k: int) -> None:
             m, t=t, rtype=SMS, dirn=MO, sub=sub, **const_peer(m, number, prefix),
             smslen=int(rng.choice([104, 98, 112, 120])), charge=1.0,
         )  # fmt: skip
-        record_truth(ctx, ROOT_CAUSES[7], sub, rows, f"{m} SMS on {days.shape[0]} days")
+        if kind == 2:
+            friend, fprefix = international_numbers(rng, 1)
+            j = int(rng.integers(2, 7))
+            ctx.add(block(
+                j, t=np.sort(at(rng.choice(N_DAYS, j, replace=False), diurnal_seconds(rng, j))),
+                rtype=SMS, dirn=MO, sub=sub, **const_peer(j, int(friend[0]), int(fprefix[0])),
+                smslen=sms_lengths(rng, j), charge=1.0,
+            ))  # fmt: skip
+        record_truth(ctx, ROOT_CAUSES[7], sub, rows, f"{m} SMS on {days.shape[0]} days", variant)
 
 
 def case_flash_sms(ctx: Context, k: int) -> None:
@@ -1867,10 +2008,10 @@ def generate_month(
     nm_international_voice(ctx, near(100))
     nm_friend_abroad(ctx, near(50))
     nm_newspaper(ctx, near(max(1.0, 0.015 * n_subs * 1e6 / n_records)))
-    nm_memory_full(ctx, near(3))
+    nm_memory_full(ctx, near(10))
     nm_mms_to_friends(ctx, near(30))
     nm_https_9202(ctx, near(3))
-    nm_handset_changes(ctx, near(0.02 * n_subs * 1e6 / n_records), near(3), near(4))
+    nm_handset_changes(ctx, near(0.02 * n_subs * 1e6 / n_records), near(3), near(12))
     nm_trips(ctx, near(0.005 * n_subs * 1e6 / n_records))
 
     special = ctx.rows()
@@ -1910,6 +2051,8 @@ def truth_frame(ctx: Context) -> pd.DataFrame:
                 "last_seen": pd.Timestamp(int(t.max()), unit="ms", tz="UTC").isoformat(),
                 "records": int(t.shape[0]),
                 "note": case.note,
+                "variant": case.variant,
+                "expect": case.expect,
             }
         )
     return pd.DataFrame.from_records(records, columns=list(TRUTH_COLUMNS))

@@ -81,13 +81,32 @@ def measure(path: Path, tz: str) -> dict[str, Any]:
     if truth.exists():
         import pandas as pd
 
-        expected = pd.read_csv(truth, dtype=str)
+        truth_rows = pd.read_csv(truth, dtype=str)
+        if "expect" not in truth_rows:  # a truth file from before near-misses were listed
+            truth_rows = truth_rows.assign(expect="finding", variant="documented")
         found = set(zip(result.findings["root_cause"], result.findings["msisdn"], strict=True))
-        hit = expected.apply(lambda r: (r["root_cause"], r["msisdn"]) in found, axis=1)
-        out["recall"] = expected.assign(hit=hit).groupby("root_cause")["hit"].mean().to_dict()
+        flagged = truth_rows.apply(lambda r: (r["root_cause"], r["msisdn"]) in found, axis=1)
+        truth_rows = truth_rows.assign(flagged=flagged)
+        expected = truth_rows[truth_rows["expect"] == "finding"]
+        hit = expected["flagged"]
+        out["recall"] = expected.groupby("root_cause")["flagged"].mean().to_dict()
         out["recall_total"] = float(hit.mean())
         truth_pairs = set(zip(expected["root_cause"], expected["msisdn"], strict=True))
         out["unexpected_findings"] = int(sum(1 for p in found if p not in truth_pairs))
+        near = truth_rows[truth_rows["expect"] == "none"]
+        out["false_alarms"] = int(near["flagged"].sum())
+        out["near_misses"] = len(near)
+        by_variant = truth_rows.groupby(["root_cause", "expect", "variant"])["flagged"]
+        out["variants"] = [
+            {
+                "root_cause": rc,
+                "expect": ex,
+                "variant": v,
+                "n": int(g.size),
+                "flagged": int(g.sum()),
+            }
+            for (rc, ex, v), g in by_variant
+        ]
     return out
 
 
@@ -125,6 +144,13 @@ def print_table(results: list[dict[str, Any]]) -> None:
     if all("recall_total" in r for r in results):
         rows.append(["recall of injected cases", *(f"{r['recall_total']:.1%}" for r in results)])
         rows.append(["findings not injected", *(str(r["unexpected_findings"]) for r in results)])
+    if all("near_misses" in r for r in results):
+        rows.append(
+            [
+                "near-misses flagged",
+                *(f"{r['false_alarms']} of {r['near_misses']}" for r in results),
+            ]
+        )
     widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
     for line in [head, ["-" * w for w in widths], *rows]:
         print(
@@ -132,6 +158,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
                 c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(line)
             )
         )
+    print_variants(results)
     if len(results) == 2:
         small, big = results
         ratio = float(big["scan_s"]) / float(small["scan_s"])
@@ -150,6 +177,42 @@ def print_table(results: list[dict[str, Any]]) -> None:
         if "recall" in r:
             print(f"  recall by root cause: {json.dumps(r['recall'], sort_keys=True)}")
         print(f"  findings by root cause: {json.dumps(r['by_root_cause'], sort_keys=True)}")
+
+
+def print_variants(results: list[dict[str, Any]]) -> None:
+    """Recall of each injected variant and false alarms of each near-miss, per size."""
+    if not all("variants" in r for r in results):
+        return
+    keys: list[tuple[str, str, str]] = []
+    for r in results:
+        for v in r["variants"]:
+            k = (v["root_cause"], v["expect"], v["variant"])
+            if k not in keys:
+                keys.append(k)
+    keys.sort(key=lambda k: (k[0], k[1] != "finding", k[2]))
+    head = ["root cause", "variant", *(f"{int(r['rows']):,} rows" for r in results)]
+    rows: list[list[str]] = []
+    for cause, expect, variant in keys:
+        cells = []
+        for r in results:
+            got = {(v["root_cause"], v["expect"], v["variant"]): v for v in r["variants"]}
+            v = got.get((cause, expect, variant))
+            if v is None:
+                cells.append("-")
+            elif expect == "finding":
+                cells.append(f"found {v['flagged']}/{v['n']}")
+            else:
+                cells.append(f"flagged {v['flagged']}/{v['n']}")
+        kind = "case" if expect == "finding" else "near-miss"
+        rows.append([cause, f"{kind}: {variant}", *cells])
+    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
+    print("\nrecall of injected cases and false alarms on near-misses, by variant")
+    for line in [head, ["-" * w for w in widths], *rows]:
+        print(
+            "  ".join(
+                c.ljust(widths[i]) if i < 2 else c.rjust(widths[i]) for i, c in enumerate(line)
+            )
+        )
 
 
 def main() -> int:

@@ -26,7 +26,7 @@ from telediag.conditions import Condition
 from telediag.derived import DERIVED_COLUMNS
 from telediag.detectors import REGISTRY
 from telediag.detectors.base import DetectorParams
-from telediag.errors import RuleFileError
+from telediag.errors import RuleFileError, SelectionError
 from telediag.schema import COLUMNS
 from telediag.yamlfile import load_yaml_model
 
@@ -224,6 +224,10 @@ class Rule(_Strict):
     status: Status
     category: Category
     root_cause: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]+$")]
+    #: Raised when what the rule finds changes (records, detector, thresholds), so that a
+    #: finding's stable key (see findings.finding_keys) is not carried over to a new
+    #: judgement. Wording changes keep the version.
+    version: Annotated[int, Field(ge=1)] = 1
     case: int | None = None
     records: RecordFilter
     detector: DetectorSpec
@@ -238,6 +242,19 @@ class Rule(_Strict):
     #: Does the rule follow handsets across subscribers? Then scanning subscriber-disjoint
     #: parts separately may miss its findings.
     cross_subscriber: bool = False
+    #: Columns without which the rule cannot judge a subscriber's records: when one is
+    #: missing or empty on all of them, the hypothesis is "could not check", not "ruled
+    #: out". An entry that is a list needs any one of its columns.
+    requires: list[str | list[str]] = Field(default_factory=list)
+
+    @field_validator("requires")
+    @classmethod
+    def _known_columns(cls, v: list[str | list[str]]) -> list[str | list[str]]:
+        for entry in v:
+            for col in [entry] if isinstance(entry, str) else entry:
+                if col not in RULE_COLUMNS:
+                    raise ValueError(f"unknown column {col!r}")
+        return v
 
     @model_validator(mode="after")
     def _measures_exist(self) -> Rule:
@@ -289,6 +306,29 @@ class Rule(_Strict):
         return self.status is not Status.removed
 
 
+def catalog_version(rules: list[Rule]) -> str:
+    """A short name for the exact catalog a result came from, stored with each case:
+    ``<n> rules, <digest>``, where the digest covers every rule's id, version and what
+    it judges on (records, detector, thresholds, confidence). It changes whenever any
+    rule's judgement changes, even if nobody raised a version."""
+    import hashlib
+    import json
+
+    parts = [
+        r.model_dump(
+            mode="json",
+            include={"id", "version", "records", "detector", "thresholds", "confidence"},
+            by_alias=True,
+            exclude_none=True,
+        )
+        for r in sorted(rules, key=lambda r: r.id)
+    ]
+    digest = hashlib.blake2b(
+        json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=6
+    ).hexdigest()
+    return f"{len(rules)} rules, {digest}"
+
+
 def bundled_rules_dir() -> Path:
     """The rules shipped with the package (installed wheel or source checkout)."""
     packaged = resources.files("telediag") / "_bundled" / "rules"
@@ -328,14 +368,32 @@ def load_rules(
                 raise RuleFileError(f"{folder}: id {ident!r} is used by two rules")
             seen[ident] = folder / f"{rule.id}.yaml"
 
-    def matches(rule: Rule, patterns: list[str]) -> bool:
-        names = (rule.id, rule.name, *rule.aliases)
-        return any(n.startswith(p) for p in patterns for n in names)
-
-    if select:
-        rules = [r for r in rules if matches(r, select)]
-    if ignore:
-        rules = [r for r in rules if not matches(r, ignore)]
     if not include_removed:
         rules = [r for r in rules if r.active]
-    return rules
+    return select_rules(rules, select, ignore)
+
+
+def _matches(rule: Rule, pattern: str) -> bool:
+    return any(n.startswith(pattern) for n in (rule.id, rule.name, *rule.aliases))
+
+
+def select_rules(
+    rules: list[Rule], select: list[str] | None = None, ignore: list[str] | None = None
+) -> list[Rule]:
+    """The rules matching any ``select`` pattern (all when none) and no ``ignore`` pattern.
+
+    A pattern is an id prefix (``TD00`` selects TD001-TD009), a name prefix or an alias.
+    A pattern that matches no rule is a mistake (a typo would silently run nothing, or
+    everything): it raises :class:`SelectionError` naming the pattern.
+    """
+    for option, patterns in (("select", select), ("ignore", ignore)):
+        for p in patterns or []:
+            if not any(_matches(r, p) for r in rules):
+                known = ", ".join(r.id for r in rules) or "none"
+                raise SelectionError(f"--{option} {p!r} matches no rule (rules: {known})")
+    chosen = list(rules)
+    if select:
+        chosen = [r for r in chosen if any(_matches(r, p) for p in select)]
+    if ignore:
+        chosen = [r for r in chosen if not any(_matches(r, p) for p in ignore)]
+    return chosen

@@ -1,4 +1,4 @@
-"""The ``telediag`` command: scan, demo, rules, decode.
+"""The ``telediag`` command: scan, investigate, demo, rules, decode, case.
 
 Exit status: 0 when the command ran (whether or not anything was found); 2 for bad
 usage or unreadable input, with one line on stderr and no traceback.
@@ -37,7 +37,10 @@ class _StderrProgress:
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         elapsed = time.perf_counter() - self.started
-        text = f"[{elapsed:6.1f}s] {stage}" + (f" ({done + 1}/{total})" if total > 1 else "")
+        # ``done`` counts finished steps: a rule starting is number done + 1, the end
+        # of a stage has done == total.
+        shown = min(done + 1, total)
+        text = f"[{elapsed:6.1f}s] {stage}" + (f" ({shown}/{total})" if total > 1 else "")
         if self.tty:
             self.stream.write("\r\033[K" + text)
             if stage == "rules done":
@@ -270,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("numbers", nargs="+", metavar="NUMBER")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=_cmd_decode)
+
+    from telediag.cases.commands import add_case_commands
+
+    add_case_commands(sub, _Parser)
     return parser
 
 

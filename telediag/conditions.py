@@ -16,6 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Scalar = str | int | float | bool
 
 
+def _number(value: float) -> str:
+    """A bound as written: whole numbers in full (604800, not 6.048e+05)."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 class Condition(BaseModel):
     """A test on one column or measure. Every part given must hold.
 
@@ -63,9 +68,9 @@ class Condition(BaseModel):
         if self.is_null is not None:
             parts.append("is empty" if self.is_null else "is present")
         if self.min is not None:
-            parts.append(f">= {self.min:g}")
+            parts.append(f">= {_number(self.min)}")
         if self.max is not None:
-            parts.append(f"<= {self.max:g}")
+            parts.append(f"<= {_number(self.max)}")
         return " and ".join(parts)
 
     def holds(self, value: Any) -> bool:

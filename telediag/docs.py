@@ -58,10 +58,24 @@ def rule_markdown(rule: Rule) -> str:
     if rule.aliases:
         out.append(f"- also known as: {', '.join(rule.aliases)}")
     if rule.cross_subscriber:
-        out.append("- follows handsets across subscribers: scan all subscribers together")
+        out.append(
+            "- follows handsets across subscribers: scan every row of the handsets (IMEIs)"
+            " concerned together"
+        )
     out += ["", "## What it detects", "", d.what_it_detects, ""]
     out += ["## Why it causes a dispute", "", d.why_it_matters, ""]
     out += ["## Evidence it needs", "", d.evidence, "", f"Records: {rule.records.describe()}.", ""]
+    if rule.requires:
+        needed = ", ".join(
+            f"`{e}`" if isinstance(e, str) else " or ".join(f"`{c}`" for c in e)
+            for e in rule.requires
+        )
+        out += [
+            f"Columns it cannot judge without: {needed}. When one is missing or empty on all "
+            "of a subscriber's records of this kind, an investigation lists the rule as "
+            "could not check, not as ruled out.",
+            "",
+        ]
     out += ["## Parameters", "", "| parameter | value | meaning |", "|---|---|---|"]
     out += _defaults(rule)
     out += [

@@ -21,3 +21,12 @@ class RuleFileError(TelediagError):
 
 class ConfigError(TelediagError):
     """A configuration or policy file is malformed."""
+
+
+class SelectionError(TelediagError):
+    """A --select or --ignore pattern matches no rule of the catalog."""
+
+
+class CaseStoreError(TelediagError):
+    """The case store cannot be opened, or a case change is not allowed (no such case,
+    closing a closed case, an outcome the policy does not know)."""

@@ -37,6 +37,8 @@ FINDING_COLUMNS: tuple[str, ...] = (
     "charge",
     "confidence",
     "summary",
+    "finding_key",
+    "rule_version",
     "rule_name",
     "category",
     "group",
@@ -66,6 +68,8 @@ def _empty_findings() -> pd.DataFrame:
             "charge": pd.Series(dtype="float64"),
             "confidence": pd.Series(dtype="float64"),
             "summary": pd.Series(dtype="string"),
+            "finding_key": pd.Series(dtype="string"),
+            "rule_version": pd.Series(dtype="int64"),
             "rule_name": pd.Series(dtype="string"),
             "category": pd.Series(dtype="string"),
             "group": pd.Series(dtype="string"),
@@ -98,6 +102,8 @@ class _LenientFormatter(string.Formatter):
     def format_field(self, value: Any, format_spec: str) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "n/a"
+        if not format_spec and isinstance(value, float) and value.is_integer():
+            value = int(value)  # a count measured as a float still reads "7", not "7.0"
         try:
             return super().format_field(value, format_spec)
         except (ValueError, TypeError):
@@ -207,6 +213,35 @@ def _local_text(time_ms: np.ndarray, zone: str) -> list[str]:
     return [str(v) for v in stamps.strftime("%Y-%m-%d %H:%M")]
 
 
+def finding_keys(
+    rule: Rule,
+    msisdn: np.ndarray,
+    groups: list[str],
+    first_days: list[str],
+    first_ms: np.ndarray,
+) -> list[str]:
+    """Keys that name "the same finding" across reruns: a hash of the rule, its version,
+    the subscriber, the group and the local day of the first evidence record.
+
+    Unlike the finding id (a hash of the evidence ids), a key survives a late record or a
+    longer period. Two findings of one rule that would share a key (two episodes of one
+    group starting the same day) get ``-2``, ``-3``... in time order.
+    """
+    keys: list[str] = []
+    for who, group, day in zip(msisdn, groups, first_days, strict=True):
+        digest = hashlib.blake2b(
+            "\x1f".join([rule.id, str(rule.version), str(who), group, day]).encode(),
+            digest_size=8,
+        ).hexdigest()
+        keys.append(f"{rule.id}.{rule.version}-{digest}")
+    seen: dict[str, int] = {}
+    for i in np.argsort(first_ms, kind="stable"):
+        seen[keys[i]] = seen.get(keys[i], 0) + 1
+        if seen[keys[i]] > 1:
+            keys[i] = f"{keys[i]}-{seen[keys[i]]}"
+    return keys
+
+
 def build_findings(
     rule: Rule,
     records: SortedRecords,
@@ -289,6 +324,7 @@ def build_findings(
         values["handset_model"] = values["handset_model"] or "unknown handset"
         summaries.append(SUMMARY_FORMATTER.vformat(rule.summary, (), values))
         measures_json.append(json.dumps(measure_rows[i], sort_keys=True))
+    keys = finding_keys(rule, msisdn, groups, [t[:10] for t in first_local], first)
     findings = pd.DataFrame(
         {
             "finding_id": finding_ids,
@@ -301,6 +337,8 @@ def build_findings(
             "charge": np.round(total_charge, 6),
             "confidence": np.round(confidence, 4),
             "summary": summaries,
+            "finding_key": keys,
+            "rule_version": np.int64(rule.version),
             "rule_name": rule.name,
             "category": rule.category.value,
             "group": groups,

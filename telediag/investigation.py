@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from telediag.catalog import ChargeAdvice, Rule
+from telediag.catalog import ChargeAdvice, RecordFilter, Rule, catalog_version
 from telediag.colmap import ColumnMap
 from telediag.context import ScanSettings
 from telediag.detectors import REGISTRY
@@ -139,7 +139,13 @@ class InvestigatedFinding(_Model):
 
     rank: int
     finding_id: str
+    finding_key: str = Field(
+        description="the same finding across reruns: rule, rule version, subscriber, group "
+        "and first day (the finding_id changes with the evidence)"
+    )
     rule_id: str
+    rule_version: int
+    group: str = Field(description="the group's key values, e.g. the recipient or server")
     rule_name: str
     root_cause: str
     title: str
@@ -162,6 +168,16 @@ class InvestigatedFinding(_Model):
     explanation: Explanation
 
 
+class FilterCheck(_Model):
+    """How many of the subscriber's records of the rule's kind pass one condition of the
+    rule's record filter."""
+
+    column: str = Field(description="the column tested, or any_of / not for a sub-filter")
+    condition: str
+    records: int = Field(description="the subscriber's records of the rule's kind")
+    passing: int = Field(description="how many of them pass this condition")
+
+
 class RuledOut(_Model):
     """A rule that looks at this subscriber's kinds of records but did not fire."""
 
@@ -171,6 +187,26 @@ class RuledOut(_Model):
     reason: str
     records_considered: int
     checks: list[Check]
+    basis: Literal["thresholds", "filter", "detector", "no_records"] = Field(
+        "thresholds",
+        description="what failed: a threshold on the closest candidate's measures (see "
+        "checks), a condition of the record filter (see filters), the detector's own "
+        "condition (no candidate among records that pass the filter), or no records of "
+        "the kind at all",
+    )
+    filters: list[FilterCheck] = Field(default_factory=list)
+
+
+class CouldNotCheck(_Model):
+    """A rule the records cannot test for this subscriber: a column it needs is missing
+    or empty on all of the subscriber's records of its kind. Not a clean bill."""
+
+    rule_id: str
+    rule_name: str
+    root_cause: str
+    columns: list[str] = Field(description="the missing or all-empty column(s)")
+    records_considered: int
+    reason: str
 
 
 class Deadlines(_Model):
@@ -190,10 +226,15 @@ class Investigation(_Model):
     overview: Overview
     findings: list[InvestigatedFinding]
     ruled_out: list[RuledOut]
+    could_not_check: list[CouldNotCheck] = Field(
+        default_factory=list,
+        description="hypotheses the records cannot test (a needed column missing or empty)",
+    )
     deadlines: Deadlines | None
     input: dict[str, Any]
     rule_errors: list[str] = Field(default_factory=list)
     telediag_version: str
+    catalog_version: str = Field(description="the rules the findings came from (digest)")
 
     _records: pd.DataFrame | None = PrivateAttr(default=None)
 
@@ -330,6 +371,7 @@ def investigate(
     evaluator = FilterEvaluator(records.table, settings, normalized.encoded)
     findings: list[InvestigatedFinding] = []
     ruled_out: list[RuledOut] = []
+    unchecked: list[CouldNotCheck] = []
     errors: list[str] = []
     own = records.subscriber == code
     own_types = set(
@@ -342,7 +384,11 @@ def investigate(
             if len(mine):
                 findings.extend(_finding_entries(rule, outcome, mine, records, pol, settings))
             elif _applies(rule, own_types):
-                ruled_out.append(_why_not(rule, outcome, records, evaluator, code, settings))
+                blind = _could_not_check(rule, records, evaluator, code)
+                if blind is not None:
+                    unchecked.append(blind)
+                else:
+                    ruled_out.append(_why_not(rule, outcome, records, evaluator, code, settings))
         except Exception as exc:  # a broken rule is reported, the others stand
             errors.append(f"{rule.id}: {type(exc).__name__}: {exc}")
     findings.sort(key=lambda f: (-f.confidence, -f.charge, f.first_seen, f.rule_id))
@@ -374,10 +420,12 @@ def investigate(
         overview=_overview(frame, everything, msisdn),
         findings=findings,
         ruled_out=ruled_out,
+        could_not_check=unchecked,
         deadlines=deadlines,
         input=normalized.report.to_dict(),
         rule_errors=errors,
         telediag_version=__version__,
+        catalog_version=catalog_version(chosen),
     )
     # The records to show: the subscriber's, plus other subscribers' records that are
     # evidence (a failed MMS sent from the same handset under the previous SIM).
@@ -614,7 +662,10 @@ def _finding_entries(
             InvestigatedFinding(
                 rank=0,
                 finding_id=r.finding_id,
+                finding_key=r.finding_key,
                 rule_id=rule.id,
+                rule_version=rule.version,
+                group=r.group,
                 rule_name=rule.name,
                 root_cause=rule.root_cause,
                 title=rule.title,
@@ -654,6 +705,95 @@ def _closest(rule: Rule, cands: pd.DataFrame) -> tuple[int, list[Check]]:
     return best, _checks(rule, row)
 
 
+def _kind_filter(rule: Rule) -> RecordFilter:
+    """The rule's record filter reduced to the kind of records: type and direction."""
+    kinds = {k: v for k, v in rule.records.where.items() if k in ("record_type", "direction")}
+    return RecordFilter.model_validate(
+        {k: v.model_dump(by_alias=True, exclude_none=True) for k, v in kinds.items()}
+    )
+
+
+def _own_positions(
+    flt: RecordFilter, records: SortedRecords, evaluator: FilterEvaluator, code: int
+) -> np.ndarray:
+    """Sorted positions of the subscriber's records that pass ``flt``."""
+    mask = evaluator.mask(flt)
+    return np.flatnonzero(mask[records.order] & (records.subscriber == code))
+
+
+def _could_not_check(
+    rule: Rule, records: SortedRecords, evaluator: FilterEvaluator, code: int
+) -> CouldNotCheck | None:
+    """The rule as "could not check" when a column it requires is missing or empty on all
+    of the subscriber's records of its kind; None when the records can test it."""
+    if not rule.requires:
+        return None
+    positions = _own_positions(_kind_filter(rule), records, evaluator, code)
+    if positions.size == 0:
+        return None
+    from telediag.derived import DERIVED_COLUMNS, derive
+
+    rows = records.order[positions]
+
+    def known(column: str) -> bool:
+        if column in DERIVED_COLUMNS:
+            values = derive(column, records.table, rows, evaluator.settings)
+        elif column in records.table.column_names:
+            values = records.table[column].take(pa.array(rows))
+        else:
+            return False
+        return bool(values.null_count < len(values))
+
+    blind: list[str] = []
+    meanings: list[str] = []
+    for entry in rule.requires:
+        options = [entry] if isinstance(entry, str) else list(entry)
+        if not any(known(c) for c in options):
+            blind.append(" or ".join(options))
+            meanings += [f"{c}: {DERIVED_COLUMNS[c][1]}" for c in options if c in DERIVED_COLUMNS]
+    if not blind:
+        return None
+    # A condition on a column that is there may rule the cause out regardless (every SMS
+    # to a domestic number, whatever their lengths): then it is ruled out, not unchecked.
+    unseen = {c for entry in blind for c in entry.split(" or ")}
+    if _own_positions(_filter_without(rule.records, unseen), records, evaluator, code).size == 0:
+        return None
+    what = _kind_filter(rule).describe()
+    cols = ", ".join(blind) + (f" ({'; '.join(meanings)})" if meanings else "")
+    return CouldNotCheck(
+        rule_id=rule.id,
+        rule_name=rule.name,
+        root_cause=rule.root_cause,
+        columns=blind,
+        records_considered=int(positions.size),
+        reason=(
+            f"{cols} {'is' if len(blind) == 1 else 'are'} missing or empty on all "
+            f"{positions.size} of the subscriber's "
+            f"records of the kind it looks at ({what}), so the records cannot show whether "
+            "this cause applies"
+        ),
+    )
+
+
+def _filter_without(flt: RecordFilter, columns: set[str]) -> RecordFilter:
+    """The filter without the conditions that read any of ``columns`` (directly or as
+    the source of a derived column); a sub-filter that reads one is dropped whole."""
+    from telediag.derived import DERIVED_COLUMNS
+
+    def reads(column: str) -> bool:
+        sources = DERIVED_COLUMNS[column][0] if column in DERIVED_COLUMNS else ()
+        return column in columns or bool(set(sources) & columns)
+
+    def touches(sub: RecordFilter) -> bool:
+        return any(reads(c) for c in sub.columns())
+
+    return RecordFilter.model_construct(
+        where={c: cond for c, cond in flt.where.items() if not reads(c)},
+        any_of=[] if any(touches(f) for f in flt.any_of) else list(flt.any_of),
+        not_=None if flt.not_ is None or touches(flt.not_) else flt.not_,
+    )
+
+
 def _why_not(
     rule: Rule,
     outcome: RuleOutcome,
@@ -662,9 +802,14 @@ def _why_not(
     code: int,
     settings: ScanSettings,
 ) -> RuledOut:
+    """Why the rule did not fire for the subscriber: the first thing that failed, with
+    the values measured. In order: a threshold on the closest candidate; the detector's
+    own condition (records pass the filter but form no candidate); a condition of the
+    record filter that none of the subscriber's records of the kind meet."""
     cands = outcome.candidates.measures
     mine = cands[cands["subscriber"] == code] if len(cands) else cands
     base = dict(rule_id=rule.id, rule_name=rule.name, root_cause=rule.root_cause)
+    what = rule.records.describe()
     if len(mine):
         from telediag.findings import _group_labels
 
@@ -687,27 +832,32 @@ def _why_not(
             records_considered=considered,
             checks=checks,
         )
+    passing = _own_positions(rule.records, records, evaluator, code)
+    if passing.size:
+        detector = REGISTRY[rule.detector.kind]
+        return RuledOut(
+            **base,
+            reason=f"{passing.size} record(s) with {what}, but {detector.NO_CANDIDATE}",
+            records_considered=int(passing.size),
+            checks=[],
+            basis="detector",
+        )
     # Nothing of this subscriber passed the record filter: look at the same kinds of
-    # records without the other conditions, to show what was seen and why it is not it.
-    from telediag.catalog import RecordFilter
-
-    kinds = {k: v for k, v in rule.records.where.items() if k in ("record_type", "direction")}
-    relaxed = RecordFilter.model_validate(
-        {k: v.model_dump(by_alias=True, exclude_none=True) for k, v in kinds.items()}
-    )
-    mask = evaluator.mask(relaxed)
-    positions = np.flatnonzero(mask[records.order] & (records.subscriber == code))
-    what = rule.records.describe()
+    # records, and name the conditions of the filter that none of them meet.
+    positions = _own_positions(_kind_filter(rule), records, evaluator, code)
     if positions.size == 0:
         return RuledOut(
             **base,
             reason=f"no records of the kind it needs ({what})",
             records_considered=0,
             checks=[],
+            basis="no_records",
         )
     from telediag.detectors.base import DetectContext
     from telediag.timeutil import LocalClock
 
+    filters = _filter_checks(rule, records, evaluator, code, positions.size)
+    failing = [f for f in filters if f.passing == 0]
     seen = _values_seen(rule, records, evaluator, positions)
     detector = REGISTRY[rule.detector.kind]
     ctx = DetectContext(
@@ -728,14 +878,56 @@ def _why_not(
             f"{c.measure} {_fmt_value(c.value)}" for c in relaxed_checks if c.value is not None
         )
         pattern = f"; taken together they show {shown}" if shown else ""
+    kind = _kind_filter(rule).describe()
+    if failing:
+        missed = " and ".join(f"{f.column} {f.condition}" for f in failing)
+        reason = f"{positions.size} record(s) of the kind it looks at ({kind}), none with {missed}"
+    else:
+        each = "; ".join(f"{f.column} {f.condition}: {f.passing}" for f in filters)
+        reason = (
+            f"{positions.size} record(s) of the kind it looks at ({kind}), none meeting all "
+            f"conditions at once ({each})"
+        )
     return RuledOut(
         **base,
-        reason=(
-            f"{positions.size} record(s) of the kind it looks at, none with {what}{seen}{pattern}"
-        ),
+        reason=f"{reason}{seen}{pattern}",
         records_considered=int(positions.size),
         checks=relaxed_checks,
+        basis="filter",
+        filters=filters,
     )
+
+
+def filter_conditions(rule: Rule) -> list[tuple[str, str, RecordFilter]]:
+    """The conditions of a rule's record filter beyond the kind of records, each as
+    (column or any_of / not, its description, a filter of that condition alone)."""
+    out = []
+    for col, cond in rule.records.where.items():
+        if col in ("record_type", "direction"):
+            continue
+        one = RecordFilter.model_construct(where={col: cond}, any_of=[], not_=None)
+        out.append((col, cond.describe(), one))
+    if rule.records.any_of:
+        either = RecordFilter.model_construct(where={}, any_of=rule.records.any_of, not_=None)
+        out.append(("any_of", either.describe(), either))
+    if rule.records.not_ is not None:
+        negated = RecordFilter.model_construct(where={}, any_of=[], not_=rule.records.not_)
+        out.append(("not", negated.describe(), negated))
+    return out
+
+
+def _filter_checks(
+    rule: Rule, records: SortedRecords, evaluator: FilterEvaluator, code: int, n: int
+) -> list[FilterCheck]:
+    kind = _kind_filter(rule)
+    out = []
+    for column, text, one in filter_conditions(rule):
+        both = RecordFilter.model_construct(
+            where={**kind.where, **one.where}, any_of=one.any_of, not_=one.not_
+        )
+        passing = _own_positions(both, records, evaluator, code).size
+        out.append(FilterCheck(column=column, condition=text, records=n, passing=int(passing)))
+    return out
 
 
 def _values_seen(

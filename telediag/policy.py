@@ -11,6 +11,8 @@ A policy file is YAML validated by strict models::
       resolve: 7
       weekend: [Sat, Sun]
       holidays: [2008-10-01, 2008-10-02]
+    outcomes: [goodwill_credit]   # closing outcomes besides refund, partial, no_refund,
+                                  # no_fault_found
 
 Anything not given falls back to the rule's own advice and the defaults above.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -61,6 +64,10 @@ class Policy(BaseModel):
 
     charge_advice: dict[str, ChargeAdvice] = Field(default_factory=dict)
     deadlines: Deadlines = Field(default_factory=Deadlines)
+    outcomes: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(
+        default_factory=list,
+        description="outcomes a case may be closed with, besides the standard ones",
+    )
 
     def advice_for(self, rule: Rule) -> ChargeAdvice:
         """The advice for a rule's findings: by rule id, then root cause, then the rule."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyarrow as pa
 
-from telediag.catalog import Rule, load_rules
+from telediag.catalog import Rule, load_rules, select_rules
 from telediag.colmap import ColumnMap
 from telediag.context import ScanSettings
 from telediag.derived import DERIVED_COLUMNS
@@ -94,16 +94,7 @@ def _resolve_rules(
 ) -> list[Rule]:
     if rules is None or isinstance(rules, (str, Path)):
         return load_rules(rules, select=select, ignore=ignore)
-    chosen = [r for r in rules if r.active]
-    if select:
-        chosen = [
-            r for r in chosen if any(r.id.startswith(p) or r.name.startswith(p) for p in select)
-        ]
-    if ignore:
-        chosen = [
-            r for r in chosen if not any(r.id.startswith(p) or r.name.startswith(p) for p in ignore)
-        ]
-    return chosen
+    return select_rules([r for r in rules if r.active], select, ignore)
 
 
 def scan(

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+import telediag
 from telediag.cli import main
 
 from .conftest import FIXTURES, ROOT
@@ -134,6 +135,26 @@ def test_progress_goes_to_stderr(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert result.stdout == ""
     assert "rule TD001" in result.stderr and "rules done" in result.stderr
+    n = len(telediag.load_rules())
+    assert f"rules done ({n}/{n})" in result.stderr
+    assert f"({n + 1}/{n})" not in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--select", "--ignore"])
+def test_pattern_matching_no_rule_is_a_usage_error(tmp_path: Path, option: str) -> None:
+    out = tmp_path / "f.jsonl"
+    result = run("scan", str(CASE), "--out", str(out), option, "TD001", "TX99", "-q")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "'TX99'" in result.stderr
+    assert "matches no rule" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_pattern_matching_no_rule_in_the_api() -> None:
+    with pytest.raises(telediag.TelediagError, match="'TD99' matches no rule"):
+        telediag.scan(CASE, select=["TD99"])
+    with pytest.raises(telediag.TelediagError, match="'nope' matches no rule"):
+        telediag.scan(CASE, rules=telediag.load_rules(), ignore=["nope"])
 
 
 def test_public_api_is_small_and_sorted() -> None:

@@ -111,3 +111,73 @@ def test_bucketed_argsort_equals_plain_argsort(monkeypatch) -> None:  # type: ig
     got = sort_mod._argsort_by_subscriber_ranges(key, codes)
     assert np.array_equal(key[got], np.sort(key))
     assert sorted(got.tolist()) == list(range(20_000))
+
+
+def _measures(rule_id: str, fixture: str, msisdn: str) -> pd.DataFrame:
+    """Every measure of every candidate of one subscriber, with its group label."""
+    from telediag.context import ScanSettings
+    from telediag.engine import run_rule
+    from telediag.filters import FilterEvaluator
+    from telediag.findings import _group_labels
+
+    from .conftest import FIXTURES
+
+    rule = next(r for r in telediag.load_rules() if r.id == rule_id)
+    result = telediag.scan(FIXTURES / fixture, rules=[rule], tz="Asia/Shanghai")
+    records = result.records
+    assert records is not None and result.normalized is not None
+    settings = ScanSettings(tz="Asia/Shanghai")
+    evaluator = FilterEvaluator(records.table, settings, result.normalized.encoded)
+    outcome = run_rule(rule, records, evaluator, settings, keep_all=True)
+    m = outcome.candidates.measures.assign(group=_group_labels(outcome.candidates))
+    code = records.msisdns.to_pylist().index(msisdn)
+    return m[m["subscriber"] == code].set_index("group")
+
+
+def test_daily_rhythm_measures_by_hand() -> None:
+    # Texts on 2, 7, 11 (twice), 18, 24 and 30 October: 6 days of the 29 from first to last.
+    m = _measures("TD010", "TD010/friend-abroad-now-and-then.csv", "13800001005")
+    row = m.loc["+14165550123"]
+    assert (row["count"], row["active_days"], row["longest_day_run"]) == (7, 6, 1)
+    assert row["day_share"] == 6 / 29
+    assert row["mode_share"] == 1 / 7
+    # One report a day on 1-14 November except the 4th, 5th and 9th: 11 of 14 days, the
+    # longest run 10-14 November.
+    m = _measures("TD010", "TD010/reports-with-days-off.csv", "13800001004")
+    row = m.loc["0046701112233"]
+    assert (row["active_days"], row["longest_day_run"], row["day_share"]) == (11, 5, 11 / 14)
+
+
+def test_rejection_period_measures_by_hand() -> None:
+    # The newspaper: rejected 1-4 and 6-8 September, accepted on the 5th. Friends in that
+    # period (2, 3, 5, 6, 7 September): four rejected, one accepted.
+    m = _measures("TD008", "TD008/memory-full-newspaper-dominates.csv", "13800000805")
+    news = m.loc["10658000"]
+    assert news["rejected_since_first_share"] == 7 / 8
+    assert (news["others_in_period"], news["others_failed_share"]) == (5, 4 / 5)
+    # Blocked from the 7th: 8 rejections of the 8 issues since; friends' MMS on the 8th,
+    # 10th, 12th and 14th (at noon, the newspaper's last at 07:30 on the 14th: 3 within).
+    m = _measures("TD008", "TD008/blocked-from-mid-month.csv", "13800000804")
+    news = m.loc["10658000"]
+    assert (news["rejected_count"], news["count"], news["rejected_since_first_share"]) == (8, 14, 1)
+    assert (news["others_in_period"], news["others_failed_share"]) == (3, 0)
+
+
+def test_resend_measures_by_hand() -> None:
+    # C's first record on the handset: a call at 09:00; the re-send at 09:05:30, C's first
+    # MMS there, 20 days 20:01:30 after A's last failed try (13:04 on 2 June).
+    m = _measures("TD004", "TD004/sim-arrives-three-weeks-later.csv", "13800000432")
+    row = m.loc["13900000491 / 51200"]
+    assert (row["failed_count"], row["resend_rank"], row["after_arrival_s"]) == (2, 1, 330)
+    assert row["delay_s"] == 20 * 86400 + 20 * 3600 + 90
+    assert row["previous_msisdn"] == "13800000431"
+    # C used another handset before: the arrival is C's first record on *this* handset,
+    # the re-send itself.
+    m = _measures("TD004", "TD004/resent-seven-weeks-after-failure.csv", "13800000442")
+    row = m.loc["13900000481 / 73400"]
+    assert (row["resend_rank"], row["after_arrival_s"]) == (1, 0)
+    assert row["delay_s"] == 48 * 86400 + 22 * 3600 + 50 * 60
+    # By hand, days later: the fourth MMS of C on the handset, 97 h after its first call.
+    m = _measures("TD004", "TD004/same-picture-sent-again-days-after-swap.csv", "13800000462")
+    row = m.loc["13900000461 / 44000"]
+    assert (row["failed_count"], row["resend_rank"], row["after_arrival_s"]) == (1, 4, 97 * 3600)

@@ -67,3 +67,19 @@ def test_fixture_case(rule_id: str, tz: str, path: Path, case: dict[str, Any]) -
         assert f.record_count == len(f.record_ids)
         assert f.first_seen <= f.last_seen
         assert 0.0 <= f.confidence <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "tz", "path", "case"), [c for c in CASES if c.values[3]["expect"]]
+)
+def test_counts_read_as_integers(rule_id: str, tz: str, path: Path, case: dict[str, Any]) -> None:
+    """A count in a summary or the measures is an integer ("7 MMS", never "7.0 MMS")."""
+    import json
+    import re
+
+    result = telediag.scan(path, rules=RULES, tz=tz)
+    for f in result.findings.itertuples():
+        assert not re.search(r"\b\d+\.0\b(?! ?%)", f.summary), f.summary
+        for name, value in json.loads(f.measures).items():
+            if name.endswith("count") or name in ("active_days", "distinct_values"):
+                assert isinstance(value, int), (name, value)

@@ -212,3 +212,51 @@ def test_linked_groups_follow_chains() -> None:
     group = dict(zip(values.to_pylist(), label.tolist(), strict=True))
     assert group["a"] == group["b"] == group["c"]
     assert len({group["a"], group["d"], group["e"]}) == 3
+
+
+def shared_handset_mms(seed: int, n: int) -> pd.DataFrame:
+    """MMS submits, calls and SMS by 12 subscribers passing 5 handsets around over two
+    months, many failed, to few recipients of few sizes: many re-send look-alikes."""
+    rng = np.random.default_rng(seed)
+    kind = rng.choice(["mms", "voice", "sms"], size=n, p=[0.6, 0.2, 0.2])
+    return pd.DataFrame(
+        {
+            "record_id": [f"hs{seed}-{i}" for i in range(n)],
+            "record_type": kind,
+            "direction": "mo",
+            "start_time": T0 + pd.to_timedelta(rng.integers(0, 90 * 86400, n), unit="s"),
+            "msisdn": [f"1380000{v:04d}" for v in rng.integers(0, 12, n)],
+            "peer_number": [f"1390000{v:04d}" for v in rng.integers(0, 3, n)],
+            "sms_length": np.where(kind == "sms", 70, -1),
+            "server_ip": None,
+            "server_port": 0,
+            "app_protocol": None,
+            "bytes_up": 0,
+            "bytes_down": 0,
+            "imei": np.where(
+                rng.random(n) < 0.9,
+                np.array([f"3520140188{v:04d}" for v in rng.integers(0, 5, n)], dtype=object),
+                None,
+            ),
+            "status": np.where(kind == "mms", rng.choice(["ok", "failed"], size=n), None),
+            "mms_event": np.where(kind == "mms", "submit", None),
+            "mms_size": np.where(kind == "mms", rng.choice([20480, 40960, 61440], size=n), None),
+        }
+    )
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), n=st.integers(20, 300))
+def test_handset_rule_is_the_same_on_any_table_holding_the_handsets_rows(
+    catalog: list[telediag.Rule], seed: int, n: int
+) -> None:
+    """TD004 reads only records carrying the IMEI: scanning each handset's rows alone (a
+    bucket of rows hashed by IMEI) gives exactly the findings of the whole table."""
+    td004 = [r for r in catalog if r.id == "TD004"]
+    frame = pd.concat([shared_handset_mms(seed, n), background(seed, 50, 12)], ignore_index=True)
+    whole = telediag.scan(to_table(frame), rules=td004)
+    buckets = []
+    for imei in frame["imei"].dropna().unique():
+        rows = frame[frame["imei"] == imei].reset_index(drop=True)
+        buckets.append(telediag.scan(to_table(rows), rules=td004))
+    assert key(whole) == sorted(k for r in buckets for k in key(r))

@@ -314,3 +314,19 @@ def test_schema_command_writes_the_file(tmp_path: Path) -> None:
     out = tmp_path / "schema.json"
     assert report.main(["--schema", str(out)]) == 0
     assert json.loads(out.read_text(encoding="utf-8")) == report.json_schema()
+
+
+def test_plain_install_draws_the_plots() -> None:
+    """What the plots import is a regular dependency, and the README says what each extra
+    is for: `pip install .` gives the whole report."""
+    import re
+    import tomllib
+
+    from .conftest import ROOT
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    regular = {re.split(r"[<>=!~\[ ]", d)[0].lower() for d in project["dependencies"]}
+    assert "matplotlib" in regular
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for extra in project["optional-dependencies"]:
+        assert re.search(rf"^\| `{extra}` \| \S", readme, re.M), f"README: what is [{extra}] for?"

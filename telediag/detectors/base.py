@@ -97,6 +97,9 @@ class Detector(ABC):
     #: Every measure the detector reports, with a one-line meaning (used in rule docs and
     #: to validate rule files).
     MEASURES: ClassVar[dict[str, str]]
+    #: What it means when records pass the rule's filter but the detector makes no
+    #: candidate of them (completes "N record(s) with <filter>, but ...").
+    NO_CANDIDATE: ClassVar[str] = "the detector found no pattern among them"
 
     @abstractmethod
     def detect(self, ctx: DetectContext, positions: np.ndarray, params: Any) -> Candidates:

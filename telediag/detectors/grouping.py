@@ -34,6 +34,15 @@ GROUP_MEASURES: dict[str, str] = {
     "that belong to this group",
     "other_ok_count": "ok records of the same subscriber in other groups",
     "other_failed_count": "failed records of the same subscriber in other groups",
+    "day_share": "active_days / local calendar days from the first record's day to the "
+    "last's (1 = a record every day of the span)",
+    "longest_day_run": "most consecutive local calendar days that each have a record",
+    "rejected_since_first_share": "share of the group's records rejected, counted from its "
+    "first rejected record on (empty when none was rejected)",
+    "others_in_period": "the subscriber's rule records in other groups from the group's "
+    "first rejected record to its last record",
+    "others_failed_share": "share of those records (others_in_period) that failed "
+    "(empty when there are none)",
 }
 
 
@@ -58,8 +67,10 @@ def measure_groups(
         keys.append(codes)
         dicts.append(dictionary)
     wanted = ctx.wanted
+    period_measures = {"rejected_since_first_share", "others_in_period", "others_failed_share"}
     need_status = bool(
-        wanted
+        wanted & period_measures
+        | wanted
         & {
             "ok_count",
             "failed_count",
@@ -80,10 +91,15 @@ def measure_groups(
 
     # Subscriber-wide figures come from the whole subset, before any group is dropped.
     nsub = int(sub.max()) + 1
-    sub_total_ok = np.bincount(sub, weights=status_ok, minlength=nsub) if need_status else None
+    sub_total_ok = (
+        np.bincount(sub[status_ok], minlength=nsub)
+        if need_status and status_ok is not None
+        else None
+    )
     sub_total = np.bincount(sub, minlength=nsub)
 
     sub_subset, t_subset = sub, t  # the subset in (subscriber, time) order
+    ok_subset = status_ok
     if keys:
         perm = sg.stable_group_order([sub, *keys])
         positions, sub, t = positions[perm], sub[perm], t[perm]
@@ -140,9 +156,19 @@ def measure_groups(
         m["other_ok_count"] = sub_total_ok[seg_sub] - ok
         other_total = sub_total[seg_sub] - count
         m["other_failed_count"] = other_total - m["other_ok_count"]
-    if wanted & {"active_days"}:
+    if wanted & {"active_days", "day_share", "longest_day_run"}:
         days = ctx.clock.day(t)
         m["active_days"] = sg.seg_nunique(days - days.min(), seg, nseg)
+        if wanted & {"day_share", "longest_day_run"}:
+            m.update(_day_rhythm(days, seg, starts, nseg, m["active_days"]))
+    if status_ok is not None and status_rej is not None and wanted & period_measures:
+        assert ok_subset is not None
+        m.update(
+            _rejection_period(
+                t, status_ok, status_rej, starts, count, last, sub[starts], sub_subset, t_subset,
+                ok_subset,
+            )
+        )  # fmt: skip
     if "night_count" in wanted:
         night = ctx.clock.hour(t) < 6
         m["night_count"] = np.add.reduceat(night.astype(np.int64), starts)
@@ -167,12 +193,86 @@ def measure_groups(
     )
 
 
+def _day_rhythm(
+    days: np.ndarray, seg: np.ndarray, starts: np.ndarray, nseg: int, active: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Share of the span's days that have a record, and the longest run of such days.
+
+    Records are in time order within each segment, so their local days never decrease.
+    """
+    n = days.shape[0]
+    ends = np.append(starts[1:], n) - 1
+    span_days = days[ends] - days[starts] + 1
+    new_day = np.ones(n, dtype=bool)
+    new_day[1:] = (seg[1:] != seg[:-1]) | (days[1:] != days[:-1])
+    d, s = days[new_day], seg[new_day]
+    # A run of consecutive days breaks at a new segment or a day skipped.
+    breaks = np.ones(d.shape[0], dtype=bool)
+    breaks[1:] = (s[1:] != s[:-1]) | (d[1:] - d[:-1] > 1)
+    run_starts = np.flatnonzero(breaks)
+    run_len = sg.counts(run_starts, d.shape[0])
+    longest = np.zeros(nseg, dtype=np.int64)
+    np.maximum.at(longest, s[run_starts], run_len)
+    return {"day_share": active / span_days, "longest_day_run": longest}
+
+
+def _rejection_period(
+    t: np.ndarray,
+    ok: np.ndarray,
+    rejected: np.ndarray,
+    starts: np.ndarray,
+    count: np.ndarray,
+    last: np.ndarray,
+    seg_sub: np.ndarray,
+    sub_all: np.ndarray,
+    t_all: np.ndarray,
+    ok_all: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Per segment, over its period from its first rejected record to its last record:
+    the share of its own records rejected, and how many of the subscriber's records in
+    other groups fall in the period and what share of those failed.
+
+    ``t``/``ok``/``rejected`` are the grouped records (segments at ``starts``);
+    ``sub_all``/``t_all``/``ok_all`` are all of the rule's records in (subscriber, time)
+    order, from which the other groups' records are counted.
+    """
+    n = t.shape[0]
+    ends = starts + count
+    first_rej = np.minimum.reduceat(np.where(rejected, np.arange(n), n), starts)
+    has = first_rej < ends
+    at_first = np.minimum(first_rej, n - 1)
+    since = np.where(has, ends - first_rej, 0)
+    ok_cum = np.concatenate([[0], np.cumsum(ok.astype(np.int64))])
+    since_failed = since - np.where(has, ok_cum[ends] - ok_cum[at_first], 0)
+    rejected_count = np.add.reduceat(rejected.astype(np.int64), starts)
+    lo = np.where(has, t[at_first], last)
+    within = _count_between(sub_all, t_all, seg_sub, lo, last)
+    failed_within = _count_between(sub_all[~ok_all], t_all[~ok_all], seg_sub, lo, last)
+    # The group's own records in the period are exactly those from its first rejection on.
+    others = np.where(has, within - since, 0).astype(np.int64)
+    others_failed = np.where(has, failed_within - since_failed, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(has, rejected_count / np.maximum(since, 1), np.nan)
+        others_share = np.where(others > 0, others_failed / np.maximum(others, 1), np.nan)
+    return {
+        "rejected_since_first_share": share,
+        "others_in_period": others,
+        "others_failed_share": others_share,
+    }
+
+
 def _count_between(
     sub_sorted: np.ndarray, t_sorted: np.ndarray, sub: np.ndarray, lo: np.ndarray, hi: np.ndarray
 ) -> np.ndarray:
     """How many (sub, t) pairs of a (sub, t)-sorted subset fall within [lo, hi] per query."""
-    t0 = int(t_sorted.min())
-    width = int(t_sorted.max()) - t0 + 1
+    if t_sorted.size == 0:
+        return np.zeros(sub.shape[0], dtype=np.int64)
+    t0, t1 = int(t_sorted.min()), int(t_sorted.max())
+    width = t1 - t0 + 1
     key = sub_sorted.astype(np.int64) * width + (t_sorted - t0)
     base = sub.astype(np.int64) * width - t0
-    return np.searchsorted(key, base + hi, side="right") - np.searchsorted(key, base + lo)
+    # Bounds outside the subset's time range would spill into a neighbour's keys: clip.
+    inside = (hi >= t0) & (lo <= t1)
+    lo_c, hi_c = np.clip(lo, t0, t1), np.clip(hi, t0, t1)
+    found = np.searchsorted(key, base + hi_c, side="right") - np.searchsorted(key, base + lo_c)
+    return np.where(inside, found, 0)

@@ -1,13 +1,21 @@
-"""Hand-over detector: the same message re-sent from one handset under a new subscriber.
+"""Hand-over detector: a message that failed under one SIM, re-sent under the next SIM.
 
-Follows a handset (IMEI) across subscribers. Records are ordered by handset, message key
-(e.g. recipient and size) and time; a candidate is a successful record whose immediate
-predecessor for the same handset and key is a failed record of a *different* subscriber,
-no more than ``max_delay`` earlier. Its evidence is that run of failed records plus the
-successful one; the candidate belongs to the new subscriber, who was charged.
+Follows a handset (IMEI) across subscribers. What identifies a re-send is the new SIM's
+arrival on the handset, not the time since the failure: the failure may be weeks old
+(the number was suspended and the customer found another SIM later), but the handset
+retries its outbox at the first chance under the new SIM.
 
-This is the only detector that looks across subscribers: its rules must see every
-subscriber who used the handset (the engine does; a split scan may not).
+Every record that carries the handset's IMEI is cut into *stints*: runs of consecutive
+records (in time order) of one subscriber on that handset. A stint's start is that SIM's
+arrival on the handset. A candidate is a successful record of the rule's kind in a stint
+that is not the handset's first; it is *matched* when the record just before it with the
+same handset and message key (e.g. recipient and size) is a failed one of another
+subscriber. Its evidence is that run of failed records plus the successful one, and it
+belongs to the new subscriber, who was charged. Unmatched candidates (failed_count 0)
+are measured too, so that an investigation can say which condition failed.
+
+Only records carrying the IMEI are read, so the findings are the same on any table that
+holds every row of the handsets involved (a scan split by IMEI gives the same answer).
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from telediag.detectors import segments as sg
@@ -24,7 +34,6 @@ from telediag.detectors.base import (
     DetectContext,
     Detector,
     DetectorParams,
-    Duration,
     register,
 )
 
@@ -36,24 +45,31 @@ class HandoverParams(DetectorParams):
         default_factory=lambda: ["peer_number"],
         description="columns that must match between the failed original and the re-send",
     )
-    max_delay: Duration = Field(
-        30 * 86400.0, description="seconds; the re-send must follow the failure within this"
-    )
 
     def columns(self) -> set[str]:
         return {"imei", "status", *self.match_on}
 
 
 class HandoverDetector(Detector):
-    """A failed record under one subscriber, then the same record under another."""
+    """A failed record under one subscriber, then the same record under the next SIM."""
 
     kind = "handover"
     Params = HandoverParams
+    NO_CANDIDATE: ClassVar[str] = (
+        "none went out successfully under a SIM that came to a handset (IMEI) after "
+        "another subscriber had one fail there, so none can be a re-send under a new SIM"
+    )
     MEASURES: ClassVar[dict[str, str]] = {
         "count": "records in the evidence: the failed originals and the re-send",
-        "failed_count": "failed originals under the previous subscriber",
+        "failed_count": "failed originals of the same message key under another subscriber "
+        "on the same handset, just before the re-send (0: none)",
         "delay_s": "seconds from the last failed original to the re-send",
-        "previous_msisdn": "the subscriber the failed originals belonged to",
+        "after_arrival_s": "seconds from the new SIM's first record on the handset (its "
+        "arrival) to the re-send",
+        "resend_rank": "place of the re-send among the new SIM's records of the rule's kind "
+        "on the handset since its arrival (1 = the first)",
+        "previous_msisdn": "the subscriber of the failed originals (unmatched: the "
+        "subscriber on the handset before the new SIM)",
         "charge": "charge of the re-send",
     }
 
@@ -62,61 +78,113 @@ class HandoverDetector(Detector):
     ) -> Candidates:
         rec = ctx.records
         empty = Candidates.empty(list(self.MEASURES))
-        if positions.size == 0:
-            return empty
-        imei, _ = rec.codes("imei", positions)
-        keep = imei >= 0
-        positions, imei = positions[keep], imei[keep]
         if positions.size < 2:
             return empty
-        keys = [imei.astype(np.int64)]
+        # Handsets worth following: a failed record of the rule's kind, and records of
+        # the rule's kind from at least two subscribers.
+        imei, imei_dict = rec.codes("imei", positions)
+        scodes, sdict = rec.codes("status", positions)
+        labels = np.array([*sdict.to_pylist(), None], dtype=object)
+        ok = (labels[scodes] == "ok") | (scodes < 0)
+        sub = rec.subscriber[positions].astype(np.int64)
+        known = imei >= 0
+        failed_on = np.unique(imei[known & ~ok])
+        pairs = np.unique(np.stack([imei[known], sub[known]]), axis=1)
+        hs, n_subs = np.unique(pairs[0], return_counts=True)
+        wanted = np.intersect1d(failed_on, hs[n_subs >= 2])
+        if wanted.size == 0:
+            return empty
+        # Every record carrying one of these IMEIs, whatever its kind: the stints.
+        values = imei_dict.take(pa.array(wanted))
+        on_rows = np.asarray(
+            pc.fill_null(pc.is_in(rec.table["imei"], value_set=values), False).to_numpy(
+                zero_copy_only=False
+            ),
+            dtype=bool,
+        )
+        allpos = np.flatnonzero(on_rows[rec.order]).astype(np.int64)
+        h_all, _ = rec.codes("imei", allpos)
+        s_all = rec.subscriber[allpos].astype(np.int64)
+        t_all = rec.time_ms[allpos]
+        by_handset = np.lexsort([s_all, t_all, h_all])
+        h_o, s_o, t_o = h_all[by_handset], s_all[by_handset], t_all[by_handset]
+        n_all = allpos.size
+        stint_starts = sg.starts_where_changed([h_o, s_o], n_all)
+        stint_o = sg.segment_ids(stint_starts, n_all)
+        first_stint = sg.starts_where_changed([h_o], n_all)
+        is_first_stint = np.zeros(stint_starts.size, dtype=bool)
+        is_first_stint[stint_o[first_stint]] = True
+        prev_sub = np.full(stint_starts.size, -1, dtype=np.int64)
+        prev_sub[1:] = s_o[stint_starts[1:] - 1]
+        stint_of = np.empty(n_all, dtype=np.int64)
+        stint_of[by_handset] = stint_o
+
+        # The rule's records on those handsets, with their stint.
+        keep = np.isin(positions, allpos)
+        positions, ok, sub = positions[keep], ok[keep], sub[keep]
+        where = np.searchsorted(allpos, positions)
+        stint = stint_of[where]
+        hcode = h_all[where].astype(np.int64)
+        t = rec.time_ms[positions]
+        arrive = t_o[stint_starts][stint]
+        # Rank within the stint, in time order.
+        by_stint = np.lexsort([t, stint])
+        rank = np.empty(positions.size, dtype=np.int64)
+        st_sorted = stint[by_stint]
+        run_first = sg.starts_where_changed([st_sorted], st_sorted.size)
+        rank[by_stint] = np.arange(st_sorted.size) - np.repeat(
+            run_first, sg.counts(run_first, st_sorted.size)
+        )
+        rank += 1
+
+        keys = [hcode]
         dicts = []
         for col in params.match_on:
             codes, dictionary = rec.codes(col, positions)
             keys.append(codes.astype(np.int64))
             dicts.append(dictionary)
-        t = rec.time_ms[positions]
         order = np.lexsort([t, *reversed(keys)])
-        positions, t = positions[order], t[order]
+        positions, t, ok, sub = positions[order], t[order], ok[order], sub[order]
+        stint, arrive, rank = stint[order], arrive[order], rank[order]
         keys = [k[order] for k in keys]
-        sub = rec.subscriber[positions].astype(np.int64)
-        scodes, sdict = rec.codes("status", positions)
-        labels = np.array([*sdict.to_pylist(), None], dtype=object)
-        ok = (labels[scodes] == "ok") | (scodes < 0)
         n = positions.size
         group = sg.segment_ids(sg.starts_where_changed(keys, n), n)
-        # A run: consecutive records of one group, one subscriber and one outcome.
         run_starts = sg.starts_where_changed([group, sub, ok.astype(np.int64)], n)
         run = sg.segment_ids(run_starts, n)
-        j = np.arange(1, n)
-        i = j - 1
-        hit = (
-            (group[i] == group[j])
-            & ~ok[i]
-            & ok[j]
-            & (sub[i] != sub[j])
-            & ((t[j] - t[i]) <= params.max_delay * 1000.0)
-        )
-        resend = j[hit]
-        if resend.size == 0:
+
+        cand = np.flatnonzero(ok & ~is_first_stint[stint])
+        if cand.size == 0:
             return empty
-        first = run_starts[run[resend - 1]]
-        lengths = resend - first + 1
+        prev = cand - 1
+        has_prev = prev >= 0
+        p = np.maximum(prev, 0)
+        matched = (
+            has_prev
+            & (group[p] == group[cand])
+            & ~ok[p]
+            & (sub[p] != sub[cand])
+            & (t[p] < arrive[cand])
+        )
+        first = np.where(matched, run_starts[run[p]], cand)
+        lengths = cand - first + 1
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         idx = np.repeat(first - offsets[:-1], lengths) + np.arange(int(lengths.sum()))
-        charge = rec.column("charge", positions[resend])
-        msisdns = np.array(rec.msisdns.to_pylist(), dtype=object)
+        charge = rec.column("charge", positions[cand])
+        msisdns = np.array([*rec.msisdns.to_pylist(), None], dtype=object)
+        previous = np.where(matched, sub[p], prev_sub[stint[cand]])
         measures = pd.DataFrame(
             {
-                "subscriber": sub[resend],
+                "subscriber": sub[cand],
                 "first_ms": t[first],
-                "last_ms": t[resend],
+                "last_ms": t[cand],
                 "count": lengths,
                 "failed_count": lengths - 1,
-                "delay_s": (t[resend] - t[resend - 1]) / 1000.0,
-                "previous_msisdn": msisdns[sub[resend - 1]],
+                "delay_s": np.where(matched, (t[cand] - t[p]) / 1000.0, np.nan),
+                "after_arrival_s": (t[cand] - arrive[cand]) / 1000.0,
+                "resend_rank": rank[cand],
+                "previous_msisdn": msisdns[previous],
                 "charge": np.nan_to_num(charge),
-                **{f"_key{n_}": keys[n_ + 1][resend] for n_ in range(len(params.match_on))},
+                **{f"_key{i}": keys[i + 1][cand] for i in range(len(params.match_on))},
             }
         )
         return Candidates(

@@ -2,9 +2,9 @@
 
 Every function draws on its own :class:`matplotlib.figure.Figure` with an Agg canvas
 attached, so nothing touches pyplot's global state (a notebook's inline backend keeps
-working) and nothing needs a display. matplotlib is an optional dependency (the
-``report`` extra) and is imported only when a plot is drawn; :func:`available` tells
-whether it can be.
+working) and nothing needs a display. matplotlib is a regular dependency, so the plain
+install draws every plot; it is imported only when a plot is drawn (keeping start-up
+fast), and :func:`available` tells whether it can be (a broken environment).
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ ADVICE_LABELS: dict[str, str] = {
 }
 
 _MATPLOTLIB_MISSING = (
-    'Plots need matplotlib, which is not installed: pip install "telediag[report]".'
+    "Plots need matplotlib, a dependency of telediag that is missing here: pip install matplotlib."
 )
 
 
@@ -137,8 +137,9 @@ def _input_line(inv: Investigation) -> str:
 def _result_line(inv: Investigation) -> str:
     n = len(inv.ruled_out)
     ruled = f"{n:,} hypothesis ruled out" if n == 1 else f"{n:,} hypotheses ruled out"
+    blind = f", {len(inv.could_not_check):,} could not be checked" if inv.could_not_check else ""
     return (
-        f"{_plural(len(inv.findings), 'finding')}, {ruled}, "
+        f"{_plural(len(inv.findings), 'finding')}, {ruled}{blind}, "
         f"{_plural(len(inv.rule_errors), 'rule error')}"
     )
 
@@ -240,6 +241,22 @@ def _more_text(hidden: int) -> str:
 
 def _ruled_out_rows(inv: Investigation) -> list[list[str]]:
     return [[r.rule_id, r.root_cause, r.reason, f"{r.records_considered:,}"] for r in inv.ruled_out]
+
+
+#: Heading and lead of the hypotheses the records cannot test.
+COULD_NOT_CHECK_TITLE = "Could not check"
+COULD_NOT_CHECK_LEAD = (
+    "These causes are neither found nor ruled out: a column they need is missing or empty "
+    "in this subscriber's records. Ask for a feed that has it before telling the customer "
+    "the cause is excluded."
+)
+
+
+def _could_not_check_rows(inv: Investigation) -> list[list[str]]:
+    return [[r.rule_id, r.root_cause, ", ".join(r.columns), r.reason] for r in inv.could_not_check]
+
+
+_COULD_NOT_CHECK_HEAD = ["rule", "root cause", "missing column", "why"]
 
 
 # ------------------------------------------------------------------------------- text
@@ -433,6 +450,12 @@ def render_text(inv: Investigation) -> str:
     for r in inv.ruled_out:
         out.append(f"{r.rule_id}  {r.root_cause}  ({_plural(r.records_considered, 'record')})")
         out += wrap(r.reason, indent="    ")
+    if inv.could_not_check:
+        out += _text_heading(f"{COULD_NOT_CHECK_TITLE} ({len(inv.could_not_check)})")
+        out += wrap(COULD_NOT_CHECK_LEAD)
+        for c in inv.could_not_check:
+            out.append(f"{c.rule_id}  {c.root_cause}  (missing: {', '.join(c.columns)})")
+            out += wrap(c.reason, indent="    ")
     if inv.rule_errors:
         out += _text_heading(f"Rule errors ({len(inv.rule_errors)})")
         for err in inv.rule_errors:
@@ -532,6 +555,10 @@ def render_markdown(inv: Investigation) -> str:
         out += _md_table((["rule", "root cause", "reason", "records"], _ruled_out_rows(inv), {3}))
     else:
         out.append("Nothing was ruled out.")
+    if inv.could_not_check:
+        out += ["", f"## {COULD_NOT_CHECK_TITLE} ({len(inv.could_not_check)})", ""]
+        out += [_md_text(COULD_NOT_CHECK_LEAD), ""]
+        out += _md_table((_COULD_NOT_CHECK_HEAD, _could_not_check_rows(inv), set()))
     if inv.rule_errors:
         out += ["", f"## Rule errors ({len(inv.rule_errors)})", ""]
         out += [f"- {_md_cell(e)}" for e in inv.rule_errors]
@@ -751,6 +778,16 @@ def _html_body(inv: Investigation) -> str:
         )
     else:
         parts.append("<p>Nothing was ruled out.</p>")
+    if inv.could_not_check:
+        parts.append(f"<h2>{COULD_NOT_CHECK_TITLE} ({len(inv.could_not_check)})</h2>")
+        parts.append(f"<p>{_e(COULD_NOT_CHECK_LEAD)}</p>")
+        parts.append(
+            _html_table(
+                (_COULD_NOT_CHECK_HEAD, _could_not_check_rows(inv), set()),
+                cls="could-not-check",
+                cell_class=lambda _r, c, _v: "mono" if c in (1, 2) else "",
+            )
+        )
     if inv.rule_errors:
         parts.append(f"<h2>Rule errors ({len(inv.rule_errors)})</h2>")
         items = "".join(f"<li>{_e(e)}</li>" for e in inv.rule_errors)
