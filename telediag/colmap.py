@@ -143,7 +143,9 @@ def translate(
     """
     encoded = pc.dictionary_encode(raw.combine_chunks())
     dictionary = encoded.dictionary.to_pylist()
-    translated = pa.array([mapping.get(v) if v is not None else None for v in dictionary])
+    translated = pa.array(
+        [mapping.get(v) if v is not None else None for v in dictionary], type=pa.string()
+    )
     mapped = pc.take(translated, encoded.indices)
     if fallback is not None:
         mapped = pc.coalesce(mapped, fallback.combine_chunks().cast(pa.string()))
