@@ -40,7 +40,6 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlparse
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -52,8 +51,8 @@ from telediag.errors import InputError, TelediagError
 from telediag.findings import EVIDENCE_COLUMNS, FINDING_COLUMNS, empty_evidence, empty_findings
 from telediag.normalize import REASONS, InputReport
 from telediag.read import _wanted_source_columns
-from telediag.schema import COLUMNS, REQUIRED
 from telediag.scan import ScanResult, _resolve_rules, columns_needed
+from telediag.schema import COLUMNS, REQUIRED
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -114,16 +113,23 @@ def _scan_part(table: pa.Table, rules: Sequence[Rule], settings: ScanSettings, k
 
 
 def _finding_fields() -> list[tuple[str, pa.DataType]]:
-    ts = pa.timestamp("us", tz="UTC")
-    types: dict[str, pa.DataType] = {
-        "first_seen": ts,
-        "last_seen": ts,
-        "record_count": pa.int64(),
-        "charge": pa.float64(),
-        "confidence": pa.float64(),
-        "record_ids": pa.list_(pa.string()),
-    }
-    return [(c, types.get(c, pa.string())) for c in FINDING_COLUMNS]
+    """The findings table's columns with their Arrow types on Spark (times in
+    microseconds, Spark's unit; the list of record ids as a list of strings)."""
+    template = empty_findings()
+    fields: list[tuple[str, pa.DataType]] = []
+    for name in FINDING_COLUMNS:
+        dtype = template[name].dtype
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            fields.append((name, pa.timestamp("us", tz="UTC")))
+        elif pd.api.types.is_object_dtype(dtype):
+            fields.append((name, pa.list_(pa.string())))
+        elif pd.api.types.is_integer_dtype(dtype):
+            fields.append((name, pa.int64()))
+        elif pd.api.types.is_float_dtype(dtype):
+            fields.append((name, pa.float64()))
+        else:
+            fields.append((name, pa.string()))
+    return fields
 
 
 def union_schema(reject_fields: Sequence[tuple[str, pa.DataType]]) -> pa.Schema:
@@ -242,9 +248,7 @@ def mapped_schema(cmap: ColumnMap, source: pa.Schema, keep: Sequence[str]) -> pa
     return pa.schema(fields)
 
 
-def map_function(
-    cmap: ColumnMap, schema: pa.Schema
-) -> Callable[[Any], Any]:
+def map_function(cmap: ColumnMap, schema: pa.Schema) -> Callable[[Any], Any]:
     """mapInArrow's function: the column map on each batch, cast to ``schema``."""
 
     def run(batches: Any) -> Any:
@@ -264,9 +268,7 @@ def _require_pyspark() -> None:
     try:
         import pyspark  # noqa: F401
     except ImportError:
-        raise SparkError(
-            "--engine spark needs PySpark: pip install 'telediag[spark]'"
-        ) from None
+        raise SparkError("--engine spark needs PySpark: pip install 'telediag[spark]'") from None
 
 
 def _use_this_interpreter(spark: SparkSession) -> None:
@@ -274,7 +276,7 @@ def _use_this_interpreter(spark: SparkSession) -> None:
     and pyarrow) unless the user chose one; a cluster's executors keep their own."""
     sc = spark.sparkContext
     chosen = sc.getConf().get("spark.pyspark.python") or os.environ.get("PYSPARK_PYTHON")
-    if sc.master.startswith("local") and chosen in (None, sys.executable):
+    if (sc.master or "").startswith("local") and chosen in (None, sys.executable):
         sc.pythonExec = sys.executable
 
 
@@ -441,7 +443,9 @@ def _positions(frame: DataFrame, from_files: bool) -> _Positions:
     )
     by_file: dict[str, list[tuple[int, int, int]]] = {}
     for row in counts:
-        by_file.setdefault(row[_FILE], []).append((int(row[_BLOCK]), int(row["n"]), int(row["first"])))
+        by_file.setdefault(row[_FILE], []).append(
+            (int(row[_BLOCK]), int(row["n"]), int(row["first"]))
+        )
     bases = []
     for name, splits in by_file.items():
         stem = _stem(name) if from_files else "table0"
@@ -505,12 +509,17 @@ class SparkScanResult:
         if not with_lists:
             findings = findings.drop("record_ids", "measures")
         frame = _as_contract(findings.toArrow(), empty_findings())
-        evidence = _as_contract(self.evidence.toArrow(), empty_evidence()) if with_lists else (
-            empty_evidence()
+        evidence = (
+            _as_contract(self.evidence.toArrow(), empty_evidence())
+            if with_lists
+            else (empty_evidence())
         )
         frame, evidence = _sort_findings(frame, evidence)
         return ScanResult(
-            findings=frame, evidence=evidence, report=self.report, errors=self.errors,
+            findings=frame,
+            evidence=evidence,
+            report=self.report,
+            errors=self.errors,
             rules=self.rules,
         )
 
@@ -622,6 +631,8 @@ def scan(
 
     both = cut(rows, 0, "msisdn")
     if by_handset and "imei" in rows.columns:
+        # Every row with an IMEI: a handset rule measures a SIM's stint on the handset
+        # from all its records, not only those of the rule's kind.
         both = both.unionByName(cut(rows.filter(F.col("imei").isNotNull()), 1, "imei"))
 
     reject_fields = [(f.name, _arrow_type(f.dataType)) for f in rows.schema.fields]
@@ -666,9 +677,7 @@ def _summarize(meta: pa.Table, files: list[str]) -> tuple[InputReport, list[Rule
         if r["_kind"] == "report":
             totals[r[_RP + "item"]] = totals.get(r[_RP + "item"], 0) + int(r[_RP + "count"])
     rank = {reason: i for i, reason in enumerate(REASONS)}
-    aside = {
-        k.split(":", 1)[1]: v for k, v in totals.items() if k.startswith("set_aside:") and v
-    }
+    aside = {k.split(":", 1)[1]: v for k, v in totals.items() if k.startswith("set_aside:") and v}
     ordered = dict(sorted(aside.items(), key=lambda kv: rank.get(kv[0], len(rank))))
     report = InputReport(
         files=files,
@@ -747,8 +756,9 @@ def scan_command(
     spark = session(master)
     cmap = load_column_map(column_map) if column_map else None
     frame = read(spark, list(inputs), cmap)
-    result = scan(frame, rules=rules, tz=tz, column_map=cmap, select=select, ignore=ignore,
-                  buckets=buckets)
+    result = scan(
+        frame, rules=rules, tz=tz, column_map=cmap, select=select, ignore=ignore, buckets=buckets
+    )
     write(result.findings, out, ["msisdn", "first_seen", "rule_id", "finding_id"])
     if evidence:
         write(result.evidence, evidence, ["finding_id", "start_time", "record_id"])
