@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -231,8 +232,15 @@ def bucket_function(
         bucket = int(key[1].as_py())
         rows = table.drop_columns([c for c in (_PASS, _BUCKET) if c in table.column_names])
         rules = sub_rules if which == "subscriber" else hs_rules
+        started = time.perf_counter()
         part = _scan_part(rows, rules, settings, which)
-        return encode_part(part, bucket, schema)
+        out = encode_part(part, bucket, schema)
+        # The bucket's cost, for sizing a cluster: one row per bucket and pass.
+        cost = {
+            _RP + "item": [f"bucket_ms:{which}"],
+            _RP + "count": pa.array([round((time.perf_counter() - started) * 1000)], pa.int64()),
+        }
+        return pa.concat_tables([out, _rows("report", 1, cost, schema)])
 
     return run
 
@@ -499,6 +507,9 @@ class SparkScanResult:
     errors: list[RuleError]
     rules: list[Rule]
     buckets: int
+    #: Per pass ("subscriber", "handset"): buckets run and the seconds they took in all,
+    #: engine time in the Python workers, for sizing a cluster.
+    bucket_seconds: dict[str, tuple[int, float]] = field(default_factory=dict)
     _cached: DataFrame | None = field(default=None, repr=False)
 
     def to_local(self, *, with_lists: bool = True) -> ScanResult:
@@ -522,6 +533,15 @@ class SparkScanResult:
             errors=self.errors,
             rules=self.rules,
         )
+
+    def write(self, out: str, evidence: str | None = None, rejects: str | None = None) -> None:
+        """Write the findings (and the evidence, and the rows set aside) with :func:`write`,
+        each in the order a local scan gives it."""
+        write(self.findings, out, ["msisdn", "first_seen", "rule_id", "finding_id"])
+        if evidence:
+            write(self.evidence, evidence, ["finding_id", "start_time", "record_id"])
+        if rejects:
+            write(self.rejects, rejects, ["record_id"])
 
     def rejects_table(self) -> pa.Table:
         """The set-aside rows, collected: reason, record id, then the input's columns."""
@@ -643,7 +663,7 @@ def scan(
     meta = out.filter(F.col("_kind").isin("report", "error")).select(
         "_kind", "rule_id", *(c for c in schema.names if c.startswith((_RP, _ER)))
     )
-    report, errors = _summarize(meta.toArrow(), where.files)
+    report, errors, costs = _summarize(meta.toArrow(), where.files)
     failed = [e.rule_id for e in errors]
 
     def kind(name: str) -> DataFrame:
@@ -665,12 +685,16 @@ def scan(
         errors=errors,
         rules=chosen,
         buckets=n_buckets,
+        bucket_seconds=costs,
         _cached=out,
     )
 
 
-def _summarize(meta: pa.Table, files: list[str]) -> tuple[InputReport, list[RuleError]]:
-    """Input counts summed over buckets, and each failed rule's first error."""
+def _summarize(
+    meta: pa.Table, files: list[str]
+) -> tuple[InputReport, list[RuleError], dict[str, tuple[int, float]]]:
+    """Input counts summed over buckets, each failed rule's first error, and per pass
+    the number of buckets and the seconds they took together."""
     rows = meta.to_pylist()
     totals: dict[str, int] = {}
     for r in rows:
@@ -679,6 +703,12 @@ def _summarize(meta: pa.Table, files: list[str]) -> tuple[InputReport, list[Rule
     rank = {reason: i for i, reason in enumerate(REASONS)}
     aside = {k.split(":", 1)[1]: v for k, v in totals.items() if k.startswith("set_aside:") and v}
     ordered = dict(sorted(aside.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+    costs: dict[str, tuple[int, float]] = {}
+    for r in rows:
+        item = r[_RP + "item"] if r["_kind"] == "report" else None
+        if item and item.startswith("bucket_ms:"):
+            n, total = costs.get(item[10:], (0, 0.0))
+            costs[item[10:]] = (n + 1, total + int(r[_RP + "count"]) / 1000)
     report = InputReport(
         files=files,
         rows_read=totals.get("rows_read", 0),
@@ -694,7 +724,7 @@ def _summarize(meta: pa.Table, files: list[str]) -> tuple[InputReport, list[Rule
         RuleError(rule_id=k, message=v[_ER + "message"] or "", detail=v[_ER + "detail"] or "")
         for k, v in sorted(first.items())
     ]
-    return report, errors
+    return report, errors, costs
 
 
 # ---------------------------------------------------------------------------------------
@@ -759,9 +789,5 @@ def scan_command(
     result = scan(
         frame, rules=rules, tz=tz, column_map=cmap, select=select, ignore=ignore, buckets=buckets
     )
-    write(result.findings, out, ["msisdn", "first_seen", "rule_id", "finding_id"])
-    if evidence:
-        write(result.evidence, evidence, ["finding_id", "start_time", "record_id"])
-    if rejects:
-        write(result.rejects, rejects, ["record_id"])
+    result.write(out, evidence=evidence, rejects=rejects)
     return result
