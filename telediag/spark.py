@@ -305,13 +305,21 @@ def session(master: str | None = None, app_name: str = "telediag") -> SparkSessi
             # partitions do (Spark's default of 200 is for clusters).
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             builder = builder.config("spark.sql.shuffle.partitions", "8")
-    spark = (
-        builder.config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.showConsoleProgress", "false")
-        .getOrCreate()
-    )
+    try:
+        spark = (
+            builder.config("spark.sql.session.timeZone", "UTC")
+            .config("spark.ui.showConsoleProgress", "false")
+            .getOrCreate()
+        )
+    except Exception as exc:  # no Java, a bad master URL: one line, not a JVM trace
+        raise SparkError(f"cannot start Spark: {_first_line(exc)}") from None
     _use_this_interpreter(spark)
     return spark
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _is_local(path: str) -> bool:
@@ -372,8 +380,7 @@ def read(
             else:
                 frame = spark.read.parquet(path)
         except AnalysisException as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InputError(f"{path}: cannot read: {first}") from None
+            raise InputError(f"{path}: cannot read: {_first_line(exc)}") from None
         frames.append(_with_file_metadata(frame))
     out = frames[0]
     for frame in frames[1:]:
@@ -494,6 +501,42 @@ def _trimmed(column: str) -> Any:
     from pyspark.sql import functions as F
 
     return F.regexp_replace(F.col(column).cast("string"), r"(?U)^\s+|\s+$", "")
+
+
+def _of_rule_kinds(rules: Sequence[Rule], columns: Sequence[str]) -> Any:
+    """Rows that may pass one of ``rules``' record filters, judged only on the
+    enumerated columns (record type, direction, status, MMS event), cleaned as
+    normalization will clean them: a row failing this for every rule is none of theirs."""
+    from pyspark.sql import functions as F
+
+    from telediag.normalize import ENUMS
+
+    any_rule = F.lit(False)
+    for rule in rules:
+        this = F.lit(True)
+        for column, cond in rule.records.where.items():
+            if column not in ENUMS or cond.is_null is not None or column not in columns:
+                continue
+            for values in ([cond.equals] if cond.equals is not None else [], cond.in_ or []):
+                if values:
+                    allowed = [str(v).strip().lower() for v in values]
+                    hit = F.lower(_trimmed(column)).isin(allowed)
+                    this = this & F.coalesce(hit, F.lit(False))
+        any_rule = any_rule | this
+    return any_rule
+
+
+def _handset_rows(rows: DataFrame, rules: Sequence[Rule]) -> DataFrame:
+    """Every row of the handsets the handset rules may follow: those with at least one
+    record of a rule's kind. A handset rule measures a SIM's stint on the handset from
+    all its records, not only those of its kind, so the handset's other rows come too;
+    handsets with no record of the kind (most of them) are left out of the shuffle."""
+    from pyspark.sql import functions as F
+
+    key = "_td_handset"
+    with_key = rows.filter(F.col("imei").isNotNull()).withColumn(key, _trimmed("imei"))
+    followed = with_key.filter(_of_rule_kinds(rules, rows.columns)).select(key).distinct()
+    return with_key.join(followed, on=key, how="left_semi").drop(key)
 
 
 @dataclass
@@ -651,9 +694,7 @@ def scan(
 
     both = cut(rows, 0, "msisdn")
     if by_handset and "imei" in rows.columns:
-        # Every row with an IMEI: a handset rule measures a SIM's stint on the handset
-        # from all its records, not only those of the rule's kind.
-        both = both.unionByName(cut(rows.filter(F.col("imei").isNotNull()), 1, "imei"))
+        both = both.unionByName(cut(_handset_rows(rows, by_handset), 1, "imei"))
 
     reject_fields = [(f.name, _arrow_type(f.dataType)) for f in rows.schema.fields]
     schema = union_schema(reject_fields)
@@ -783,11 +824,23 @@ def scan_command(
     for path in (out, evidence, rejects):
         if path:
             output_format(path)
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
     spark = session(master)
     cmap = load_column_map(column_map) if column_map else None
-    frame = read(spark, list(inputs), cmap)
-    result = scan(
-        frame, rules=rules, tz=tz, column_map=cmap, select=select, ignore=ignore, buckets=buckets
-    )
-    result.write(out, evidence=evidence, rejects=rejects)
+    try:
+        frame = read(spark, list(inputs), cmap)
+        result = scan(
+            frame,
+            rules=rules,
+            tz=tz,
+            column_map=cmap,
+            select=select,
+            ignore=ignore,
+            buckets=buckets,
+        )
+        result.write(out, evidence=evidence, rejects=rejects)
+    except (PySparkException, Py4JJavaError) as exc:  # a Spark job failed: one line
+        raise SparkError(f"the Spark job failed: {_first_line(exc)}") from None
     return result
