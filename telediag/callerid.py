@@ -198,10 +198,11 @@ def _carrier_form(digits: str) -> _Parts | None:
     )
 
 
-def _international_form(digits: str, home: HomeCountry) -> _Parts:
-    """Decode the digits after ``+`` or the international prefix."""
-    if not digits:
-        return _DOMESTIC
+def _international_form(digits: str, home: HomeCountry) -> _Parts | None:
+    """Decode the digits after ``+`` or the international prefix; None when they cannot
+    be a number (nothing, or a zero where a country code starts: ``000``, ``0000000000``)."""
+    if not digits or digits[0] == "0":
+        return None
     if digits.startswith(home.country_code):
         return _Parts(False, country_code=home.country_code, region=home.region)
     country_code = _country_code_at(digits)
@@ -233,7 +234,38 @@ def _parse(number: str, home: HomeCountry) -> _Parts | None:
         return _international_form(s[len(home.international_prefix) :], home)
     if s.startswith(home.country_code) and home.is_mobile(s[len(home.country_code) :]):
         return _Parts(False, country_code=home.country_code, region=home.region)
+    if _bare_foreign(s, home):
+        return _international_form(s, home)
     return _DOMESTIC
+
+
+#: A number written in international form without ``+`` or a prefix (``43664684000``)
+#: has at least this many digits; shorter plain numbers are local or service codes.
+_BARE_INTERNATIONAL_MIN = 10
+
+
+def _bare_foreign(s: str, home: HomeCountry) -> bool:
+    """Is ``s`` (plain digits, no prefix) a foreign number in international form?
+
+    Only when it is long enough, is no valid home number (mobile, ``400``/``800``
+    service numbers, a fixed line) and is a valid number of another country as
+    phonenumbers knows them, e.g. ``43664684000`` (Austria) seen from China.
+    """
+    if len(s) < _BARE_INTERNATIONAL_MIN or not s.isdigit() or s[0] == "0":
+        return False
+    if s.startswith(home.country_code) or home.is_mobile(s):
+        return False
+    try:
+        as_home = phonenumbers.parse(s, home.region)
+        if phonenumbers.is_valid_number(as_home):
+            return False
+        as_foreign = phonenumbers.parse("+" + s)
+    except phonenumbers.NumberParseException:
+        return False
+    return bool(
+        phonenumbers.is_valid_number(as_foreign)
+        and phonenumbers.region_code_for_number(as_foreign) != home.region
+    )
 
 
 def decode_caller_id(number: str, home: HomeCountry | None = None) -> CallerId:

@@ -168,7 +168,15 @@ class DetectorSpec(_Strict):
     @model_validator(mode="after")
     def _params_valid(self) -> DetectorSpec:
         params = REGISTRY[self.kind].Params.model_validate(self.params)
-        bad = sorted(c for c in params.columns() if c not in RULE_COLUMNS)
+        derived = sorted(c for c in params.columns() if c in DERIVED_COLUMNS)
+        if derived:
+            # Detectors group and count on the canonical table; derived columns exist
+            # only inside record filters.
+            raise ValueError(
+                f"params name derived column(s) {derived}; detectors read contract "
+                "columns only (filter on a derived column under records instead)"
+            )
+        bad = sorted(c for c in params.columns() if c not in COLUMNS)
         if bad:
             raise ValueError(f"params name unknown column(s) {bad}")
         return self
@@ -287,13 +295,16 @@ class Rule(_Strict):
         return self
 
     def measures_used(self) -> set[str]:
-        """Measures referred to by thresholds, confidence raises and the summary."""
+        """Measures and finding fields referred to by thresholds, confidence raises, the
+        summary and the explanations: what every finding of the rule carries, whether it
+        comes from a scan or an investigation."""
         used = set(self.thresholds)
         for r in self.confidence.raises:
             used |= set(r.when)
-        for _, field_name, _, _ in string.Formatter().parse(self.summary):
-            if field_name:
-                used.add(field_name)
+        for template in (self.summary, self.explain.en, self.explain.zh):
+            for _, field_name, _, _ in string.Formatter().parse(template):
+                if field_name:
+                    used.add(field_name)
         return used
 
     def columns(self) -> set[str]:

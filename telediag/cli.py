@@ -61,6 +61,7 @@ def bundled_fixtures_dir() -> Path:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
+    from telediag.findings import EVIDENCE_SCHEMA, FINDINGS_SCHEMA
     from telediag.output import output_format, write_frame, write_table
     from telediag.scan import scan
     from telediag.views.summary import scan_summary
@@ -82,9 +83,9 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         ignore=args.ignore,
         progress=_StderrProgress(sys.stderr) if show_progress else None,
     )
-    write_frame(result.findings, args.out)
+    write_frame(result.findings, args.out, FINDINGS_SCHEMA)
     if args.evidence:
-        write_frame(result.evidence, args.evidence)
+        write_frame(result.evidence, args.evidence, EVIDENCE_SCHEMA)
     if args.rejects:
         write_table(result.rejects(), args.rejects)
     if not args.quiet:
@@ -120,6 +121,7 @@ def _scan_on_spark(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from telediag.findings import FINDINGS_SCHEMA
     from telediag.output import write_frame
     from telediag.scan import scan
     from telediag.views.summary import scan_summary
@@ -132,7 +134,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"telediag demo: scanning {len(files)} bundled sample files from {folder}\n")
     print(scan_summary(result, top=args.top))
     if args.out:
-        write_frame(result.findings, args.out)
+        write_frame(result.findings, args.out, FINDINGS_SCHEMA)
         print(f"\nFindings written to {args.out}")
     return EXIT_OK
 

@@ -24,6 +24,11 @@ DERIVED_COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
     "handset_bands": (("imei",), "GSM bands of the handset model, e.g. 900/1800"),
     "handset_quirks": (("imei",), "root causes the handset model is known for"),
     "visited_country": (("visited_mcc",), "ISO region of the serving network"),
+    "roaming": (
+        ("visited_mcc",),
+        "the serving network is in another country than the home country (null where "
+        "visited_mcc is null or not a known country code)",
+    ),
     "handset_supports_network": (
         ("imei", "visited_mcc"),
         "the handset has a GSM band the serving network uses (null if either is unknown)",
@@ -52,16 +57,31 @@ def _handset(columns: dict[str, pa.Array], settings: ScanSettings) -> dict[str, 
 
 
 def _network(columns: dict[str, pa.Array], settings: ScanSettings) -> dict[str, pa.Array]:
-    from telediag.devices import lookup_handsets, network_bands, supports_network
+    from telediag.devices import lookup_handsets, network_table, supports_network_arrow
 
-    nets = network_bands(columns["visited_mcc"])
+    row, _ = _network_rows(columns["visited_mcc"])
+    nets = network_table().table.take(pa.array(row, mask=row < 0))
     handsets = lookup_handsets(columns["imei"])
-    support = supports_network(handsets["bands"], nets["gsm_bands"])
-    values = [None if v is None or v is pa.NA else bool(v) for v in support]
     return {
-        "visited_country": pa.array(nets["region"].astype("object"), type=pa.string()),
-        "handset_supports_network": pa.array(values, type=pa.bool_()),
+        "visited_country": nets["region"].combine_chunks(),
+        "handset_supports_network": supports_network_arrow(
+            handsets["bands"], nets["gsm_bands"].combine_chunks()
+        ),
     }
+
+
+def _network_rows(visited_mcc: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    from telediag.devices import region_of_mcc
+
+    return region_of_mcc(visited_mcc)
+
+
+def _roaming(columns: dict[str, pa.Array], settings: ScanSettings) -> dict[str, pa.Array]:
+    """Abroad or not, from the home country of the settings: one comparison per country
+    of networks.csv, then a lookup per row."""
+    row, regions = _network_rows(columns["visited_mcc"])
+    abroad = np.append(regions != settings.home.region, False)
+    return {"roaming": pa.array(abroad[row], mask=row < 0)}
 
 
 _PRODUCERS: dict[str, Callable[[dict[str, pa.Array], ScanSettings], dict[str, pa.Array]]] = {
@@ -72,6 +92,7 @@ _PRODUCERS: dict[str, Callable[[dict[str, pa.Array], ScanSettings], dict[str, pa
     "handset_quirks": _handset,
     "visited_country": _network,
     "handset_supports_network": _network,
+    "roaming": _roaming,
 }
 
 

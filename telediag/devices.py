@@ -39,6 +39,7 @@ __all__ = [
     "model_name",
     "network_bands",
     "network_table",
+    "plausible_imei",
     "supports_network",
 ]
 
@@ -371,6 +372,21 @@ def _to_frame(table: pa.Table, index: pd.Index | None) -> pd.DataFrame:
 # --------------------------------------------------------------------------- handsets
 
 
+def plausible_imei(imeis: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """True where a string is a plausible IMEI: 14-16 ASCII digits whose TAC (the first
+    eight) is not all zeros. Blanks, placeholders such as ``000000000000000``, wrong
+    lengths and text give False; nulls stay null.
+
+    Only plausible IMEIs identify a handset: anything else must never link two
+    subscribers as if they had shared one.
+    """
+    text = imeis if pa.types.is_string(imeis.type) else pc.cast(imeis, pa.string())
+    length = pc.binary_length(text)
+    right_length = pc.and_(pc.greater_equal(length, 14), pc.less_equal(length, 16))
+    digits = pc.and_(right_length, pc.ascii_is_decimal(text))
+    return pc.and_(digits, pc.invert(pc.starts_with(text, "0" * _TAC_LENGTH)))
+
+
 def _tac_of(values: pa.Array) -> pa.Array:
     """The TAC of each IMEI string; null unless it is 14-16 ASCII digits (after trimming)."""
     text = pc.utf8_trim_whitespace(values)
@@ -504,6 +520,12 @@ def supports_network(handset_bands: ColumnLike, network_bands: ColumnLike) -> np
     Only GSM is considered: a handset that also has 3G may still find service in a country
     where this says False.
     """
+    answers = np.array([False, True, None], dtype=object)
+    return answers[_support_codes(handset_bands, network_bands)]
+
+
+def _support_codes(handset_bands: ColumnLike, network_bands: ColumnLike) -> np.ndarray:
+    """0 = no common band, 1 = a common band, 2 = unknown, per row (int8)."""
     hand_values, hand_idx = _distinct(handset_bands)
     net_values, net_idx = _distinct(network_bands)
     if len(hand_idx) != len(net_idx):
@@ -532,5 +554,23 @@ def supports_network(handset_bands: ColumnLike, network_bands: ColumnLike) -> np
             dtype=np.int8,
         )
         result = per_pair[inverse]
-    answers = np.array([False, True, None], dtype=object)
-    return answers[result]
+    return np.asarray(result, dtype=np.int8)
+
+
+def supports_network_arrow(handset_bands: ColumnLike, network_bands: ColumnLike) -> pa.Array:
+    """:func:`supports_network` as an Arrow boolean array (null where unknown), without a
+    Python object per row."""
+    codes = _support_codes(handset_bands, network_bands)
+    return pa.array(codes == 1, mask=codes == 2)
+
+
+def region_of_mcc(visited_mcc: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """For integer MCCs: the row of networks.csv (-1 where none covers it) and the ISO
+    region of every row of that table, as NumPy arrays (vectorized, no per-row text)."""
+    networks = network_table()
+    mcc = _codes(pc.cast(visited_mcc, pa.int64()), -1)
+    known = (mcc >= 0) & (mcc < _MCC_LIMIT)
+    row = np.full(mcc.shape[0], -1, dtype=np.int64)
+    row[known] = networks.row_of_mcc[mcc[known]]
+    regions = np.asarray(networks.table["region"].to_pylist(), dtype=object)
+    return row, regions

@@ -48,6 +48,8 @@ class RuleOutcome:
     rule: Rule
     candidates: Candidates
     passed: np.ndarray
+    #: The candidates that passed; finding ``i`` of ``findings`` is survivor ``i``.
+    survivors: Candidates
     findings: pd.DataFrame
     evidence: pd.DataFrame
     seconds: float
@@ -94,6 +96,7 @@ def run_rule(
         rule=rule,
         candidates=cands,
         passed=passed,
+        survivors=survivors,
         findings=findings,
         evidence=evidence,
         seconds=time.perf_counter() - started,

@@ -49,6 +49,31 @@ FINDING_COLUMNS: tuple[str, ...] = (
 )
 EVIDENCE_COLUMNS: tuple[str, ...] = ("finding_id", "record_id", "start_time", "record_type")
 
+_TIME = pa.timestamp("ms", tz="UTC")
+#: Arrow type of each findings column that is not text.
+_FINDING_TYPES: dict[str, pa.DataType] = {
+    "first_seen": _TIME,
+    "last_seen": _TIME,
+    "record_count": pa.int64(),
+    "charge": pa.float64(),
+    "confidence": pa.float64(),
+    "rule_version": pa.int64(),
+    "record_ids": pa.list_(pa.string()),
+}
+#: Arrow schema of a written findings table, the same whether or not anything was found.
+FINDINGS_SCHEMA: pa.Schema = pa.schema(
+    [(name, _FINDING_TYPES.get(name, pa.string())) for name in FINDING_COLUMNS]
+)
+#: Arrow schema of a written evidence table.
+EVIDENCE_SCHEMA: pa.Schema = pa.schema(
+    [
+        ("finding_id", pa.string()),
+        ("record_id", pa.string()),
+        ("start_time", _TIME),
+        ("record_type", pa.string()),
+    ]
+)
+
 
 def empty_findings() -> pd.DataFrame:
     """A findings table with no rows and the right column types."""
@@ -213,6 +238,19 @@ def _local_text(time_ms: np.ndarray, zone: str) -> list[str]:
     return [str(v) for v in stamps.strftime("%Y-%m-%d %H:%M")]
 
 
+def _finding_digest(rule_id: str, msisdn: str, group: str, times: np.ndarray) -> str:
+    """What identifies a finding whatever the row numbering: the rule, the subscriber,
+    the group and the times of its evidence records (in time order).
+
+    Record ids are left out on purpose: generated ones depend on how the input was
+    split into files, and explicit ones may repeat across files.
+    """
+    h = hashlib.blake2b(digest_size=8)
+    h.update("\x1f".join([rule_id, msisdn, group]).encode())
+    h.update(np.ascontiguousarray(np.sort(times), dtype="<i8").tobytes())
+    return h.hexdigest()
+
+
 def finding_keys(
     rule: Rule,
     msisdn: np.ndarray,
@@ -223,7 +261,7 @@ def finding_keys(
     """Keys that name "the same finding" across reruns: a hash of the rule, its version,
     the subscriber, the group and the local day of the first evidence record.
 
-    Unlike the finding id (a hash of the evidence ids), a key survives a late record or a
+    Unlike the finding id (a hash of the evidence records' times), a key survives a late record or a
     longer period. Two findings of one rule that would share a key (two episodes of one
     group starting the same day) get ``-2``, ``-3``... in time order.
     """
@@ -299,7 +337,11 @@ def build_findings(
     confidence = np.clip(confidence, 0.0, 1.0)
 
     internal = {"subscriber", "first_ms", "last_ms"}
-    measure_names = [c for c in m.columns if not c.startswith("_") and c not in internal]
+    # The measures the rule names, whatever else the detector measured: the same set
+    # whether the rule ran for a scan or (measuring everything) for an investigation.
+    measure_names = [
+        c for c in m.columns if not c.startswith("_") and c not in internal and c in used
+    ]
     id_list = ids.to_pylist()
     evidence_ids: list[list[str]] = []
     finding_ids: list[str] = []
@@ -314,9 +356,7 @@ def build_findings(
         lo, hi = int(cands.offsets[i]), int(cands.offsets[i + 1])
         ev = id_list[lo:hi]
         evidence_ids.append(ev)
-        digest = hashlib.blake2b(
-            "\x1f".join([rule.id, str(msisdn[i]), *sorted(ev)]).encode(), digest_size=8
-        ).hexdigest()
+        digest = _finding_digest(rule.id, str(msisdn[i]), groups[i], times[lo:hi])
         finding_ids.append(f"{rule.id}-{digest}")
         values = {**measure_rows[i], **extra_rows[i]}
         values["first_seen"] = first_local[i]

@@ -10,12 +10,14 @@ advice from the operator policy, and handling deadlines.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from telediag.catalog import ChargeAdvice, RecordFilter, Rule, catalog_version
@@ -305,14 +307,43 @@ def _to_local(ts: pd.Timestamp, tz: str) -> dt.datetime:
     return pd.Timestamp(ts).tz_convert(tz).to_pydatetime()
 
 
-def _parse_when(value: str | dt.date | dt.datetime | None, tz: str) -> pd.Timestamp | None:
+def _parse_when(
+    value: str | dt.date | dt.datetime | None, tz: str, *, day_after: bool = False
+) -> pd.Timestamp | None:
+    """A period bound as a UTC instant. A bare date means its local midnight, or with
+    ``day_after`` the next calendar day's (so an inclusive end day covers 23, 24 or 25
+    hours, as that day has). A local time that does not exist (a midnight skipped by the
+    spring change, as in Sao Paulo on 2018-11-04) moves forward to the first one that
+    does; one that occurs twice counts from its first occurrence."""
     if value is None:
         return None
+    bare_day = (isinstance(value, dt.date) and not isinstance(value, dt.datetime)) or (
+        isinstance(value, str) and len(value.strip()) <= 10
+    )
     try:
-        stamp = pd.Timestamp(value)
+        parsed = pd.Timestamp(value.strip() if isinstance(value, str) else value)
     except (ValueError, TypeError):
+        parsed = None
+    if parsed is None or parsed is pd.NaT:
         raise InputError(f"cannot read date {value!r}: use YYYY-MM-DD") from None
-    return stamp.tz_localize(tz) if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    stamp: pd.Timestamp = parsed
+    if bare_day and day_after:
+        stamp = stamp + pd.DateOffset(days=1)
+    if stamp.tzinfo is not None:
+        return stamp.tz_convert("UTC")
+    return stamp.tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
+
+
+def _parse_day(value: str | dt.date, what: str) -> dt.date:
+    """A calendar date given as ``YYYY-MM-DD`` (or a date), else a one-line InputError."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise InputError(f"cannot read {what} {value!r}: use YYYY-MM-DD") from None
 
 
 def investigate(
@@ -335,9 +366,13 @@ def investigate(
     and a bare date means the whole day. ``complaint_date`` sets the handling deadlines.
     """
     from telediag import __version__
-    from telediag.scan import columns_needed
+    from telediag.scan import CONTRACT_COLUMNS
 
     zone = tz or "UTC"
+    # Everything the caller typed is checked before any record is read.
+    complaint_day = None if complaint_date is None else _parse_day(complaint_date, "complaint date")
+    lo = _parse_when(start, zone)
+    hi = _parse_when(end, zone, day_after=True)
     settings = ScanSettings(tz=zone) if home is None else ScanSettings(zone, home)
     chosen = _resolve_rules(rules, None, None)
     pol = policy if isinstance(policy, Policy) else load_policy(policy)
@@ -345,24 +380,30 @@ def investigate(
     raw = read_input(
         source,
         column_map=column_map,
-        columns=columns_needed(chosen) | {"peer_number", "imsi", "imei", "status"},
+        columns=set(CONTRACT_COLUMNS),
         only=SubscriberFilter(msisdn),
     )
     normalized = normalize(raw, tz=zone)
-    lo = _parse_when(start, zone)
-    hi = _parse_when(end, zone)
-    whole_day = isinstance(end, (str, dt.date)) and not isinstance(end, dt.datetime)
-    if hi is not None and whole_day and len(str(end)) <= 10:
-        hi = hi + pd.Timedelta(days=1)
+    report = normalized.report.to_dict()
+    in_period = normalized
     if lo is not None or hi is not None:
-        times = normalized.table["start_time"].cast(pa.int64()).to_numpy(zero_copy_only=False)
+        times = np.asarray(
+            pc.fill_null(normalized.table["start_time"].cast(pa.int64()), 0).to_numpy(
+                zero_copy_only=False
+            ),
+            dtype=np.int64,
+        )
         keep = np.ones(len(times), dtype=bool)
         if lo is not None:
             keep &= times >= lo.value // 1_000_000
         if hi is not None:
             keep &= times < hi.value // 1_000_000
-        normalized.valid &= keep
-    records = sort_records(normalized)
+        # Rows outside the period are not set aside (they break no rule of the
+        # contract): they are counted apart, and normalized.rejects() stays as it was.
+        in_period = replace(normalized, valid=normalized.valid & keep)
+        report["rows_used"] = int(in_period.valid.sum())
+        report["rows_outside_period"] = int((normalized.valid & ~keep).sum())
+    records = sort_records(in_period)
     sub_codes = np.flatnonzero(np.asarray(records.msisdns.to_pylist(), dtype=object) == msisdn)
     if sub_codes.size == 0:
         raise InputError(f"no records of subscriber {msisdn} in the input and period given")
@@ -374,6 +415,7 @@ def investigate(
     unchecked: list[CouldNotCheck] = []
     errors: list[str] = []
     own = records.subscriber == code
+    evidence_positions: set[int] = set()
     own_types = set(
         np.asarray(records.table["record_type"].take(pa.array(records.order[own])).to_pylist())
     )
@@ -382,7 +424,9 @@ def investigate(
             outcome = run_rule(rule, records, evaluator, settings, keep_all=True)
             mine = outcome.findings[outcome.findings["msisdn"] == msisdn]
             if len(mine):
-                findings.extend(_finding_entries(rule, outcome, mine, records, pol, settings))
+                entries, positions = _finding_entries(rule, outcome, mine, records, pol, settings)
+                findings.extend(entries)
+                evidence_positions.update(positions)
             elif _applies(rule, own_types):
                 blind = _could_not_check(rule, records, evaluator, code)
                 if blind is not None:
@@ -396,11 +440,10 @@ def investigate(
         f.rank = i
 
     deadlines = None
-    if complaint_date is not None:
-        day = pd.Timestamp(complaint_date).date()
-        due = pol.deadlines.due(day)
+    if complaint_day is not None:
+        due = pol.deadlines.due(complaint_day)
         deadlines = Deadlines(
-            complaint_date=day,
+            complaint_date=complaint_day,
             acknowledge_by=due["acknowledge"],
             investigate_by=due["investigate"],
             resolve_by=due["resolve"],
@@ -422,19 +465,19 @@ def investigate(
         ruled_out=ruled_out,
         could_not_check=unchecked,
         deadlines=deadlines,
-        input=normalized.report.to_dict(),
+        input=report,
         rule_errors=errors,
         telediag_version=__version__,
         catalog_version=catalog_version(chosen),
     )
     # The records to show: the subscriber's, plus other subscribers' records that are
     # evidence (a failed MMS sent from the same handset under the previous SIM).
-    evidence_ids = {rid for f in findings for rid in f.evidence}
-    is_evidence = everything["record_id"].isin(evidence_ids)
+    # Matched by sorted position, never by id: ids may repeat across files.
+    is_evidence = everything["_position"].isin(evidence_positions)
     shown = everything[mine_rows | is_evidence].copy()
     shown["evidence"] = is_evidence[mine_rows | is_evidence]
     shown["own"] = shown["msisdn"] == msisdn
-    inv._records = shown.reset_index(drop=True)
+    inv._records = shown.drop(columns=["_position"]).reset_index(drop=True)
     return inv
 
 
@@ -476,6 +519,7 @@ def _records_frame(records: SortedRecords, zone: str) -> pd.DataFrame:
     table = records.table.select(cols).take(rows)
     frame = table.to_pandas()
     frame.insert(0, "record_id", records.record_ids(positions).to_pylist())
+    frame["_position"] = positions
     frame["start_time"] = frame["start_time"].dt.tz_convert(zone)
     return frame
 
@@ -608,13 +652,14 @@ def _detail(row: pd.Series) -> str:
     return ", ".join(parts)
 
 
-def _evidence_records(records: SortedRecords, ids: list[str], zone: str) -> list[EvidenceRecord]:
-    all_ids = records.record_ids(np.arange(len(records)))
-    lookup = pd.Series(np.arange(len(records)), index=all_ids.to_pylist())
-    positions = lookup.reindex(ids).dropna().astype(np.int64).to_numpy()
+def _evidence_records(
+    records: SortedRecords, positions: np.ndarray, zone: str
+) -> list[EvidenceRecord]:
+    """The evidence records at these sorted positions (ids may repeat; positions do not)."""
+    ids = records.record_ids(positions).to_pylist()
     table = records.table.take(pa.array(records.order[positions])).to_pandas()
     out = []
-    for rid, (_, row) in zip(ids, table.iterrows(), strict=False):
+    for rid, (_, row) in zip(ids, table.iterrows(), strict=True):
         out.append(
             EvidenceRecord(
                 record_id=rid,
@@ -637,13 +682,25 @@ def _finding_entries(
     records: SortedRecords,
     policy: Policy,
     settings: ScanSettings,
-) -> list[InvestigatedFinding]:
+) -> tuple[list[InvestigatedFinding], list[int]]:
+    """The subscriber's findings of one rule, and the sorted positions of their evidence."""
     import json
 
+    from telediag.findings import handset_change_before, handset_of_evidence
+
     out = []
+    all_positions: list[int] = []
     formatter = SUMMARY_FORMATTER
+    offsets = outcome.survivors.offsets
+    # The finding fields the findings table does not hold, for the explanations.
+    _, quirks = handset_of_evidence(records, outcome.survivors)
+    quirk_hit = [q is not None and rule.root_cause in q.split(";") for q in quirks]
+    change_s = handset_change_before(records, outcome.survivors)
     for row in mine.itertuples():
         r: Any = row
+        i = int(r.Index)  # finding i of the outcome is survivor i
+        positions = outcome.survivors.positions[int(offsets[i]) : int(offsets[i + 1])]
+        all_positions.extend(int(p) for p in positions)
         measures = json.loads(r.measures)
         values = dict(measures)
         values.update(
@@ -656,6 +713,8 @@ def _finding_entries(
             record_count=r.record_count,
             total_charge=r.charge,
             handset_model=r.handset_model or "unknown handset",
+            handset_quirk=quirk_hit[i],
+            handset_change_before_s=plain_value(change_s[i]),
         )
         ids = list(r.record_ids)
         out.append(
@@ -677,7 +736,7 @@ def _finding_entries(
                 charge=float(r.charge),
                 summary=r.summary,
                 evidence=ids,
-                evidence_records=_evidence_records(records, ids, settings.tz),
+                evidence_records=_evidence_records(records, positions, settings.tz),
                 checks=_checks(rule, measures),
                 measures=measures,
                 handset_model=r.handset_model,
@@ -691,7 +750,7 @@ def _finding_entries(
                 ),
             )
         )
-    return out
+    return out, all_positions
 
 
 def _closest(rule: Rule, cands: pd.DataFrame) -> tuple[int, list[Check]]:

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from telediag.devices import plausible_imei
 from telediag.errors import InputError
 from telediag.read import RawInput
 from telediag.schema import (
@@ -27,6 +28,7 @@ from telediag.schema import (
     NUMERIC_COLUMNS,
     RECORD_TYPES,
     STATUSES,
+    VALUE_RANGES,
 )
 
 #: Enumerated columns: values are matched after trimming and lower-casing.
@@ -48,6 +50,8 @@ REASONS: tuple[str, ...] = (
     "unparseable start_time",
     *(f"negative {c}" for c in NON_NEGATIVE),
     *(f"unparseable {c}" for c in NUMERIC_COLUMNS),
+    *(f"non-integral {c}" for c in NUMERIC_COLUMNS if pa.types.is_integer(COLUMNS[c])),
+    *(f"out-of-range {c}" for c in NUMERIC_COLUMNS),
     "unknown status",
     "unknown mms_event",
 )
@@ -62,6 +66,8 @@ class InputReport:
     rows_read: int
     rows_used: int
     set_aside: dict[str, int] = field(default_factory=dict)
+    #: Things about the input that do not set rows aside but deserve a look, one line each.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def rows_set_aside(self) -> int:
@@ -76,6 +82,7 @@ class InputReport:
             "rows_used": self.rows_used,
             "rows_set_aside": self.rows_set_aside,
             "set_aside": dict(self.set_aside),
+            "warnings": list(self.warnings),
         }
 
 
@@ -136,26 +143,78 @@ def _nulls_like(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
 def _parse_numeric(
     name: str, arr: pa.ChunkedArray, target: pa.DataType, reason: np.ndarray
 ) -> pa.ChunkedArray:
-    if arr.type == target:
-        return arr
+    """A numeric column in its contract type, every value checked, nothing cast silently.
+
+    Text is parsed (what does not parse is set aside as "unparseable"). NaN reads as
+    not given (null), as pandas writes a missing number. A value that does not fit the
+    column (infinite, beyond the integer type, outside :data:`VALUE_RANGES`) is set
+    aside as "out-of-range", a fraction in an integer column as "non-integral".
+    """
     if pa.types.is_null(arr.type):
         return pa.chunked_array([pa.nulls(len(arr), target)])
-    try:
-        return pc.cast(arr, target, safe=False)  # sub-millisecond digits are dropped
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    # Row-level fallback: parse what parses, set aside what does not.
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        try:  # the common case: every value is a plain number of the right type
+            arr = pc.cast(arr, target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            arr = _parse_text_numbers(name, arr, reason)
+    elif not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
+        try:  # decimals, booleans: as floats, then checked like any float
+            arr = pc.cast(arr, pa.float64(), safe=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            arr = _parse_text_numbers(name, arr.cast(pa.string()), reason)
+    bad = np.zeros(len(arr), dtype=bool)
+    if pa.types.is_floating(arr.type):
+        arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, arr.type), arr)
+        too_big = pc.is_inf(arr)
+        if pa.types.is_integer(target):
+            info = np.iinfo(target.to_pandas_dtype())
+            # The float nearest below 2**63 (or 2**31) is exact; compare as floats.
+            too_big = pc.or_(
+                too_big,
+                pc.or_(pc.less(arr, float(info.min)), pc.greater_equal(arr, -float(info.min))),
+            )
+            fraction = pc.and_(pc.invert(too_big), pc.not_equal(pc.floor(arr), arr))
+            fraction = _as_mask(fraction)
+            _mark(reason, fraction, f"non-integral {name}")
+            bad |= fraction
+        too_big = _as_mask(too_big)
+        _mark(reason, too_big, f"out-of-range {name}")
+        bad |= too_big
+    elif pa.types.is_integer(target) and arr.type != target:
+        info = np.iinfo(target.to_pandas_dtype())
+        wide = pc.cast(arr, pa.int64()) if arr.type != pa.uint64() else arr
+        outside = _as_mask(pc.or_(pc.less(wide, info.min), pc.greater(wide, info.max)))
+        _mark(reason, outside, f"out-of-range {name}")
+        bad |= outside
+    if name in VALUE_RANGES:
+        lo, hi = VALUE_RANGES[name]
+        outside = _as_mask(pc.or_(pc.less(arr, lo), pc.greater(arr, hi))) & ~bad
+        _mark(reason, outside, f"out-of-range {name}")
+        bad |= outside
+    if bad.any():
+        arr = pc.if_else(pa.array(~bad), arr, pa.scalar(None, arr.type))
+    # Every value left fits the target exactly.
+    out = pc.cast(arr, target, safe=False)
+    return out if isinstance(out, pa.ChunkedArray) else pa.chunked_array([out])
+
+
+def _as_mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _parse_text_numbers(name: str, arr: pa.ChunkedArray, reason: np.ndarray) -> pa.Array:
+    """Parse text row by row (vectorized in pandas) to float64; what does not parse is
+    set aside as "unparseable" and left null."""
     values = pd.to_numeric(
         pd.Series(arr.to_pandas(), dtype="object").astype("string").str.strip(),
         errors="coerce",
     )
     parsed = pa.array(values.to_numpy(dtype="float64", na_value=np.nan), from_pandas=True)
-    integral = pc.equal(pc.floor(parsed), parsed)
-    if pa.types.is_integer(target):
-        parsed = pc.if_else(integral, parsed, pa.scalar(None, pa.float64()))
     was_value = ~_nulls_like(arr)
     _mark(reason, was_value & _nulls_like(parsed), f"unparseable {name}")
-    return pa.chunked_array([pc.cast(parsed, target, safe=False)])
+    return parsed
 
 
 def _parse_time(arr: pa.ChunkedArray, zone: str, reason: np.ndarray) -> pa.ChunkedArray:
@@ -195,6 +254,28 @@ def _parse_time_strings(values: pd.Series, zone: str) -> pd.Series:
     return out
 
 
+def _blank_to_null(arr: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Empty and whitespace-only strings as null: a blank is no value."""
+    if arr.null_count == len(arr):
+        return arr
+    blank = pc.or_(pc.equal(pc.binary_length(arr), 0), pc.utf8_is_space(arr))
+    if not pc.any(blank).as_py():
+        return arr
+    return pc.if_else(blank, pa.scalar(None, arr.type), arr)
+
+
+def _handsets_only(imei: pa.ChunkedArray) -> pa.ChunkedArray:
+    """IMEIs that are not plausible (wrong length, letters, an all-zero TAC) as null, so
+    that a placeholder never stands for a handset that subscribers share."""
+    if imei.null_count == len(imei):
+        return imei
+    if pc.all(pc.fill_null(plausible_imei(imei), True)).as_py():
+        return imei
+    trimmed = pc.utf8_trim_whitespace(imei)  # " 35201401000017" is still that handset
+    plausible = pc.fill_null(plausible_imei(trimmed), False)
+    return pc.if_else(plausible, trimmed, pa.scalar(None, pa.string()))
+
+
 def _normalize_subscriber(arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.DictionaryArray]:
     """The subscriber column without surrounding blanks, and its dictionary encoding.
 
@@ -230,8 +311,27 @@ def _normalize_enum(arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Dictionar
         text = arr.cast(pa.string()) if arr.type != pa.string() else arr
         encoded = pc.dictionary_encode(text.combine_chunks())
     cleaned = pc.utf8_lower(pc.utf8_trim_whitespace(encoded.dictionary))
+    # A blank value is no value: null, like a missing one.
+    cleaned = pc.if_else(pc.equal(cleaned, ""), pa.scalar(None, pa.string()), cleaned)
     dictionary = pa.DictionaryArray.from_arrays(encoded.indices, cleaned)
     return pa.chunked_array([pc.take(cleaned, encoded.indices)]), dictionary
+
+
+def duplicate_id_warning(ids: pa.ChunkedArray) -> str | None:
+    """A one-line warning when explicit record ids repeat, naming the most repeated."""
+    given = len(ids) - ids.null_count
+    if given < 2 or len(pc.unique(ids)) - (1 if ids.null_count else 0) == given:
+        return None
+    counts = pc.value_counts(ids.drop_null())
+    repeats = np.asarray(counts.field("counts").to_numpy(zero_copy_only=False))
+    worst = int(np.argmax(repeats))
+    value = counts.field("values")[worst].as_py()
+    n_repeated = int((repeats > 1).sum())
+    return (
+        f"record_id is not unique: {n_repeated} id(s) occur more than once "
+        f"(e.g. {value!r} x{int(repeats[worst])}); evidence is matched by position, "
+        "but these ids alone do not name one record"
+    )
 
 
 def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
@@ -246,18 +346,29 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
     # The string work (hashing millions of values) runs in two threads: Arrow releases
     # the GIL, and the columns do not depend on each other.
     enum_names = [c for c in ENUMS if c in src.column_names]
+    if "record_id" in src.column_names:
+        ids = src["record_id"]
+        columns["record_id"] = _blank_to_null(
+            ids if ids.type == pa.string() else ids.cast(pa.string())
+        )
     with ThreadPoolExecutor(max_workers=2) as pool:
+        repeated_ids = (
+            pool.submit(duplicate_id_warning, columns["record_id"])
+            if "record_id" in columns
+            else None
+        )
         subscriber = pool.submit(_normalize_subscriber, src["msisdn"])
         enums = {c: pool.submit(_normalize_enum, src[c]) for c in enum_names}
         columns["msisdn"], encoded["msisdn"] = subscriber.result()
         for c, future in enums.items():
             columns[c], encoded[c] = future.result()
+        warnings = [w for w in [repeated_ids and repeated_ids.result()] if w]
 
     empty = pc.equal(encoded["msisdn"].dictionary, "")
     _mark(reason, _per_row(empty, encoded["msisdn"]), "missing msisdn")
     for name in ("record_type", "direction"):
         values = encoded[name].dictionary
-        _mark(reason, _per_row(pc.equal(values, ""), encoded[name]), f"missing {name}")
+        _mark(reason, _per_row(values.is_null(), encoded[name]), f"missing {name}")
         known = pc.is_in(values, pa.array(ENUMS[name]))
         _mark(reason, _per_row(pc.invert(known), encoded[name]), f"unknown {name}")
 
@@ -274,13 +385,15 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
             columns[name] = _parse_numeric(name, src[name], target, reason)
         else:
             arr = src[name]
-            columns[name] = arr if arr.type == target else arr.cast(target)
+            columns[name] = _blank_to_null(arr if arr.type == target else arr.cast(target))
+    columns["imei"] = _handsets_only(columns["imei"])
 
     for name in NON_NEGATIVE:
         _mark(reason, pc.less(columns[name], 0), f"negative {name}")
     for name in ("status", "mms_event"):
         if name in encoded:
-            unknown = pc.invert(pc.is_in(encoded[name].dictionary, pa.array(ENUMS[name])))
+            values = encoded[name].dictionary
+            unknown = pc.and_(values.is_valid(), pc.invert(pc.is_in(values, pa.array(ENUMS[name]))))
             # Null means "not given" (status null is ok), so null rows are never unknown.
             flagged = _per_row(unknown, encoded[name]) & np.asarray(
                 encoded[name].is_valid().to_numpy(zero_copy_only=False), dtype=bool
@@ -292,7 +405,11 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
     counts = np.bincount(reason, minlength=len(REASONS) + 1)
     set_aside = {REASONS[i - 1]: int(c) for i, c in enumerate(counts) if i and c}
     report = InputReport(
-        files=raw.files, rows_read=n, rows_used=int(valid.sum()), set_aside=set_aside
+        files=raw.files,
+        rows_read=n,
+        rows_used=int(valid.sum()),
+        set_aside=set_aside,
+        warnings=warnings,
     )
     return Normalized(
         raw=raw, table=table, valid=valid, reason=reason, report=report, encoded=encoded

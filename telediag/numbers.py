@@ -231,8 +231,9 @@ def _classify_unique(number: str, home: HomeCountry) -> tuple[bool, str | None, 
     return False, home.country_code, home.region
 
 
-#: Plain digits with no leading zero carry no international prefix: always domestic.
-_PLAIN_DOMESTIC = r"^[1-9][0-9]*$"
+#: Plain digits with no leading zero, too short for a number in international form:
+#: local, mobile or service numbers, always domestic.
+_PLAIN_DOMESTIC = r"^[1-9][0-9]{0,8}$"
 
 
 def _classify_all(
@@ -240,12 +241,18 @@ def _classify_all(
 ) -> list[tuple[bool, str | None, str | None]]:
     """Classify distinct numbers; the common case (plain domestic digits) in one vector
     step, the rest (``+``, ``0``, separators, text) one by one."""
+    values = pa.array(uniques, type=pa.string())
     plain = np.asarray(
-        pc.match_substring_regex(pa.array(uniques, type=pa.string()), _PLAIN_DOMESTIC)
+        pc.match_substring_regex(values, _PLAIN_DOMESTIC)
         .fill_null(False)
         .to_numpy(zero_copy_only=False),
         dtype=bool,
     )
+    try:  # whole home mobile numbers (most of any column) in the same vector step
+        mobile = pc.match_substring_regex(values, f"^(?:{home.mobile_pattern})$")
+        plain |= np.asarray(mobile.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass  # a pattern RE2 cannot run: those numbers take the one-by-one path
     domestic = (False, home.country_code, home.region)
     return [
         domestic if is_plain else _classify_unique(u, home)

@@ -31,13 +31,17 @@ def _iso(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_frame(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write a findings or evidence table; list columns become JSON arrays in CSV."""
+def write_frame(frame: pd.DataFrame, path: str | Path, schema: pa.Schema | None = None) -> None:
+    """Write a findings or evidence table; list columns become JSON arrays in CSV.
+
+    ``schema`` fixes the Parquet column types, so that a table with no rows (nothing
+    found) has the same schema as one with rows.
+    """
     fmt = output_format(path)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     if fmt == ".parquet":
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
         pq.write_table(table, p)
     elif fmt == ".csv":
         flat = _iso(frame)

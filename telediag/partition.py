@@ -24,17 +24,29 @@ def _codes(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
     return np.asarray(codes, dtype=np.int64), encoded.dictionary
 
 
+def _handsets_only(imei: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """The IMEI column with everything that is not a plausible IMEI made null."""
+    from telediag.devices import plausible_imei
+
+    if isinstance(imei, pa.ChunkedArray):
+        imei = imei.combine_chunks()
+    text = pc.utf8_trim_whitespace(imei.cast(pa.string()))
+    return pc.if_else(pc.fill_null(plausible_imei(text), False), text, pa.scalar(None, pa.string()))
+
+
 def linked_groups(
     msisdn: pa.ChunkedArray | pa.Array, imei: pa.ChunkedArray | pa.Array
 ) -> tuple[np.ndarray, pa.Array]:
     """For each distinct subscriber, the smallest subscriber code it is linked to.
 
     Two subscribers are linked when they used the same handset; links are followed
-    transitively. Returns (group label per subscriber code, the subscriber values).
-    Works on the distinct (subscriber, handset) pairs, by label propagation.
+    transitively. Only plausible IMEIs count as handsets (blanks and placeholders such
+    as ``000000000000000`` link nobody, see :func:`telediag.devices.plausible_imei`).
+    Returns (group label per subscriber code, the subscriber values). Works on the
+    distinct (subscriber, handset) pairs, by label propagation.
     """
     subs, sub_values = _codes(msisdn)
-    handsets, _ = _codes(imei)
+    handsets, _ = _codes(_handsets_only(imei))
     n_subs = len(sub_values)
     label = np.arange(n_subs, dtype=np.int64)
     known = (subs >= 0) & (handsets >= 0)

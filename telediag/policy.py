@@ -9,7 +9,7 @@ A policy file is YAML validated by strict models::
       acknowledge: 2          # working days after the complaint
       investigate: 5
       resolve: 7
-      weekend: [Sat, Sun]
+      weekend: [Sat, Sun]     # day names or three-letter abbreviations, any case
       holidays: [2008-10-01, 2008-10-02]
     outcomes: [goodwill_credit]   # closing outcomes besides refund, partial, no_refund,
                                   # no_fault_found
@@ -24,13 +24,19 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from telediag.catalog import ChargeAdvice, Rule
 from telediag.errors import ConfigError
 from telediag.yamlfile import load_yaml_model
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_FULL_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+#: What people write for a day, lower-cased: "Sat", "saturday", "SATURDAY".
+_DAY_OF_NAME = {
+    **{d.lower(): d for d in _DAYS},
+    **{full: d for full, d in zip(_FULL_NAMES, _DAYS, strict=True)},
+}
 
 
 class Deadlines(BaseModel):
@@ -43,6 +49,22 @@ class Deadlines(BaseModel):
     resolve: int = Field(7, ge=0, description="working days to propose a resolution")
     weekend: list[str] = Field(default_factory=lambda: ["Sat", "Sun"])
     holidays: list[dt.date] = Field(default_factory=list)
+
+    @field_validator("weekend", mode="before")
+    @classmethod
+    def _day_names(cls, value: object) -> list[str]:
+        if not isinstance(value, list):
+            raise ValueError("a list of day names, e.g. [Sat, Sun]")
+        days: list[str] = []
+        for item in value:
+            day = _DAY_OF_NAME.get(str(item).strip().lower())
+            if day is None:
+                raise ValueError(f"{item!r} is not a day of the week (Mon..Sun or Monday..Sunday)")
+            if day not in days:
+                days.append(day)
+        if len(days) == len(_DAYS):
+            raise ValueError("every day is a weekend day: keep at least one working day")
+        return days
 
     def due(self, complaint: dt.date) -> dict[str, dt.date]:
         """The due date of each step, counting working days after the complaint date."""

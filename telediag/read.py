@@ -18,6 +18,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from telediag.colmap import ColumnMap, load_column_map
+from telediag.devices import plausible_imei
 from telediag.errors import InputError
 from telediag.schema import COLUMNS, REQUIRED
 
@@ -30,7 +31,9 @@ class RawInput:
     """The concatenated input, with enough bookkeeping to name any row's origin."""
 
     table: pa.Table
-    #: One entry per input file: its stem, used in generated record ids.
+    #: One entry per input file: the name used in generated record ids, unique within
+    #: the input (a file given by itself: its stem; a file found in a directory: its
+    #: path below that directory without the suffix, e.g. ``date=2008-06-12/part-0``).
     stems: list[str] = field(default_factory=list)
     #: Row offset of each file in ``table`` (same length as ``stems``).
     offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -44,7 +47,11 @@ class RawInput:
         return int(self.table.num_rows)
 
     def generated_ids(self, rows: np.ndarray) -> pa.Array:
-        """``<file stem>:<row number>`` for table rows (row numbers count from 0 per file)."""
+        """``<file name>:<row number>`` for table rows (row numbers count from 0 per file).
+
+        The file names of :attr:`stems` differ from each other, so the ids are unique
+        across the whole input.
+        """
         rows = np.asarray(rows, dtype=np.int64)
         which = np.searchsorted(self.offsets, rows, side="right") - 1
         local = rows - self.offsets[which] if self.local_rows is None else self.local_rows[rows]
@@ -57,13 +64,25 @@ class RawInput:
 
 def expand_sources(sources: Sources) -> list[Path | pa.Table]:
     """Turn the user's inputs into a flat list of files (directories expand to Parquet parts)."""
+    return [item for item, _ in _expand(sources)]
+
+
+def _expand(sources: Sources) -> list[tuple[Path | pa.Table, str]]:
+    """Each input file (or table) with the name its generated record ids start with.
+
+    A file given by itself is named by its stem; a file found in a directory by its
+    path below the directory, so that ``date=2008-06-11/part-0.parquet`` and
+    ``date=2008-06-12/part-0.parquet`` (as Spark and Hive write them) differ. Names that
+    would still repeat (two files of the same stem given side by side) fall back to the
+    whole path.
+    """
     items: Iterable[Source] = (
         [sources] if isinstance(sources, (str, Path, pa.Table)) else list(sources)
     )
-    out: list[Path | pa.Table] = []
-    for item in items:
+    out: list[tuple[Path | pa.Table, str]] = []
+    for n, item in enumerate(items):
         if isinstance(item, pa.Table):
-            out.append(item)
+            out.append((item, f"table{n}"))
             continue
         path = Path(item)
         if path.is_dir():
@@ -72,14 +91,33 @@ def expand_sources(sources: Sources) -> list[Path | pa.Table]:
             ) or sorted(p for p in path.rglob("*.csv") if p.is_file())
             if not parts:
                 raise InputError(f"{path}: directory holds no .parquet or .csv files")
-            out.extend(parts)
+            out.extend((p, _without_suffix(p.relative_to(path).as_posix())) for p in parts)
         elif path.is_file():
-            out.append(path)
+            out.append((path, path.stem))
         else:
             raise InputError(f"{path}: no such file or directory")
     if not out:
         raise InputError("no input given")
+    names = [name for _, name in out]
+    if len(set(names)) < len(names):
+        repeated = {name for name in names if names.count(name) > 1}
+        out = [
+            (
+                item,
+                _without_suffix(item.as_posix())
+                if name in repeated and isinstance(item, Path)
+                else name,
+            )
+            for item, name in out
+        ]
     return out
+
+
+def _without_suffix(name: str) -> str:
+    for suffix in (".csv.gz", ".parquet", ".csv", ".txt"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def _wanted_source_columns(
@@ -166,11 +204,15 @@ def _key_columns(item: Path | pa.Table, cmap: ColumnMap | None) -> pa.Table:
     if "msisdn" not in table.column_names:
         raise InputError(f"{item}: missing required column 'msisdn'")
     cols = {"msisdn": pc.utf8_trim_whitespace(table["msisdn"].cast(pa.string()))}
-    cols["imei"] = (
-        table["imei"].cast(pa.string())
-        if "imei" in table.column_names
-        else pa.nulls(table.num_rows, pa.string())
-    )
+    if "imei" in table.column_names:
+        # Only a plausible IMEI is a handset to follow; a blank or a placeholder such as
+        # 000000000000000 would pull in every subscriber that shares it.
+        imei = pc.utf8_trim_whitespace(table["imei"].cast(pa.string()))
+        cols["imei"] = pc.if_else(
+            pc.fill_null(plausible_imei(imei), False), imei, pa.scalar(None, pa.string())
+        )
+    else:
+        cols["imei"] = pa.nulls(table.num_rows, pa.string())
     return pa.table(cols)
 
 
@@ -236,7 +278,8 @@ def read_input(
     tables: list[pa.Table] = []
     stems: list[str] = []
     files: list[str] = []
-    items = expand_sources(sources)
+    labelled = _expand(sources)
+    items = [item for item, _ in labelled]
     selected: list[np.ndarray] | None = None
     # Inputs that cannot be read a row group at a time (CSV, or anything behind a column
     # map) are read once, in full, and both the key pass and the row pick use that copy.
@@ -248,24 +291,25 @@ def read_input(
                 whole[n] = _read_whole(item, wanted, cmap)
         keys = [_key_columns(whole.get(n, item), cmap) for n, item in enumerate(items)]
         selected = _selected_rows(keys, only)
-    for n, item in enumerate(items):
+    for n, (item, stem) in enumerate(labelled):
+        name = f"<table {n}>" if isinstance(item, pa.Table) else str(item)
         if selected is not None:
             rows = selected[n]
             if isinstance(item, pa.Table):
-                table, stem, name = item.take(pa.array(rows)), f"table{n}", f"<table {n}>"
+                table = item.take(pa.array(rows))
             elif n in whole:
-                table, stem, name = whole[n].take(pa.array(rows)), item.stem, str(item)
+                table = whole[n].take(pa.array(rows))
             else:
-                table, stem, name = _read_rows(item, rows, columns), item.stem, str(item)
+                table = _read_rows(item, rows, columns)
         elif isinstance(item, pa.Table):
-            table, stem, name = item, f"table{n}", f"<table {n}>"
+            table = item
             if columns is not None:
                 keep = _wanted_source_columns(table.column_names, columns, cmap)
                 table = table.select(keep if keep is not None else table.column_names)
         elif item.suffix.lower() in (".csv", ".txt") or item.name.endswith(".csv.gz"):
-            table, stem, name = _read_csv(item, columns, cmap), item.stem, str(item)
+            table = _read_csv(item, columns, cmap)
         else:
-            table, stem, name = _read_parquet(item, columns, cmap), item.stem, str(item)
+            table = _read_parquet(item, columns, cmap)
         if cmap is not None:
             table = cmap.apply(table)
         missing = [c for c in REQUIRED if c not in table.column_names]

@@ -14,29 +14,19 @@ import pyarrow as pa
 from telediag.catalog import Rule, load_rules, select_rules
 from telediag.colmap import ColumnMap
 from telediag.context import ScanSettings
-from telediag.derived import DERIVED_COLUMNS
 from telediag.engine import Progress, RuleError, run_catalog
 from telediag.normalize import InputReport, Normalized, normalize
 from telediag.read import Sources, read_input
+from telediag.schema import COLUMNS
 from telediag.sort import SortedRecords, sort_records
 
 if TYPE_CHECKING:
     from telediag.numbers import HomeCountry
 
-#: Columns every scan reads whatever the rules: identity, time, charge, handset.
-ALWAYS_READ: frozenset[str] = frozenset(
-    {
-        "record_id",
-        "record_type",
-        "direction",
-        "start_time",
-        "msisdn",
-        "charge",
-        "imei",
-        "imsi",
-        "status",
-    }
-)
+#: Every scan reads every contract column the input has, whatever rules are selected,
+#: so that the same rows are checked (and set aside) for any selection. Columns the
+#: contract does not know are left unread.
+CONTRACT_COLUMNS: frozenset[str] = frozenset(COLUMNS)
 
 
 @dataclass
@@ -73,18 +63,6 @@ class ScanResult:
             f"<ScanResult {len(self.findings)} findings from {self.report.rows_used} of "
             f"{self.report.rows_read} rows, {len(self.rules)} rules, {len(self.errors)} errors>"
         )
-
-
-def columns_needed(rules: Sequence[Rule]) -> set[str]:
-    """Contract columns to read for these rules (derived columns map to their sources)."""
-    cols = set(ALWAYS_READ)
-    for rule in rules:
-        for col in rule.columns():
-            if col in DERIVED_COLUMNS:
-                cols.update(DERIVED_COLUMNS[col][0])
-            else:
-                cols.add(col)
-    return cols
 
 
 def _resolve_rules(
@@ -127,7 +105,7 @@ def scan(
             progress(name, 1, 1)
 
     t = time.perf_counter()
-    raw = read_input(source, column_map=column_map, columns=columns_needed(chosen))
+    raw = read_input(source, column_map=column_map, columns=set(CONTRACT_COLUMNS))
     step("read", t)
     t = time.perf_counter()
     normalized = normalize(raw, tz=settings.tz)

@@ -49,6 +49,14 @@ REQUIRED: Final = ("record_type", "direction", "start_time", "msisdn")
 #: Columns whose values must not be negative.
 NON_NEGATIVE: Final = ("duration_s", "bytes_up", "bytes_down", "mms_size")
 
+#: Columns whose values must lie in a range narrower than their type's (inclusive):
+#: a mobile country code has three digits, a port 16 bits, a TP-DCS class is 0-3.
+VALUE_RANGES: Final[dict[str, tuple[int, int]]] = {
+    "visited_mcc": (0, 999),
+    "server_port": (0, 65535),
+    "sms_class": (0, 3),
+}
+
 STRING_COLUMNS: Final = tuple(n for n, t in COLUMNS.items() if pa.types.is_string(t))
 NUMERIC_COLUMNS: Final = tuple(
     n for n, t in COLUMNS.items() if pa.types.is_integer(t) or pa.types.is_floating(t)

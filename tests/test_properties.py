@@ -207,7 +207,8 @@ def test_linked_groups_follow_chains() -> None:
     from telediag.partition import linked_groups
 
     msisdn = pa.array(["a", "b", "b", "c", "d", "e"])
-    imei = pa.array(["h1", "h1", "h2", "h2", "h3", None])
+    h1, h2, h3 = "35201401000017", "35201401000025", "86091200000015"
+    imei = pa.array([h1, h1, h2, h2, h3, None])
     label, values = linked_groups(msisdn, imei)
     group = dict(zip(values.to_pylist(), label.tolist(), strict=True))
     assert group["a"] == group["b"] == group["c"]

@@ -84,6 +84,8 @@ def _accounting(result: ScanResult) -> str:
     ]
     for reason, count in sorted(rep.set_aside.items(), key=lambda kv: (-kv[1], kv[0])):
         rows.append([f"  set aside: {reason}", f"{count:,}"])
+    for warning in rep.warnings:
+        rows.append([f"  warning: {warning}", ""])
     rows.append(["rules run", f"{len(result.rules):,}"])
     rows.append(["rules failed", f"{len(result.errors):,}"])
     out = _table(["input", "count"], rows, {1})

@@ -128,9 +128,13 @@ def _input_line(inv: Investigation) -> str:
         f"{i.get('rows_read', 0):,} rows read (this subscriber's and its handsets'), "
         f"{i.get('rows_used', 0):,} used, {i.get('rows_set_aside', 0):,} set aside"
     )
+    if i.get("rows_outside_period"):
+        line += f", {i['rows_outside_period']:,} outside the period"
     reasons = i.get("set_aside") or {}
     if reasons:
         line += " (" + ", ".join(f"{n:,} {r}" for r, n in sorted(reasons.items())) + ")"
+    for warning in i.get("warnings") or []:
+        line += f"; warning: {warning}"
     return line
 
 

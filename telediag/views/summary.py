@@ -44,6 +44,8 @@ def scan_summary(result: ScanResult, top: int = 10) -> str:
     ]
     for reason, count in sorted(rep.set_aside.items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"  set aside: {count:,} {reason}")
+    for warning in rep.warnings:
+        lines.append(f"  warning: {warning}")
     lines.append(f"Rules: {len(result.rules)} run, {len(result.errors)} failed")
     for err in result.errors:
         lines.append(f"  rule error: {err}")
