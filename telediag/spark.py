@@ -52,7 +52,7 @@ from telediag.errors import InputError, TelediagError
 from telediag.findings import EVIDENCE_COLUMNS, FINDING_COLUMNS, empty_evidence, empty_findings
 from telediag.normalize import REASONS, InputReport
 from telediag.read import _wanted_source_columns
-from telediag.scan import ScanResult, _resolve_rules, columns_needed
+from telediag.scan import CONTRACT_COLUMNS, ScanResult, _resolve_rules
 from telediag.schema import COLUMNS, REQUIRED
 
 if TYPE_CHECKING:
@@ -333,8 +333,35 @@ def _local_path(path: str) -> str:
     return unquote(parsed.path) if parsed.scheme == "file" else path
 
 
-def _stem(path: str) -> str:
-    return PurePosixPath(unquote(urlparse(path).path)).stem
+def _id_names(keys: list[str]) -> dict[str, str]:
+    """The name each file's generated record ids start with, as the local reader gives
+    it: a file named by itself by its stem, a file found in a directory by its path
+    below the directory (without the ending), and where names still repeat, the whole
+    path. ``keys`` are ``<input as given><_SEP><file Spark read>``."""
+    from telediag.read import _without_suffix
+
+    def path_of(text: str, local: bool) -> str:
+        p = unquote(urlparse(text).path) if urlparse(text).scheme else text
+        return os.path.abspath(p) if local else p
+
+    first: dict[str, str] = {}
+    whole: dict[str, str] = {}
+    for key in keys:
+        given, file = key.split(_SEP, 1)
+        local = _is_local(file)
+        file_path = path_of(file, local)
+        root = path_of(given, local) if given else file_path
+        if root.rstrip("/") == file_path or not given:
+            first[key] = PurePosixPath(file_path).stem
+            whole[key] = _without_suffix(PurePosixPath(given or file_path).as_posix())
+        else:
+            below = os.path.relpath(file_path, root)
+            first[key] = _without_suffix(below)
+            whole[key] = _without_suffix((PurePosixPath(given) / below).as_posix())
+    counts: dict[str, int] = {}
+    for name in first.values():
+        counts[name] = counts.get(name, 0) + 1
+    return {k: whole[k] if counts[first[k]] > 1 else first[k] for k in keys}
 
 
 def _kind_of(path: str) -> str:
@@ -381,20 +408,27 @@ def read(
                 frame = spark.read.parquet(path)
         except AnalysisException as exc:
             raise InputError(f"{path}: cannot read: {_first_line(exc)}") from None
-        frames.append(_with_file_metadata(frame))
+        frames.append(_with_file_metadata(frame, path))
     out = frames[0]
     for frame in frames[1:]:
         out = out.unionByName(frame, allowMissingColumns=True)
     return out
 
 
-def _with_file_metadata(frame: DataFrame) -> DataFrame:
-    """The frame with the file and split of each row, and its place in the split."""
+#: Between the input as the user named it and the file Spark read, in the file column.
+_SEP = "\u001f"
+
+
+def _with_file_metadata(frame: DataFrame, given: str = "") -> DataFrame:
+    """The frame with the file and split of each row, and its place in the split. The
+    file column also holds ``given``, the input (file or directory) it was found under,
+    which generated record ids are named after."""
     from pyspark.sql import functions as F
 
+    file = F.concat(F.lit(given + _SEP), F.col("_metadata.file_path"))
     return frame.select(
         "*",
-        F.col("_metadata.file_path").alias(_FILE),
+        file.alias(_FILE),
         F.col("_metadata.file_block_start").alias(_BLOCK),
         F.monotonically_increasing_id().alias(_MONO),
     )
@@ -461,14 +495,16 @@ def _positions(frame: DataFrame, from_files: bool) -> _Positions:
         by_file.setdefault(row[_FILE], []).append(
             (int(row[_BLOCK]), int(row["n"]), int(row["first"]))
         )
+    names = _id_names(list(by_file)) if from_files else dict.fromkeys(by_file, "table0")
     bases = []
-    for name, splits in by_file.items():
-        stem = _stem(name) if from_files else "table0"
+    for key, splits in by_file.items():
         start = 0
         for block, n, first in sorted(splits):
-            bases.append((name, block, stem, start - first))
+            bases.append((key, block, names[key], start - first))
             start += n
-    files = sorted(_local_path(f) for f in by_file) if from_files else ["<table 0>"]
+    files = (
+        sorted(_local_path(k.split(_SEP, 1)[1]) for k in by_file) if from_files else ["<table 0>"]
+    )
     return _Positions(files=files, rows=sum(int(r["n"]) for r in counts), bases=bases)
 
 
@@ -490,10 +526,42 @@ def _with_record_ids(frame: DataFrame, where: _Positions) -> DataFrame:
     generated = F.concat(
         F.col("_td_stem"), F.lit(":"), (F.col(_MONO) + F.col("_td_base")).cast("string")
     )
-    given = F.col("record_id").cast("string") if "record_id" in frame.columns else F.lit(None)
-    ids = F.coalesce(given, generated)
+    ids = F.coalesce(_given_ids(frame), generated)
     keep = [c for c in frame.columns if c in COLUMNS and c != "record_id"]
     return joined.select(*keep, ids.alias("record_id"))
+
+
+def _given_ids(frame: DataFrame) -> Any:
+    """The input's own record ids as text; a blank one is no id (as normalization has it)."""
+    from pyspark.sql import functions as F
+
+    if "record_id" not in frame.columns:
+        return F.lit(None).cast("string")
+    text = F.col("record_id").cast("string")
+    return F.when(text.rlike(r"(?U)^\s*$"), F.lit(None)).otherwise(text)
+
+
+def _duplicate_id_warning(frame: DataFrame) -> str | None:
+    """The local scan's warning about repeated record ids, over the whole input (a
+    bucket only sees its own rows)."""
+    from pyspark.sql import functions as F
+
+    if "record_id" not in frame.columns:
+        return None
+    ids = frame.select(_given_ids(frame).alias("id")).where(F.col("id").isNotNull())
+    repeated = ids.groupBy("id").count().where(F.col("count") > 1)
+    row = repeated.agg(
+        F.count(F.lit(1)).alias("n"),
+        F.max("count").alias("worst"),
+        F.min_by("id", F.struct(-F.col("count"), F.col("id"))).alias("value"),
+    ).first()
+    if row is None or not row["n"]:
+        return None
+    return (
+        f"record_id is not unique: {int(row['n'])} id(s) occur more than once "
+        f"(e.g. {row['value']!r} x{int(row['worst'])}); evidence is matched by position, "
+        "but these ids alone do not name one record"
+    )
 
 
 def _trimmed(column: str) -> Any:
@@ -668,7 +736,7 @@ def scan(
     frame, from_files = _ensure_position(spark_df)
     position = [_FILE, _BLOCK, _MONO]
     source_cols = [c for c in frame.columns if c not in position]
-    wanted = _wanted_source_columns(source_cols, columns_needed(chosen), cmap) or source_cols
+    wanted = _wanted_source_columns(source_cols, set(CONTRACT_COLUMNS), cmap) or source_cols
     frame = frame.select(*wanted, *position)
     if cmap is not None:
         arrow_source = pa.schema(
@@ -705,6 +773,8 @@ def scan(
         "_kind", "rule_id", *(c for c in schema.names if c.startswith((_RP, _ER)))
     )
     report, errors, costs = _summarize(meta.toArrow(), where.files)
+    warning = _duplicate_id_warning(frame)
+    report.warnings = [warning] if warning else []
     failed = [e.rule_id for e in errors]
 
     def kind(name: str) -> DataFrame:
