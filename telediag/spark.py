@@ -604,7 +604,9 @@ def _handset_rows(rows: DataFrame, rules: Sequence[Rule]) -> DataFrame:
     key = "_td_handset"
     with_key = rows.filter(F.col("imei").isNotNull()).withColumn(key, _trimmed("imei"))
     followed = with_key.filter(_of_rule_kinds(rules, rows.columns)).select(key).distinct()
-    return with_key.join(followed, on=key, how="left_semi").drop(key)
+    # Broadcast the few followed handsets rather than shuffle every row with an IMEI for
+    # the join (a month of a billion records has a few million such handsets).
+    return with_key.join(F.broadcast(followed), on=key, how="left_semi").drop(key)
 
 
 @dataclass
