@@ -1,7 +1,7 @@
 """Generate a seeded synthetic billing month in the telediag record contract.
 
     python benchmarks/generate.py --records 10000000 --out benchmarks/data/month-10m.parquet \\
-        --seed 7 [--subscribers N] [--parts K] [--cases-per-million 20]
+        --seed 7 [--subscribers N] [--parts K] [--cases-per-million 20] [--csv-3gpp CSV]
 
 The month is July 2008 on a Chinese GSM/GPRS network (Asia/Shanghai, home MCC 460), one
 row per voice call, data call (csd), SMS, MMS event or packet-data session, in the 25
@@ -2103,6 +2103,99 @@ def write_month(
     return table
 
 
+#: 3GPP TS 32.298-style record types by (record_type, direction, mms_event).
+RECORD_TYPES_3GPP: Final = {
+    ("voice", "mo", None): "moCallRecord",
+    ("voice", "mt", None): "mtCallRecord",
+    ("csd", "mo", None): "moCallRecord",
+    ("csd", "mt", None): "mtCallRecord",
+    ("sms", "mo", None): "moSMSRecord",
+    ("sms", "mt", None): "mtSMSRecord",
+    ("data", "mo", None): "pGWRecord",
+    ("mms", "mo", "submit"): "mMO1SRecord",
+    ("mms", "mt", "deliver"): "mMR1NRsRecord",
+    ("mms", "mt", "retrieve"): "mMR1RtRecord",
+}
+
+
+def to_3gpp_csv_table(table: pa.Table, tz: str = "Asia/Shanghai") -> pa.Table:
+    """The month as a mediation system exports it: 3GPP-style names, local compact
+    times (``20080708035300``), the other party in ``calledNumber`` or
+    ``callingNumber`` by direction, and the contract's name for what 3GPP lacks.
+
+    Calls and SMS carry their GSM basic service (``TS11`` telephony, ``TS21``/``TS22``
+    SMS, ``BS26`` asynchronous data at 9600 bit/s): 3GPP tells a data call from a voice
+    call by its bearer service, not by the record type.
+    """
+    import pyarrow.compute as pc
+
+    kind = pc.binary_join_element_wise(
+        table["record_type"], table["direction"], pc.fill_null(table["mms_event"], "-"), "|"
+    )
+    names = {"|".join((r, d, e or "-")): v for (r, d, e), v in RECORD_TYPES_3GPP.items()}
+    keys = pa.array(list(names))
+    record_type = pc.take(pa.array(list(names.values())), pc.index_in(kind, keys))
+    record_type = pc.coalesce(record_type, table["record_type"])
+    local = pc.cast(table["start_time"], pa.timestamp("s", tz=tz), safe=False)
+    mo = pc.equal(table["direction"], "mo")
+    none = pa.scalar(None, pa.string())
+    status = pc.replace_substring_regex(
+        pc.replace_substring_regex(table["status"], "^ok$", "normalRelease"),
+        "^failed$",
+        "abnormalRelease",
+    )
+    cols = {
+        "recordSequenceNumber": table["record_id"],
+        "recordType": record_type,
+        "basicService": pc.take(
+            pa.array(["TS11", "BS26", "TS22", "TS21", None]),
+            pc.fill_null(
+                pc.index_in(
+                    pc.binary_join_element_wise(table["record_type"], table["direction"], "|"),
+                    pa.array(["voice|mo", "csd|mo", "sms|mo", "sms|mt"]),
+                ),
+                4,
+            ),
+        ),
+        "servedMSISDN": table["msisdn"],
+        "servedIMSI": table["imsi"],
+        "servedIMEI": table["imei"],
+        "recordOpeningTime": pc.strftime(local, format="%Y%m%d%H%M%S"),
+        "duration": table["duration_s"],
+        "calledNumber": pc.if_else(mo, table["peer_number"], none),
+        "callingNumber": pc.if_else(mo, none, table["peer_number"]),
+        "causeForRecClosing": status,
+        "chargeAmount": table["charge"],
+        "servingMCC": table["visited_mcc"],
+        "messageID": table["mms_message_id"],
+        "messageSize": table["mms_size"],
+        "accessPointNameNI": table["apn"],
+        "dataVolumeGPRSUplink": table["bytes_up"],
+        "dataVolumeGPRSDownlink": table["bytes_down"],
+    }
+    rest = [c for c in table.column_names if c not in _IN_3GPP]
+    cols.update({c: table[c] for c in rest})
+    return pa.table(cols)
+
+
+_IN_3GPP: Final = {
+    "record_id", "record_type", "direction", "mms_event", "msisdn", "imsi", "imei",
+    "start_time", "duration_s", "peer_number", "status", "charge", "visited_mcc",
+    "mms_message_id", "mms_size", "apn", "bytes_up", "bytes_down",
+}  # fmt: skip
+
+
+def write_3gpp_csv(table: pa.Table, out: Path | str, tz: str = "Asia/Shanghai") -> Path:
+    """Write the month as a 3GPP-style CSV (see :func:`to_3gpp_csv_table`)."""
+    import pyarrow.csv as pacsv
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    options = pacsv.WriteOptions(quoting_style="none")  # as mediation systems write it
+    pacsv.write_csv(to_3gpp_csv_table(table, tz), out, write_options=options)
+    return out
+
+
 def size_on_disk(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.glob("*.parquet"))
@@ -2118,6 +2211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--parts", type=int, default=1, help="write a directory of K files")
     parser.add_argument("--cases-per-million", type=float, default=20.0)
     parser.add_argument("--compression", default="snappy")
+    parser.add_argument(
+        "--csv-3gpp",
+        type=Path,
+        metavar="CSV",
+        help="also write the month here as a 3GPP-style CSV with local compact times",
+    )
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     try:
@@ -2133,6 +2232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"generate: {exc}", file=sys.stderr)
         return 2
+    if args.csv_3gpp:
+        write_3gpp_csv(table, args.csv_3gpp)
+        print(f"wrote {args.csv_3gpp} ({args.csv_3gpp.stat().st_size / 2**20:.0f} MB)")
     elapsed = time.perf_counter() - t0
     truth = truth_of(table)
     mb = size_on_disk(args.out) / 2**20

@@ -1,4 +1,4 @@
-"""The ``telediag`` command: scan, investigate, demo, rules, decode, case.
+"""The ``telediag`` command: scan, investigate, columns, demo, rules, decode, case.
 
 Exit status: 0 when the command ran (whether or not anything was found); 2 for bad
 usage or unreadable input, with one line on stderr and no traceback.
@@ -197,6 +197,23 @@ def _cmd_investigate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_columns_check(args: argparse.Namespace) -> int:
+    from telediag.columns import check_columns
+
+    report = check_columns(
+        list(args.inputs), args.column_map, args.tz, load_rules(args.rules, select=None)
+    )
+    print(report.render())
+    return EXIT_OK
+
+
+def _cmd_columns_suggest(args: argparse.Namespace) -> int:
+    from telediag.columns import suggest_map
+
+    sys.stdout.write(suggest_map(args.input))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
     parser = _Parser(
@@ -270,6 +287,20 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("rule_id", metavar="ID")
     q.add_argument("--rules", metavar="DIR", help="rules directory")
     q.set_defaults(func=_cmd_rules_show)
+
+    p = sub.add_parser("columns", help="check an input against the contract, or draft a map")
+    csub = p.add_subparsers(dest="columns_command", required=True, parser_class=_Parser)
+    q = csub.add_parser(
+        "check", help="how each canonical column reads, and what would be set aside (no rules)"
+    )
+    q.add_argument("inputs", nargs="+", metavar="INPUT", help="Parquet file, directory, or CSV")
+    q.add_argument("--column-map", metavar="MAP", help="YAML column map for other feeds")
+    q.add_argument("--tz", metavar="ZONE", help="time zone of naive times (default UTC)")
+    q.add_argument("--rules", metavar="DIR", help="rules directory (default: shipped rules)")
+    q.set_defaults(func=_cmd_columns_check)
+    q = csub.add_parser("suggest", help="print a draft column map (YAML) for a file")
+    q.add_argument("input", metavar="INPUT", help="a CSV or Parquet file")
+    q.set_defaults(func=_cmd_columns_suggest)
 
     p = sub.add_parser("decode", help="decode international incoming caller IDs")
     p.add_argument("numbers", nargs="+", metavar="NUMBER")

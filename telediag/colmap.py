@@ -1,50 +1,97 @@
-"""Column maps: read an operator's own column names and values without code.
+"""Column maps: read an operator's own layout without code.
 
-A column map is a small YAML file::
+A column map is a small YAML file; ``docs/column-maps.md`` explains every key. Version 1
+maps (``columns`` as names or lists of names, ``record_kinds``, ``values``,
+``constants``, ``scale``) keep their meaning. Version 2 adds:
 
-    columns:            # canonical name: source column (or a list: first non-null wins)
-      msisdn: servedMSISDN
-      peer_number: [calledNumber, callingNumber]
-    record_kinds:       # one source column whose values set several canonical columns
-      source: recordType
-      values:
-        moCallRecord: {record_type: voice, direction: mo}
-    values:             # value translation per canonical column
-      status: {"0": ok, "1": failed}
-    constants:          # a canonical column that the feed lacks, set to one value
-      direction: mo
-    scale:              # multiply a numeric column, e.g. milliseconds to seconds
-      duration_s: 0.001
+- ``csv:`` the dialect (delimiter, header or positional ``names``, quote, null markers,
+  lines to skip at either end, encoding); compressed files are read by their ending;
+- ``times:`` the time formats, tried in order (``strptime`` patterns, ``epoch_s``,
+  ``epoch_ms``);
+- a column written as an object: a source with its own value map (and a ``default``
+  for unlisted values), a ``scale``, a ``constant``, a ``date`` and a ``time`` column
+  combined, or a duration from a ``start`` and an ``end`` time;
+- a list of such objects: alternatives in precedence order (the first that gives a
+  value wins; rows where two of them disagree are counted in the input report);
+- ``layouts:`` alternatives for files whose headers differ, chosen per file by the
+  columns it has.
 
-Nothing in a map is executed; it only renames, coalesces and translates.
+Nothing in a map is executed; it only renames, combines and translates. Applying a map
+works on any Arrow table or batch, so it can run file by file or batch by batch.
 """
 
 from __future__ import annotations
 
+import fnmatch
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from telediag.conform import as_text
+from telediag.csvread import CsvDialect
 from telediag.errors import ColumnMapError
-from telediag.schema import COLUMNS
+from telediag.schema import COLUMNS, DIRECTIONS, MMS_EVENTS, RECORD_TYPES, STATUSES
+from telediag.timeparse import EPOCH_FORMATS, parse_wall
 from telediag.yamlfile import load_yaml_model
+
+#: The values an enumerated canonical column may be mapped to.
+ALLOWED_VALUES: dict[str, tuple[str, ...]] = {
+    "record_type": RECORD_TYPES,
+    "direction": DIRECTIONS,
+    "status": STATUSES,
+    "mms_event": MMS_EVENTS,
+}
+
+
+def _as_key(v: object) -> object:
+    """Value-map keys may be written as numbers in YAML (``1: mo``): they mean the text."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, (int, float)):
+        return str(v)
+    return v
+
+
+Key = Annotated[str, BeforeValidator(_as_key)]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _check_targets(column: str, mapping: dict[str, str]) -> None:
+    allowed = ALLOWED_VALUES.get(column)
+    if allowed is None:
+        return
+    for raw, target in mapping.items():
+        if target not in allowed:
+            raise ValueError(
+                f"{column}: {raw!r} maps to {target!r}, which is not one of {', '.join(allowed)}"
+            )
+
+
 class RecordKinds(_Strict):
-    """One source column whose values decide several canonical columns at once."""
+    """One source column whose values decide several canonical columns at once.
+
+    A value not listed is kept as the record_type (so it is set aside as unknown, with
+    its value visible) rather than guessed.
+    """
 
     source: str
-    values: dict[str, dict[str, str]]
-    #: What to do with a value not listed: keep it as the record_type (so it is set aside
-    #: as unknown, with its value visible) rather than guessing.
+    values: dict[Key, dict[str, str]]
 
     @field_validator("values")
     @classmethod
@@ -53,85 +100,471 @@ class RecordKinds(_Strict):
             unknown = sorted(set(targets) - set(COLUMNS))
             if unknown:
                 raise ValueError(f"value {raw!r} sets unknown column(s) {unknown}")
+            for col, target in targets.items():
+                _check_targets(col, {raw: target})
         return v
 
 
-class ColumnMap(_Strict):
-    """How to turn one operator's feed into the canonical record table."""
+class Times(_Strict):
+    """How time text is read."""
 
-    name: str = ""
-    description: str = ""
-    columns: dict[str, str | list[str]] = Field(default_factory=dict)
-    record_kinds: RecordKinds | None = None
-    values: dict[str, dict[str, str]] = Field(default_factory=dict)
+    #: strptime patterns (and ``epoch_s``/``epoch_ms``) tried in order.
+    formats: list[str] = Field(default_factory=list)
+
+    @field_validator("formats")
+    @classmethod
+    def _formats_are_patterns(cls, v: list[str]) -> list[str]:
+        for fmt in v:
+            if fmt not in EPOCH_FORMATS and "%" not in fmt:
+                raise ValueError(
+                    f"{fmt!r} is neither a strptime pattern (with % fields) nor one of "
+                    f"{sorted(EPOCH_FORMATS)}"
+                )
+        return v
+
+
+class Column(_Strict):
+    """One way to obtain a canonical column (the object form of ``columns:`` entries)."""
+
+    #: A source column, or several: the first non-null value wins.
+    source: str | list[str] | None = None
+    #: Source value -> canonical value.
+    values: dict[Key, str] | None = None
+    #: What a value not in ``values`` becomes; without it the value is kept as read (so an
+    #: enumerated column sets the row aside as unknown, showing the value).
+    default: str | None = None
+    #: Multiply the (numeric) value: 0.001 for milliseconds, 1024 for kilobytes...
+    scale: float | None = None
+    #: The same value on every row (e.g. the direction of a file of outgoing calls).
+    constant: str | int | float | None = None
+    #: A date column and a time-of-day column, read together as ``"<date> <time>"``.
+    date: str | None = None
+    time: str | None = None
+    #: A duration in seconds from a start and an end time of the same row (a call
+    #: that crosses midnight when both are times of day counts as ending the next day).
+    start: str | None = None
+    end: str | None = None
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> Column:
+        origins = [
+            self.source is not None,
+            self.constant is not None,
+            self.date is not None or self.time is not None,
+            self.start is not None or self.end is not None,
+        ]
+        if sum(origins) != 1:
+            raise ValueError("give exactly one of: source, constant, date + time, start + end")
+        if (self.date is None) != (self.time is None):
+            raise ValueError("date and time go together")
+        if (self.start is None) != (self.end is None):
+            raise ValueError("start and end go together")
+        if self.default is not None and self.values is None:
+            raise ValueError("default is for values not listed in 'values'")
+        if isinstance(self.source, list) and not self.source:
+            raise ValueError("source: give at least one column")
+        return self
+
+    def sources(self) -> list[str]:
+        """The source columns this reads."""
+        if self.source is not None:
+            return [self.source] if isinstance(self.source, str) else list(self.source)
+        return [c for c in (self.date, self.time, self.start, self.end) if c is not None]
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"])
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg
+
+
+def _spec(v: object) -> object:
+    """Read a ``columns:`` entry, so that a mistake is reported for the form meant."""
+    if isinstance(v, (str, Column)):
+        return v
+    if isinstance(v, dict):
+        try:
+            return Column.model_validate(v)
+        except ValidationError as exc:
+            raise ValueError(_first_error(exc)) from None
+    if isinstance(v, list) and v:
+        return [_spec(item) if isinstance(item, dict) else item for item in v]
+    raise ValueError(
+        "expected a source column name, a list of them, or an object "
+        "(source/values/default/scale, constant, date + time, start + end)"
+    )
+
+
+ColumnEntry = str | Column
+ColumnSpec = Annotated[str | Column | list[ColumnEntry], BeforeValidator(_spec)]
+
+
+def _entries(spec: ColumnSpec) -> list[Column]:
+    """Any ``columns:`` entry as a list of alternatives (a list of names is one
+    alternative that coalesces them, as in version 1)."""
+    if isinstance(spec, str):
+        return [Column(source=spec)]
+    if isinstance(spec, Column):
+        return [spec]
+    if all(isinstance(e, str) for e in spec):
+        return [Column(source=[str(e) for e in spec])]
+    return [Column(source=e) if isinstance(e, str) else e for e in spec]
+
+
+def _check_columns(columns: dict[str, ColumnSpec]) -> None:
+    for col, spec in columns.items():
+        for entry in _entries(spec):
+            if entry.values is not None:
+                _check_targets(col, entry.values)
+            if entry.default is not None:
+                _check_targets(col, {"(default)": entry.default})
+            if entry.start is not None and col != "duration_s":
+                raise ValueError(f"{col}: start + end give duration_s only")
+
+
+class Layout(_Strict):
+    """An alternative for the files whose header differs (e.g. incoming vs outgoing)."""
+
+    name: str
+    #: Columns the file's header must have for this layout to apply.
+    when: list[str] = Field(default_factory=list)
+    #: A file-name pattern (``*_in_*.csv``) the file must match, if given.
+    files: str | None = None
+    columns: dict[str, ColumnSpec] = Field(default_factory=dict)
     constants: dict[str, str | int | float] = Field(default_factory=dict)
+    values: dict[str, dict[Key, str]] = Field(default_factory=dict)
     scale: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("columns", "values", "constants", "scale")
     @classmethod
     def _keys_are_canonical(cls, v: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(v) - set(COLUMNS))
-        if unknown:
-            raise ValueError(
-                f"unknown canonical column(s) {unknown}; expected names from the contract"
-            )
+        return _canonical_keys(v)
+
+    @field_validator("values")
+    @classmethod
+    def _values_are_allowed(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for col, mapping in v.items():
+            _check_targets(col, mapping)
         return v
 
+    @field_validator("columns")
+    @classmethod
+    def _columns_are_consistent(cls, v: dict[str, ColumnSpec]) -> dict[str, ColumnSpec]:
+        _check_columns(v)
+        return v
+
+    @model_validator(mode="after")
+    def _says_when(self) -> Layout:
+        if not self.when and self.files is None:
+            raise ValueError(f"layout {self.name!r}: give 'when' (columns) or 'files' (pattern)")
+        return self
+
+
+def _canonical_keys(v: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(v) - set(COLUMNS))
+    if unknown:
+        raise ValueError(f"unknown canonical column(s) {unknown}; expected names from the contract")
+    return v
+
+
+class ColumnMap(_Strict):
+    """How to turn one operator's feed into the canonical record table."""
+
+    version: int = Field(default=2, ge=1, le=2)
+    name: str = ""
+    description: str = ""
+    csv: CsvDialect | None = None
+    times: Times = Field(default_factory=Times)
+    columns: dict[str, ColumnSpec] = Field(default_factory=dict)
+    record_kinds: RecordKinds | None = None
+    values: dict[str, dict[Key, str]] = Field(default_factory=dict)
+    constants: dict[str, str | int | float] = Field(default_factory=dict)
+    scale: dict[str, float] = Field(default_factory=dict)
+    layouts: list[Layout] = Field(default_factory=list)
+
+    @field_validator("columns", "values", "constants", "scale")
+    @classmethod
+    def _keys_are_canonical(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _canonical_keys(v)
+
+    @field_validator("values")
+    @classmethod
+    def _values_are_allowed(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for col, mapping in v.items():
+            _check_targets(col, mapping)
+        return v
+
+    @field_validator("columns")
+    @classmethod
+    def _columns_are_consistent(cls, v: dict[str, ColumnSpec]) -> dict[str, ColumnSpec]:
+        _check_columns(v)
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ColumnMap:
+        names = [layout.name for layout in self.layouts]
+        dup = [n for n, c in Counter(names).items() if c > 1]
+        if dup:
+            raise ValueError(f"layouts: {dup[0]!r} is named twice")
+        return self
+
+    def time_formats(self) -> tuple[str, ...] | None:
+        """The declared time formats, or None for the unambiguous defaults."""
+        return tuple(self.times.formats) or None
+
+    def for_input(self, names: list[str], filename: str = "") -> tuple[ColumnMap, str | None]:
+        """The map for one input with these column names: the first layout whose
+        ``when`` columns are all there (and whose ``files`` pattern matches) merged over
+        the base map, and that layout's name (None: the base map alone)."""
+        present = set(names)
+        for layout in self.layouts:
+            if not set(layout.when) <= present:
+                continue
+            if layout.files is not None and not fnmatch.fnmatch(Path(filename).name, layout.files):
+                continue
+            merged = self.model_copy(
+                update={
+                    "columns": {**self.columns, **layout.columns},
+                    "constants": {**self.constants, **layout.constants},
+                    "values": {**self.values, **layout.values},
+                    "scale": {**self.scale, **layout.scale},
+                    "layouts": [],
+                }
+            )
+            return merged, layout.name
+        return self, None
+
     def source_columns(self) -> set[str]:
-        """Every source column name the map reads."""
+        """Every source column name the map (and its layouts) reads."""
         names: set[str] = set()
-        for src in self.columns.values():
-            names.update([src] if isinstance(src, str) else src)
+        for spec in self.columns.values():
+            for entry in _entries(spec):
+                names.update(entry.sources())
+        for layout in self.layouts:
+            for spec in layout.columns.values():
+                for entry in _entries(spec):
+                    names.update(entry.sources())
         if self.record_kinds is not None:
             names.add(self.record_kinds.source)
         return names
 
-    def apply(self, table: pa.Table) -> pa.Table:
+    def sources_for(self, canonical: set[str]) -> set[str]:
+        """Source columns needed to make these canonical columns (columns the map does not
+        mention are read under their canonical names)."""
+        names = set(canonical)
+        specs = [self.columns, *(layout.columns for layout in self.layouts)]
+        for columns in specs:
+            for col, spec in columns.items():
+                if col in canonical:
+                    for entry in _entries(spec):
+                        names.update(entry.sources())
+        kinds = self.record_kinds
+        if kinds is not None:
+            targets = {c for t in kinds.values.values() for c in t} | {"record_type"}
+            if targets & canonical:
+                names.add(kinds.source)
+        return names
+
+    def apply(self, table: pa.Table | pa.RecordBatch, stats: MapStats | None = None) -> pa.Table:
         """Return ``table`` with canonical columns built from the source columns.
 
-        Source columns the map does not mention are kept as they are.
+        Works on a whole table or one record batch (rows do not depend on each other;
+        use :meth:`for_input` first to pick the layout of a file). Source columns the
+        map does not mention are kept as they are. ``stats``, if given, counts rows
+        whose alternatives disagree.
         """
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        n = table.num_rows
         out: dict[str, pa.ChunkedArray] = {}
+        #: Values as read, for rows no alternative could translate (set aside as unknown).
+        as_read: dict[str, list[pa.ChunkedArray]] = {}
         consumed: set[str] = set()
-        for canonical, src in self.columns.items():
-            sources = [src] if isinstance(src, str) else list(src)
-            present = [s for s in sources if s in table.column_names]
-            if not present:
-                continue
-            arrays = [_as_string_if_mixed(table[s], table, present) for s in present]
-            out[canonical] = arrays[0] if len(arrays) == 1 else pc.coalesce(*arrays)
-            consumed.update(present)
+        for canonical, spec in self.columns.items():
+            made = self._column(canonical, spec, table, consumed, stats)
+            if made is not None:
+                out[canonical], as_read[canonical] = made
         if self.record_kinds is not None and self.record_kinds.source in table.column_names:
             kinds = self.record_kinds
-            raw = table[kinds.source].cast(pa.string())
+            raw = as_text(kinds.source, "", table[kinds.source])
             targets = sorted({col for t in kinds.values.values() for col in t})
             for col in targets:
                 mapping = {k: t[col] for k, t in kinds.values.items() if col in t}
-                fallback = raw if col == "record_type" else None
-                mapped = translate(raw, mapping, fallback)
-                out[col] = pc.coalesce(mapped, out[col]) if col in out else mapped
+                mapped = translate(raw, mapping, None)
+                # The map's own entry for a column decides; the record kind fills the
+                # rest; an unlisted kind is kept as the record type (set aside).
+                out[col] = pc.coalesce(out[col], mapped) if col in out else mapped
+                if col == "record_type":
+                    as_read.setdefault(col, []).append(raw)
             consumed.add(kinds.source)
+        for col, raws in as_read.items():
+            if raws:
+                out[col] = pc.coalesce(out[col], *raws)
         for col, value in self.constants.items():
             if col not in out and col not in table.column_names:
-                out[col] = pa.chunked_array([pa.array(np.full(table.num_rows, value))])
-        columns = {n: table[n] for n in table.column_names if n not in consumed and n not in out}
+                out[col] = pa.chunked_array([pa.array(np.full(n, value))])
+        columns = {c: table[c] for c in table.column_names if c not in consumed and c not in out}
         columns.update(out)
         for col, mapping in self.values.items():
             if col in columns:
-                columns[col] = translate(columns[col].cast(pa.string()), mapping, columns[col])
+                text = as_text(col, "", columns[col])
+                columns[col] = translate(text, mapping, text)
         for col, factor in self.scale.items():
             if col in columns:
-                arr = columns[col]
-                if not pa.types.is_floating(arr.type) and not pa.types.is_integer(arr.type):
-                    arr = pc.cast(arr, pa.float64(), safe=False)
-                columns[col] = pc.multiply(pc.cast(arr, pa.float64()), factor)
+                columns[col] = scale_column(columns[col], factor)
         return pa.table(columns)
 
+    def _column(
+        self,
+        canonical: str,
+        spec: ColumnSpec,
+        table: pa.Table,
+        consumed: set[str],
+        stats: MapStats | None,
+    ) -> tuple[pa.ChunkedArray, list[pa.ChunkedArray]] | None:
+        """A column's value where some alternative gives one (null elsewhere), and the
+        values as read of the alternatives that translate (last resort, kept so that an
+        unlisted value is set aside showing itself)."""
+        entries = _entries(spec)
+        made: list[tuple[Column, pa.ChunkedArray, pa.ChunkedArray | None]] = []
+        for entry in entries:
+            got = self._entry(canonical, entry, table, consumed)
+            if got is not None:
+                made.append((entry, *got))
+        if not made:
+            return None
+        values = [_same_type(v, [m[1] for m in made]) for _, v, _ in made]
+        result = values[0] if len(values) == 1 else pc.coalesce(*values)
+        signals = isinstance(spec, list) and any(not isinstance(e, str) for e in spec)
+        if stats is not None and signals:
+            stats.count_disagreements(canonical, values)
+        raws = [r for e, _, r in made if r is not None and e.default is None]
+        if not isinstance(result, pa.ChunkedArray):
+            result = pa.chunked_array([result])
+        return result, raws
 
-def _as_string_if_mixed(arr: pa.ChunkedArray, table: pa.Table, names: list[str]) -> pa.ChunkedArray:
-    """Coalescing columns of different types needs one type: fall back to strings."""
-    types = {table[n].type for n in names}
-    return arr if len(types) == 1 else arr.cast(pa.string())
+    def _entry(
+        self, canonical: str, entry: Column, table: pa.Table, consumed: set[str]
+    ) -> tuple[pa.ChunkedArray, pa.ChunkedArray | None] | None:
+        """One alternative's values (null where it has none) and its raw text, or None
+        when its source columns are not in the table."""
+        n = table.num_rows
+        if entry.constant is not None:
+            return pa.chunked_array([pa.array(np.full(n, entry.constant))]), None
+        present = [s for s in entry.sources() if s in table.column_names]
+        if entry.date is not None or entry.start is not None:
+            if len(present) < 2:
+                return None
+            consumed.update(present)
+            first, second = (
+                (entry.date, entry.time) if entry.date is not None else (entry.start, entry.end)
+            )
+            a = as_text(str(first), "", table[str(first)])
+            b = as_text(str(second), "", table[str(second)])
+            if entry.date is not None:
+                joined = pc.binary_join_element_wise(
+                    pc.utf8_trim_whitespace(a), pc.utf8_trim_whitespace(b), " "
+                )
+                return joined, None
+            return self._duration(a, b), None
+        if not present:
+            return None
+        consumed.update(present)
+        arrays = [table[s] for s in present]
+        if len(arrays) > 1:
+            arrays = [_same_type(a, arrays) for a in arrays]
+        value = arrays[0] if len(arrays) == 1 else pc.coalesce(*arrays)
+        if not isinstance(value, pa.ChunkedArray):
+            value = pa.chunked_array([value])
+        raw = None
+        if entry.values is not None:
+            raw = as_text(canonical, "", value)
+            value = translate(raw, dict(entry.values), None)
+            if entry.default is not None:
+                value = pc.if_else(raw.is_valid(), pc.coalesce(value, entry.default), value)
+        if entry.scale is not None:
+            value = scale_column(value, entry.scale)
+        return value, raw
+
+    def _duration(self, start: pa.ChunkedArray, end: pa.ChunkedArray) -> pa.ChunkedArray:
+        """Seconds from start to end; text where a time does not parse (so the row is
+        set aside as unparseable, showing both times)."""
+        formats = self.time_formats()
+        s_ms, s_aware, s_dated = parse_wall(start, formats)
+        e_ms, e_aware, e_dated = parse_wall(end, formats)
+        diff = pc.subtract(e_ms, s_ms)
+        same_kind = pc.equal(s_aware, e_aware)
+        diff = pc.if_else(same_kind, diff, pa.scalar(None, pa.int64()))
+        # Times of day only: an end before the start is on the next day.
+        wrap = pc.and_(pc.and_(pc.invert(s_dated), pc.invert(e_dated)), pc.less(diff, 0))
+        diff = pc.if_else(wrap, pc.add(diff, 86_400_000), diff)
+        seconds = pc.divide(pc.cast(diff, pa.float64()), 1000.0)
+        given = pc.or_(start.is_valid(), end.is_valid())
+        failed = pc.and_(given, seconds.is_null())
+        if not pc.any(failed).as_py():
+            return seconds if isinstance(seconds, pa.ChunkedArray) else pa.chunked_array([seconds])
+        shown = pc.binary_join_element_wise(pc.fill_null(start, ""), pc.fill_null(end, ""), " .. ")
+        text = pc.if_else(failed, shown, pc.cast(seconds, pa.string()))
+        return text if isinstance(text, pa.ChunkedArray) else pa.chunked_array([text])
+
+
+class MapStats:
+    """What applying a map found, summed over files and batches."""
+
+    def __init__(self) -> None:
+        #: Canonical column -> rows where two alternatives gave different values.
+        self.disagreements: Counter[str] = Counter()
+
+    def count_disagreements(self, column: str, values: list[pa.ChunkedArray]) -> None:
+        if len(values) < 2:
+            return
+        first = values[0]
+        differ = None
+        for other in values[1:]:
+            d = pc.fill_null(pc.not_equal(first, other), False)
+            differ = d if differ is None else pc.or_(differ, d)
+        count = int(pc.sum(pc.cast(differ, pa.int64())).as_py() or 0)
+        if count:
+            self.disagreements[column] += count
+
+
+def _same_type(arr: pa.ChunkedArray, group: list[pa.ChunkedArray]) -> pa.ChunkedArray:
+    """Coalescing columns of different types needs one type: fall back to text."""
+    types = {a.type for a in group}
+    if len(types) == 1:
+        return arr
+    return as_text("", "", arr)
+
+
+def scale_column(arr: pa.ChunkedArray, factor: float) -> pa.ChunkedArray:
+    """Multiply a column by ``factor``.
+
+    Text that is not a number stays as it was read, so that normalization sets its row
+    aside as unparseable and the set-aside row shows the value; the other values become
+    their scaled numbers written as text (exactly: shortest round-trip form).
+    """
+    if pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type):
+        return pc.multiply(pc.cast(arr, pa.float64()), factor)
+    if pa.types.is_null(arr.type):
+        return arr.cast(pa.float64())
+    try:
+        text = as_text("", "", arr)
+    except Exception:  # not text at all: leave it for conform() to reject by name
+        return arr
+    try:
+        return pc.multiply(pc.cast(text, pa.float64()), factor)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    trimmed = pc.utf8_trim_whitespace(text)
+    numeric = pc.match_substring_regex(trimmed, NUMBER_PATTERN)
+    numbers = pc.if_else(numeric, trimmed, pa.scalar(None, pa.string()))
+    scaled = pc.multiply(pc.cast(numbers, pa.float64()), factor)
+    return pc.if_else(numeric, pc.cast(scaled, pa.string()), text)
+
+
+#: A decimal number as text (what a cast to float64 accepts, less inf and nan).
+NUMBER_PATTERN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 
 def translate(
@@ -141,14 +574,16 @@ def translate(
 
     Values not in the mapping take ``fallback`` (the original value) or null.
     """
-    encoded = pc.dictionary_encode(raw.combine_chunks())
-    dictionary = encoded.dictionary.to_pylist()
-    translated = pa.array(
-        [mapping.get(v) if v is not None else None for v in dictionary], type=pa.string()
-    )
+    combined = raw.combine_chunks() if isinstance(raw, pa.ChunkedArray) else raw
+    is_dict = pa.types.is_dictionary(combined.type)
+    encoded = combined if is_dict else pc.dictionary_encode(combined)
+    keys = pa.array(list(mapping), type=pa.string())
+    targets = pa.array(list(mapping.values()), type=pa.string())
+    translated = pc.take(targets, pc.index_in(encoded.dictionary.cast(pa.string()), keys))
     mapped = pc.take(translated, encoded.indices)
     if fallback is not None:
-        mapped = pc.coalesce(mapped, fallback.combine_chunks().cast(pa.string()))
+        back = fallback.combine_chunks() if isinstance(fallback, pa.ChunkedArray) else fallback
+        mapped = pc.coalesce(mapped, back.cast(pa.string()))
     return pa.chunked_array([mapped])
 
 

@@ -256,14 +256,14 @@ def finding_keys(
     msisdn: np.ndarray,
     groups: list[str],
     first_days: list[str],
-    first_ms: np.ndarray,
 ) -> list[str]:
     """Keys that name "the same finding" across reruns: a hash of the rule, its version,
     the subscriber, the group and the local day of the first evidence record.
 
-    Unlike the finding id (a hash of the evidence records' times), a key survives a late record or a
-    longer period. Two findings of one rule that would share a key (two episodes of one
-    group starting the same day) get ``-2``, ``-3``... in time order.
+    Unlike the finding id (a hash of the evidence ids), a key survives a late record or a
+    longer period, as long as the first day of the evidence stays the same. It depends on
+    nothing else, so two episodes of one group that start on the same day share it: for a
+    dispute desk they are the same finding.
     """
     keys: list[str] = []
     for who, group, day in zip(msisdn, groups, first_days, strict=True):
@@ -272,11 +272,6 @@ def finding_keys(
             digest_size=8,
         ).hexdigest()
         keys.append(f"{rule.id}.{rule.version}-{digest}")
-    seen: dict[str, int] = {}
-    for i in np.argsort(first_ms, kind="stable"):
-        seen[keys[i]] = seen.get(keys[i], 0) + 1
-        if seen[keys[i]] > 1:
-            keys[i] = f"{keys[i]}-{seen[keys[i]]}"
     return keys
 
 
@@ -364,7 +359,7 @@ def build_findings(
         values["handset_model"] = values["handset_model"] or "unknown handset"
         summaries.append(SUMMARY_FORMATTER.vformat(rule.summary, (), values))
         measures_json.append(json.dumps(measure_rows[i], sort_keys=True))
-    keys = finding_keys(rule, msisdn, groups, [t[:10] for t in first_local], first)
+    keys = finding_keys(rule, msisdn, groups, [t[:10] for t in first_local])
     findings = pd.DataFrame(
         {
             "finding_id": finding_ids,

@@ -30,6 +30,7 @@ from telediag.schema import (
     STATUSES,
     VALUE_RANGES,
 )
+from telediag.timeparse import AMBIGUOUS, NONEXISTENT, parse_timestamps
 
 #: Enumerated columns: values are matched after trimming and lower-casing.
 ENUMS: dict[str, tuple[str, ...]] = {
@@ -48,6 +49,8 @@ REASONS: tuple[str, ...] = (
     "unknown direction",
     "missing start_time",
     "unparseable start_time",
+    "nonexistent local start_time",
+    "ambiguous local start_time",
     *(f"negative {c}" for c in NON_NEGATIVE),
     *(f"unparseable {c}" for c in NUMERIC_COLUMNS),
     *(f"non-integral {c}" for c in NUMERIC_COLUMNS if pa.types.is_integer(COLUMNS[c])),
@@ -66,6 +69,11 @@ class InputReport:
     rows_read: int
     rows_used: int
     set_aside: dict[str, int] = field(default_factory=dict)
+    #: Input name -> column map layout used (maps with layouts only).
+    layouts: dict[str, str] = field(default_factory=dict)
+    #: Canonical column -> rows where the column map's alternatives disagreed (the
+    #: first alternative was used; the rows are not set aside).
+    disagreements: dict[str, int] = field(default_factory=dict)
     #: Things about the input that do not set rows aside but deserve a look, one line each.
     warnings: list[str] = field(default_factory=list)
 
@@ -82,6 +90,8 @@ class InputReport:
             "rows_used": self.rows_used,
             "rows_set_aside": self.rows_set_aside,
             "set_aside": dict(self.set_aside),
+            "layouts": dict(self.layouts),
+            "disagreements": dict(self.disagreements),
             "warnings": list(self.warnings),
         }
 
@@ -217,41 +227,19 @@ def _parse_text_numbers(name: str, arr: pa.ChunkedArray, reason: np.ndarray) -> 
     return parsed
 
 
-def _parse_time(arr: pa.ChunkedArray, zone: str, reason: np.ndarray) -> pa.ChunkedArray:
-    target = COLUMNS["start_time"]
-    t = arr.type
-    if pa.types.is_timestamp(t):
-        if t.tz is None:
-            arr = pc.assume_timezone(arr, zone, ambiguous="earliest", nonexistent="earliest")
-        return pc.cast(arr, target, safe=False)  # sub-millisecond digits are dropped
-    if pa.types.is_date(t):
-        return _parse_time(pc.cast(arr, pa.timestamp("ms")), zone, reason)
-    text = arr.cast(pa.string())
-    encoded = pc.dictionary_encode(text.combine_chunks())
-    uniques = pd.Series(encoded.dictionary.to_pandas(), dtype="object").astype("string")
-    parsed = _parse_time_strings(uniques.str.strip(), zone)
-    times = pc.take(pa.array(parsed, type=target), encoded.indices)
-    _mark(reason, ~_nulls_like(text) & _nulls_like(times), "unparseable start_time")
-    return pa.chunked_array([times])
-
-
-def _parse_time_strings(values: pd.Series, zone: str) -> pd.Series:
-    """Parse distinct time strings; naive ones are read in ``zone``; failures become NaT."""
-    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ms, UTC]")
-    if values.empty:
-        return out
-    has_zone = values.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False)
-    aware = values[has_zone]
-    if len(aware):
-        out[has_zone] = pd.to_datetime(aware, format="ISO8601", errors="coerce", utc=True)
-    naive = values[~has_zone]
-    if len(naive):
-        local = pd.to_datetime(naive, format="ISO8601", errors="coerce")
-        if local.isna().all() and naive.notna().any():
-            local = pd.to_datetime(naive, errors="coerce", format="mixed")
-        localized = local.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
-        out[~has_zone] = localized.dt.tz_convert("UTC")
-    return out
+def _parse_time(
+    arr: pa.ChunkedArray, zone: str, formats: tuple[str, ...] | None, reason: np.ndarray
+) -> pa.ChunkedArray:
+    """start_time as UTC instants by the one time rule of :mod:`telediag.timeparse`."""
+    try:
+        parsed = parse_timestamps(arr, zone, formats)
+    except TypeError as exc:
+        raise InputError(f"column 'start_time': {exc}") from None
+    why = parsed.why
+    _mark(reason, why == NONEXISTENT, "nonexistent local start_time")
+    _mark(reason, why == AMBIGUOUS, "ambiguous local start_time")
+    _mark(reason, ~_nulls_like(arr) & _nulls_like(parsed.times), "unparseable start_time")
+    return pa.chunked_array([parsed.times])
 
 
 def _blank_to_null(arr: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -374,7 +362,7 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
 
     times = src["start_time"]
     _mark(reason, times.is_null(), "missing start_time")
-    columns["start_time"] = _parse_time(times, zone, reason)
+    columns["start_time"] = _parse_time(times, zone, raw.time_formats, reason)
 
     for name, target in COLUMNS.items():
         if name in columns:
@@ -409,6 +397,8 @@ def normalize(raw: RawInput, tz: str | None = None) -> Normalized:
         rows_read=n,
         rows_used=int(valid.sum()),
         set_aside=set_aside,
+        layouts=dict(raw.layouts),
+        disagreements=dict(raw.disagreements),
         warnings=warnings,
     )
     return Normalized(

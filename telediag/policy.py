@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -29,6 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from telediag.catalog import ChargeAdvice, Rule
 from telediag.errors import ConfigError
 from telediag.yamlfile import load_yaml_model
+
+#: Names an outcome may not take: case statuses and the fixed columns of case stats.
+RESERVED_OUTCOME_NAMES = frozenset(
+    {"open", "closed", "all", "by", "key", "cases", "no_fault_found_share"}
+)
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _FULL_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -67,14 +72,20 @@ class Deadlines(BaseModel):
         return days
 
     def due(self, complaint: dt.date) -> dict[str, dt.date]:
-        """The due date of each step, counting working days after the complaint date."""
+        """The due date of each step, counting working days after the complaint date.
+
+        A complaint made on a weekend or holiday counts like one made on the working day
+        before it: two working days after a Saturday is the Tuesday, as after the
+        Friday. A step with 0 days is due on the complaint day, or the next working day.
+        """
         mask = [d not in self.weekend for d in _DAYS]
         holidays = np.array(self.holidays, dtype="datetime64[D]")
         start = np.datetime64(complaint, "D")
         out = {}
         for step in ("acknowledge", "investigate", "resolve"):
             days = getattr(self, step)
-            due = np.busday_offset(start, days, roll="forward", weekmask=mask, holidays=holidays)
+            roll: Literal["backward", "forward"] = "backward" if days > 0 else "forward"
+            due = np.busday_offset(start, days, roll=roll, weekmask=mask, holidays=holidays)
             out[step] = dt.date.fromisoformat(str(due))
         return out
 
@@ -86,10 +97,21 @@ class Policy(BaseModel):
 
     charge_advice: dict[str, ChargeAdvice] = Field(default_factory=dict)
     deadlines: Deadlines = Field(default_factory=Deadlines)
-    outcomes: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(
+    outcomes: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]] = Field(
         default_factory=list,
         description="outcomes a case may be closed with, besides the standard ones",
     )
+
+    @field_validator("outcomes")
+    @classmethod
+    def _not_reserved(cls, names: list[str]) -> list[str]:
+        clash = sorted(set(names) & RESERVED_OUTCOME_NAMES)
+        if clash:
+            raise ValueError(
+                f"{', '.join(clash)}: reserved (a case status or a column of case stats); "
+                "name the outcome otherwise"
+            )
+        return names
 
     def advice_for(self, rule: Rule) -> ChargeAdvice:
         """The advice for a rule's findings: by rule id, then root cause, then the rule."""

@@ -9,20 +9,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from telediag.colmap import ColumnMap, load_column_map
+from telediag.colmap import ColumnMap, MapStats, load_column_map
+from telediag.conform import check_unique, conform
+from telediag.csvread import DEFAULT_DIALECT, header_names, is_csv, read_csv
 from telediag.devices import plausible_imei
 from telediag.errors import InputError
+from telediag.memory import is_in_memory, to_arrow
 from telediag.schema import COLUMNS, REQUIRED
 
-Source: TypeAlias = "str | Path | pa.Table"
+#: A path, or a table in memory: pandas DataFrame, Arrow table, batch or stream, or any
+#: object with ``__arrow_c_stream__`` (polars, DuckDB).
+Source: TypeAlias = "str | Path | pa.Table | Any"
 Sources: TypeAlias = "Source | Sequence[Source]"
 
 
@@ -40,6 +44,12 @@ class RawInput:
     files: list[str] = field(default_factory=list)
     #: Row number within its file of each table row, when only some rows were read.
     local_rows: np.ndarray | None = None
+    #: Time formats the column map declares (None: only unambiguous formats).
+    time_formats: tuple[str, ...] | None = None
+    #: Input name -> the column map layout it was read with (maps with layouts only).
+    layouts: dict[str, str] = field(default_factory=dict)
+    #: Canonical column -> rows where the map's alternatives gave different values.
+    disagreements: dict[str, int] = field(default_factory=dict)
 
     @property
     def num_rows(self) -> int:
@@ -77,18 +87,23 @@ def _expand(sources: Sources) -> list[tuple[Path | pa.Table, str]]:
     whole path.
     """
     items: Iterable[Source] = (
-        [sources] if isinstance(sources, (str, Path, pa.Table)) else list(sources)
+        [sources] if isinstance(sources, (str, Path)) or is_in_memory(sources) else list(sources)
     )
     out: list[tuple[Path | pa.Table, str]] = []
     for n, item in enumerate(items):
-        if isinstance(item, pa.Table):
-            out.append((item, f"table{n}"))
+        if is_in_memory(item):
+            out.append((to_arrow(item, f"<table {n}>"), f"table{n}"))
             continue
+        if not isinstance(item, (str, Path)):
+            raise InputError(
+                f"cannot read a {type(item).__name__}: give a path, a pandas DataFrame, an "
+                "Arrow table or stream, or an object with __arrow_c_stream__"
+            )
         path = Path(item)
         if path.is_dir():
             parts = sorted(
                 p for p in path.rglob("*") if p.suffix == ".parquet" and p.is_file()
-            ) or sorted(p for p in path.rglob("*.csv") if p.is_file())
+            ) or sorted(p for p in path.rglob("*") if is_csv(p) and p.is_file())
             if not parts:
                 raise InputError(f"{path}: directory holds no .parquet or .csv files")
             out.extend((p, _without_suffix(p.relative_to(path).as_posix())) for p in parts)
@@ -128,10 +143,7 @@ def _wanted_source_columns(
         return None
     names = set(wanted) | set(REQUIRED) | {"record_id"}
     if cmap is not None:
-        for canonical, src in cmap.columns.items():
-            if canonical in names:
-                names.update([src] if isinstance(src, str) else src)
-        names.update(cmap.source_columns() & set(available) if cmap.record_kinds else set())
+        names = cmap.sources_for(names)
     return [c for c in available if c in names]
 
 
@@ -152,28 +164,12 @@ def _read_parquet(path: Path, wanted: set[str] | None, cmap: ColumnMap | None) -
 
 
 def _read_csv(path: Path, wanted: set[str] | None, cmap: ColumnMap | None) -> pa.Table:
-    """CSV is read as text throughout; normalization parses numbers and times.
-
-    Reading every column as a string keeps leading zeros and '+' in phone numbers and
-    lets a single bad value be set aside instead of failing the whole column.
-    """
-    try:
-        header = pacsv.open_csv(path).schema.names
-    except (OSError, pa.ArrowException) as exc:
-        raise InputError(f"{path}: cannot read CSV: {exc}") from None
-    cols = _wanted_source_columns(header, wanted, cmap)
-    try:
-        return pacsv.read_csv(
-            path,
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in header},
-                include_columns=cols,
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except (OSError, pa.ArrowException) as exc:
-        raise InputError(f"{path}: cannot read CSV: {exc}") from None
+    """CSV is read as text throughout (see :mod:`telediag.csvread`)."""
+    return read_csv(
+        path,
+        cmap.csv if cmap is not None else None,
+        lambda header: _wanted_source_columns(header, wanted, cmap),
+    )
 
 
 @dataclass(frozen=True)
@@ -239,9 +235,9 @@ def _by_row_group(item: Path | pa.Table, cmap: ColumnMap | None) -> bool:
 
 def _read_whole(item: Path, columns: set[str] | None, cmap: ColumnMap | None) -> pa.Table:
     """An input read in full, before any column map is applied."""
-    if item.suffix.lower() == ".parquet":
-        return _read_parquet(item, columns, cmap)
-    return _read_csv(item, columns, cmap)
+    if is_csv(item):
+        return _read_csv(item, columns, cmap)
+    return _read_parquet(item, columns, cmap)
 
 
 def _read_rows(item: Path, rows: np.ndarray, columns: set[str] | None) -> pa.Table:
@@ -274,12 +270,15 @@ def read_input(
     required ones and ``record_id`` are always read). A missing required column is an
     :class:`InputError` naming the file and the column.
     """
-    cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
+    base = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
     tables: list[pa.Table] = []
     stems: list[str] = []
     files: list[str] = []
     labelled = _expand(sources)
     items = [item for item, _ in labelled]
+    stats = MapStats()
+    layouts: dict[str, str] = {}
+    maps = [_item_map(item, n, base, layouts) for n, item in enumerate(items)]
     selected: list[np.ndarray] | None = None
     # Inputs that cannot be read a row group at a time (CSV, or anything behind a column
     # map) are read once, in full, and both the key pass and the row pick use that copy.
@@ -287,11 +286,12 @@ def read_input(
     if only is not None:
         wanted = None if columns is None else columns | {"msisdn", "imei"}
         for n, item in enumerate(items):
-            if isinstance(item, Path) and not _by_row_group(item, cmap):
-                whole[n] = _read_whole(item, wanted, cmap)
-        keys = [_key_columns(whole.get(n, item), cmap) for n, item in enumerate(items)]
+            if isinstance(item, Path) and not _by_row_group(item, maps[n]):
+                whole[n] = _read_whole(item, wanted, maps[n])
+        keys = [_key_columns(whole.get(n, item), maps[n]) for n, item in enumerate(items)]
         selected = _selected_rows(keys, only)
     for n, (item, stem) in enumerate(labelled):
+        cmap = maps[n]
         name = f"<table {n}>" if isinstance(item, pa.Table) else str(item)
         if selected is not None:
             rows = selected[n]
@@ -306,17 +306,21 @@ def read_input(
             if columns is not None:
                 keep = _wanted_source_columns(table.column_names, columns, cmap)
                 table = table.select(keep if keep is not None else table.column_names)
-        elif item.suffix.lower() in (".csv", ".txt") or item.name.endswith(".csv.gz"):
+        elif is_csv(item):
             table = _read_csv(item, columns, cmap)
         else:
             table = _read_parquet(item, columns, cmap)
+        read_names = set(COLUMNS) | (cmap.source_columns() if cmap else set())
+        check_unique(table.column_names, read_names, name)
         if cmap is not None:
-            table = cmap.apply(table)
+            try:
+                table = cmap.apply(table, stats)
+            except InputError as exc:  # the map names the column; the file is named here
+                raise InputError(f"{name}{exc}") from None
         missing = [c for c in REQUIRED if c not in table.column_names]
         if missing:
             raise InputError(f"{name}: missing required column {missing[0]!r}")
-        keep_cols = [c for c in table.column_names if c in COLUMNS]
-        tables.append(table.select(keep_cols))
+        tables.append(conform(table, name))
         stems.append(stem)
         files.append(name)
     sizes = np.array([t.num_rows for t in tables], dtype=np.int64)
@@ -324,8 +328,35 @@ def read_input(
     combined = _concat(tables)
     local_rows = None if selected is None else np.concatenate(selected).astype(np.int64)
     return RawInput(
-        table=combined, stems=stems, offsets=offsets, files=files, local_rows=local_rows
+        table=combined,
+        stems=stems,
+        offsets=offsets,
+        files=files,
+        local_rows=local_rows,
+        time_formats=base.time_formats() if base is not None else None,
+        layouts=layouts,
+        disagreements=dict(stats.disagreements),
     )
+
+
+def _item_map(
+    item: Path | pa.Table, n: int, base: ColumnMap | None, layouts: dict[str, str]
+) -> ColumnMap | None:
+    """The column map for one input: the base map, or the layout its columns call for."""
+    if base is None or not base.layouts:
+        return base
+    if isinstance(item, pa.Table):
+        names, label = item.column_names, f"<table {n}>"
+    elif is_csv(item):
+        names, label = header_names(item, base.csv or DEFAULT_DIALECT), str(item)
+    else:
+        try:
+            names, label = pq.read_schema(item).names, str(item)
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{item}: cannot read Parquet: {exc}") from None
+    chosen, layout = base.for_input(names, label)
+    layouts[label] = layout or "(base map)"
+    return chosen
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

@@ -131,7 +131,7 @@ class DeskMachine(RuleBasedStateMachine):
 
 
 DeskMachine.TestCase.settings = settings(
-    max_examples=15,
+    max_examples=10,
     stateful_step_count=12,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

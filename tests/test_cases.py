@@ -113,6 +113,10 @@ def test_open_keeps_complaint_findings_evidence_ruled_out_and_deadlines(
     assert [(r.rule_id, r.reason) for r in case.ruled_out] == sorted(
         (r.rule_id, r.reason) for r in report.ruled_out
     )
+    # A hypothesis the records cannot test is kept apart: it is not a clean bill.
+    assert [(r.rule_id, r.verdict) for r in case.could_not_check] == [("TD009", "could_not_check")]
+    assert case.could_not_check[0].reason == report.could_not_check[0].reason
+    assert "TD009" not in {r.rule_id for r in case.ruled_out}
 
 
 def test_the_same_finding_is_recognised_across_periods(store: CaseStore) -> None:
@@ -401,20 +405,66 @@ def test_the_schema_is_versioned_and_a_newer_store_is_refused(db: str) -> None:
 
 def test_migrations_run_in_order_from_the_version_found(tmp_path: Path) -> None:
     engine = sa.create_engine(resolve_db(tmp_path / "old.sqlite"))
+    latest = case_schema.SCHEMA_VERSION
     with engine.begin() as conn:
-        assert case_schema.migrate(conn) == (0, case_schema.SCHEMA_VERSION)
-        assert case_schema.migrate(conn) == (1, 1)
+        assert case_schema.migrate(conn, target=1) == (0, 1)
+        assert case_schema.migrate(conn) == (1, latest)
+        assert case_schema.migrate(conn) == (latest, latest)
 
-    def v2(conn: sa.Connection) -> None:
+    def next_step(conn: sa.Connection) -> None:
         conn.execute(sa.text("ALTER TABLE cases ADD COLUMN channel VARCHAR(16)"))
 
-    steps = {**case_schema.MIGRATIONS, 2: v2}
+    steps = {**case_schema.MIGRATIONS, latest + 1: next_step}
     with engine.begin() as conn:
-        assert case_schema.migrate(conn, target=2, migrations=steps) == (1, 2)
-        assert case_schema.stored_version(conn) == 2
+        assert case_schema.migrate(conn, target=latest + 1, migrations=steps) == (
+            latest,
+            latest + 1,
+        )
+        assert case_schema.stored_version(conn) == latest + 1
         columns = {c["name"] for c in sa.inspect(conn).get_columns("cases")}
     assert "channel" in columns
     engine.dispose()
+
+
+def test_a_v1_store_is_migrated_on_open_and_keeps_its_cases(
+    db: str, tmp_path: Path, mms_inv: Investigation
+) -> None:
+    # A case as the first release stored it: no verdict on the hypotheses.
+    with CaseStore(tmp_path / "source.sqlite") as source:
+        case = source.record(mms_inv, by="ann")
+        with source.db.engine.connect() as conn:
+            rows = {
+                name: [dict(r._mapping) for r in conn.execute(sa.select(table))]
+                for name, table in case_schema.TABLES.items()
+            }
+    v1 = sa.MetaData()
+    v1_tables = case_schema.define_tables(v1, version=1)
+    assert "verdict" not in v1_tables["ruled_out"].c
+    engine = sa.create_engine(resolve_db(db))
+    with engine.begin() as conn:
+        assert case_schema.migrate(conn, target=1) == (0, 1)
+        for name in ("cases", "findings", "evidence", "ruled_out", "events"):
+            kept = [
+                # Event ids are left to the database, whose sequence must go on from them.
+                {
+                    k: v
+                    for k, v in r.items()
+                    if k in v1_tables[name].c and (name, k) != ("events", "id")
+                }
+                for r in rows[name]
+                if r.get("verdict", "ruled_out") == "ruled_out"
+            ]
+            conn.execute(sa.insert(v1_tables[name]), kept)
+    engine.dispose()
+    with CaseStore(db) as store:
+        assert store.schema_version == case_schema.SCHEMA_VERSION
+        migrated = store.case(case.id)
+    assert migrated.findings == case.findings
+    assert migrated.history == case.history
+    assert migrated.ruled_out == case.ruled_out
+    assert migrated.could_not_check == []
+    with CaseStore(db) as store:  # v2 keeps names of any length, on PostgreSQL too
+        assert store.note(case.id, "x", by="b" * 200).history[-1].by == "b" * 200
 
 
 def test_where_the_store_is(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -707,3 +757,135 @@ def test_two_processes_opening_cases_at_the_same_moment_both_keep_theirs(
     for c in cases.values():
         assert [e.action for e in c.history] == ["open"] + ["note"] * 5
         assert len(c.findings[0].evidence) == 78
+
+
+def test_similar_summary_splits_by_handset_and_counts_outcomes() -> None:
+    from telediag.cases import Case, Shared, SimilarCase
+    from telediag.cases.render import similar_summary
+
+    def earlier(i: int, model: str, outcome: str | None) -> SimilarCase:
+        shared = Shared(root_causes=["c"], rules=[], handset_model=None, findings=[])
+        return SimilarCase(
+            id=i, msisdn="1", root_causes=["c"], handset_model=model, outcome=outcome, shared=shared
+        )
+
+    similar = [earlier(1, "X", "no_refund"), earlier(2, "X", "partial"), earlier(3, "Y", None)]
+    on_x = Case.model_construct(handset_model="X", root_causes=["c"])
+    assert similar_summary(on_x, similar) == [
+        "2 earlier c cases on X: 1 no_refund, 1 partial",
+        "1 earlier c cases on other handsets: 1 open",
+    ]
+    unknown = Case.model_construct(handset_model=None, root_causes=["c"])
+    assert similar_summary(unknown, similar) == [
+        "3 earlier c cases: 1 no_refund, 1 open, 1 partial"
+    ]
+
+
+# ----------------------------------------------------------------------------- review fixes
+def test_deadlines_count_working_days_after_a_weekend_or_holiday_complaint() -> None:
+    from telediag.policy import Deadlines
+
+    standard = Deadlines()
+    friday, saturday, sunday = (dt.date(2008, 6, d) for d in (13, 14, 15))
+    expected = {
+        "acknowledge": dt.date(2008, 6, 17),
+        "investigate": dt.date(2008, 6, 20),
+        "resolve": dt.date(2008, 6, 24),
+    }
+    assert standard.due(friday) == standard.due(saturday) == standard.due(sunday) == expected
+    golden_week = Deadlines(holidays=[dt.date(2008, 10, 1), dt.date(2008, 10, 2)])
+    assert golden_week.due(dt.date(2008, 10, 1))["acknowledge"] == dt.date(2008, 10, 6)
+    same_day = Deadlines(acknowledge=0)
+    assert same_day.due(saturday)["acknowledge"] == dt.date(2008, 6, 16)
+    assert same_day.due(friday)["acknowledge"] == friday
+
+
+def test_case_ids_from_the_stores_own_frames_work(store: CaseStore, mms_inv: Investigation) -> None:
+    store.record(mms_inv)
+    case_id = store.list_cases("all")["id"].iloc[0]
+    assert type(case_id).__module__ == "numpy"
+    assert store.report(case_id).msisdn == "13800000501"
+    assert store.note(case_id, "called back").history[-1].text == "called back"
+    assert store.close(case_id, "refund").outcome == "refund"
+    assert store.reopen(case_id).status == "open"
+    assert store.similar(case_id).empty
+    for bad in ("abc", None, 1.5):
+        with pytest.raises(CaseStoreError, match="case id must be a whole number"):
+            store.case(bad)  # type: ignore[arg-type]
+        with pytest.raises(CaseStoreError, match="case id must be a whole number"):
+            store.note(bad, "x")  # type: ignore[arg-type]
+    with pytest.raises(CaseStoreError, match="an outcome"):
+        store.close(case_id, None)  # type: ignore[arg-type]
+
+
+def test_times_may_be_given_as_iso_text(store: CaseStore, mms_inv: Investigation) -> None:
+    case = store.record(mms_inv, at="2008-04-08T09:00:00+08:00")  # type: ignore[arg-type]
+    assert case.opened_at == dt.datetime(2008, 4, 8, 1, 0, tzinfo=dt.UTC)
+    noted = store.note(case.id, "x", at="2008-04-09 10:00")  # type: ignore[arg-type]
+    assert noted.history[-1].at == dt.datetime(2008, 4, 9, 10, 0, tzinfo=dt.UTC)
+    with pytest.raises(CaseStoreError, match="cannot read time 'soon'"):
+        store.note(case.id, "x", at="soon")  # type: ignore[arg-type]
+
+
+def test_outcome_names_that_clash_with_the_stats_columns_are_refused() -> None:
+    from pydantic import ValidationError
+
+    for name in ("open", "closed", "cases", "key", "by", "no_fault_found_share"):
+        with pytest.raises(ValidationError, match="reserved"):
+            Policy.model_validate({"outcomes": [name]})
+    with pytest.raises(ValidationError):
+        Policy.model_validate({"outcomes": ["x" * 65]})
+
+
+def test_due_by_the_last_day_there_is(store: CaseStore, mms_inv: Investigation) -> None:
+    case = store.record(mms_inv)
+    assert [c.id for c in store.cases(due_by=dt.date.max)] == [case.id]
+    assert [c.id for c in store.cases(due_by="9999-12-31")] == [case.id]
+
+
+def test_writing_where_one_cannot_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, mms_inv: Investigation
+) -> None:
+    db = tmp_path / "d.sqlite"
+    with CaseStore(db) as store:
+        store.record(mms_inv)
+    folder = tmp_path / "adir.csv"
+    folder.mkdir()
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    for argv in (
+        ["case", "export", "--out", str(folder)],
+        ["case", "show", "1", "--format", "html", "--out", str(blocker / "case.html")],
+    ):
+        code, out, err = _cli(capsys, *argv, "--db", str(db))
+        assert code == 2 and out == ""
+        assert err.startswith("telediag: error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_both_back_ends_keep_long_names_and_refuse_nul(
+    store: CaseStore, mms_inv: Investigation
+) -> None:
+    long_name = "desk officer " * 20
+    case = store.record(mms_inv, by=long_name)
+    assert store.note(case.id, "x", by=long_name).history[-1].by == long_name
+    policy = Policy.model_validate({"outcomes": ["o" * 64]})
+    assert store.close(case.id, "o" * 64, policy=policy).outcome == "o" * 64
+    with pytest.raises(CaseStoreError, match="NUL"):
+        store.note(case.id, "a\x00b")
+    with pytest.raises(CaseStoreError, match="NUL"):
+        store.record(mms_inv, summary="a\x00b")
+
+
+def test_a_database_with_other_tables_is_not_taken_over(db: str) -> None:
+    engine = sa.create_engine(resolve_db(db))
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE lawsuits (id INTEGER PRIMARY KEY, title TEXT)"))
+    with pytest.raises(
+        CaseStoreError, match="not a case store: it has other tables \\(lawsuits\\)"
+    ):
+        CaseStore(db)
+    with engine.connect() as conn:
+        assert sa.inspect(conn).get_table_names() == ["lawsuits"]
+        if engine.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
+    engine.dispose()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from telediag.cases.models import CaseSummary
+from telediag.errors import InputError
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -89,8 +90,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
     text = render_case(case, inv, args.format)
     if args.out:
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"{out}: cannot write: {exc.strerror or exc}") from None
         print(f"Case {case.id} written to {out}")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")

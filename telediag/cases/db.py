@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import operator
 import os
 import random
 import time
@@ -74,10 +75,20 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def naive_utc(value: dt.datetime | None) -> dt.datetime | None:
-    """A time as the store keeps it (naive UTC); a naive input is taken as UTC already."""
+def naive_utc(value: dt.datetime | str | None) -> dt.datetime | None:
+    """A time as the store keeps it (naive UTC); a naive input is taken as UTC already.
+    ISO 8601 text is read too."""
     if value is None:
         return None
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise CaseStoreError(
+                f"cannot read time {value!r}: use ISO 8601, e.g. 2008-04-08T09:00+08:00"
+            ) from None
+    if not isinstance(value, dt.datetime):
+        raise CaseStoreError(f"cannot read time {value!r}: give a datetime or ISO 8601 text")
     if value.tzinfo is None:
         return value
     return value.astimezone(dt.UTC).replace(tzinfo=None)
@@ -98,6 +109,24 @@ def parse_day(value: str | dt.date | None, what: str = "date") -> dt.date:
         return dt.date.fromisoformat(str(value).strip())
     except (ValueError, TypeError):
         raise InputError(f"cannot read {what} {value!r}: use YYYY-MM-DD") from None
+
+
+def case_number(value: object) -> int:
+    """A case id as an int (numpy and pandas integers too); anything else is refused."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise CaseStoreError(f"case id must be a whole number, not {value!r}") from None
+
+
+def plain_text(value: str | None, what: str) -> str | None:
+    """Text to keep as given; NUL characters are refused (PostgreSQL cannot store them,
+    and both back ends must behave alike)."""
+    if value is not None and "\x00" in value:
+        raise CaseStoreError(f"{what} contains a NUL character")
+    return value
 
 
 def default_by() -> str | None:
@@ -149,7 +178,14 @@ class Database:
                 dbapi_conn.isolation_level = None
                 cur = dbapi_conn.cursor()
                 cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
-                cur.execute("PRAGMA journal_mode = WAL")
+                # WAL is a lasting property of the file: set it on a new file or a case
+                # store, never on another application's database given by mistake.
+                tables = {
+                    row[0]
+                    for row in cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                }
+                if not tables or schema.meta_table.name in tables:
+                    cur.execute("PRAGMA journal_mode = WAL")
                 cur.execute("PRAGMA synchronous = FULL")
                 cur.execute("PRAGMA foreign_keys = ON")
                 cur.close()
@@ -209,4 +245,7 @@ class Database:
     def _migrate(self, conn: Connection) -> tuple[int, int]:
         if not self.is_sqlite:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
-        return schema.migrate(conn)
+        try:
+            return schema.migrate(conn)
+        except CaseStoreError as exc:
+            raise CaseStoreError(f"{self.name}: {exc}") from None

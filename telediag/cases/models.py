@@ -82,10 +82,12 @@ class CaseFinding(_Model):
 
 
 class CaseRuledOut(_Model):
-    """A hypothesis the investigation ruled out, and why."""
+    """A hypothesis the investigation ruled out, or could not check (a column it needs
+    is missing or empty: not a clean bill), and why."""
 
     rule_id: str
     root_cause: str
+    verdict: Literal["ruled_out", "could_not_check"]
     reason: str
     records_considered: int
 
@@ -114,6 +116,7 @@ class Case(_Model):
     root_causes: list[str]
     findings: list[CaseFinding]
     ruled_out: list[CaseRuledOut]
+    could_not_check: list[CaseRuledOut]
     history: list[CaseEvent]
     outcomes_allowed: list[str]
 
@@ -147,6 +150,13 @@ class SimilarCase(_Model):
     handset_model: str | None
     outcome: str | None
     shared: Shared
+
+
+def pending(deadlines: CaseDeadlines, *, acknowledged: bool, closed: bool) -> list[str]:
+    """Names of the steps not done yet: acknowledging until a note or a close;
+    investigating and resolving until a close (a reopened case is open again)."""
+    done = {"acknowledge": acknowledged or closed, "investigate": closed, "resolve": closed}
+    return [name for name in DEADLINE_NAMES if not done[name]]
 
 
 def overdue(

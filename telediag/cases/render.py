@@ -156,12 +156,12 @@ def similar_summary(case: Case, similar: Sequence[SimilarCase]) -> list[str]:
     for cause in case.root_causes:
         with_cause = [s for s in similar if cause in s.shared.root_causes]
         same = [s for s in with_cause if model and s.handset_model == model]
-        other = [s for s in with_cause if s not in same]
+        other = [s for s in with_cause if not (model and s.handset_model == model)]
         if same:
             lines.append(f"{len(same)} earlier {cause} cases on {model}: {_outcome_counts(same)}")
         if other:
-            where = "on other handsets" if same else "in all"
-            lines.append(f"{len(other)} earlier {cause} cases {where}: {_outcome_counts(other)}")
+            where = " on other handsets" if model else ""
+            lines.append(f"{len(other)} earlier {cause} cases{where}: {_outcome_counts(other)}")
     if not case.root_causes and similar:
         lines.append(f"{len(similar)} earlier cases on {model}: {_outcome_counts(similar)}")
     return lines

@@ -22,7 +22,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from telediag.cases import schema
-from telediag.cases.db import Database, aware_utc, default_by, naive_utc, parse_day, utcnow
+from telediag.cases.db import (
+    Database,
+    aware_utc,
+    case_number,
+    default_by,
+    naive_utc,
+    parse_day,
+    plain_text,
+    utcnow,
+)
 from telediag.cases.models import (
     STANDARD_OUTCOMES,
     Case,
@@ -34,9 +43,10 @@ from telediag.cases.models import (
     Shared,
     SimilarCase,
     overdue,
+    pending,
 )
 from telediag.cases.schema import cases_t, events_t, evidence_t, findings_t, ruled_out_t
-from telediag.errors import CaseStoreError
+from telediag.errors import CaseStoreError, InputError
 from telediag.policy import Policy, load_policy
 
 if TYPE_CHECKING:
@@ -92,7 +102,7 @@ class CaseStore:
         column_map: ColumnMap | str | Path | None = None,
         policy: Policy | str | Path | None = None,
         rules: list[Rule] | str | Path | None = None,
-        at: dt.datetime | None = None,
+        at: dt.datetime | str | None = None,
     ) -> Case:
         """Investigate the complaint (as ``telediag investigate``) and keep it as a case."""
         from telediag.investigation import investigate
@@ -125,7 +135,7 @@ class CaseStore:
         by: str | None = None,
         policy: Policy | str | Path | None = None,
         inputs: Sequence[str] = (),
-        at: dt.datetime | None = None,
+        at: dt.datetime | str | None = None,
     ) -> Case:
         """Keep an investigation already made as a new case (one transaction).
 
@@ -140,7 +150,8 @@ class CaseStore:
         )
         due = pol.deadlines.due(day)
         when = naive_utc(at) or utcnow()
-        who = by if by is not None else default_by()
+        who = plain_text(by if by is not None else default_by(), "--by")
+        summary = plain_text(summary, "the summary")
         handset = next((f.handset_model for f in inv.findings if f.handset_model), None)
         if handset is None and inv.overview.handsets:
             handset = max(inv.overview.handsets, key=lambda h: h.records).model
@@ -199,10 +210,15 @@ class CaseStore:
             {
                 "rule_id": r.rule_id,
                 "root_cause": r.root_cause,
+                "verdict": verdict,
                 "reason": r.reason,
                 "records_considered": r.records_considered,
             }
-            for r in inv.ruled_out
+            for verdict, hypotheses in (
+                ("ruled_out", inv.ruled_out),
+                ("could_not_check", inv.could_not_check),
+            )
+            for r in hypotheses
         ]
 
         def insert(conn: Connection) -> int:
@@ -227,7 +243,8 @@ class CaseStore:
     # ------------------------------------------------------------------ one case
     def case(self, case_id: int) -> Case:
         """Everything kept about one case."""
-        return self.db.read(lambda conn: self._load(conn, int(case_id)))
+        number = case_number(case_id)
+        return self.db.read(lambda conn: self._load(conn, number))
 
     def _row(self, conn: Connection, case_id: int, lock: bool = False) -> sa.Row[Any]:
         query = sa.select(cases_t).where(cases_t.c.id == case_id)
@@ -260,6 +277,16 @@ class CaseStore:
             for e in conn.execute(
                 sa.select(events_t).where(events_t.c.case_id == case_id).order_by(events_t.c.id)
             )
+        ]
+        hypotheses = [
+            CaseRuledOut(
+                rule_id=r.rule_id,
+                root_cause=r.root_cause,
+                verdict=r.verdict,
+                reason=r.reason,
+                records_considered=r.records_considered,
+            )
+            for r in ruled
         ]
         findings = [
             CaseFinding(
@@ -309,15 +336,8 @@ class CaseStore:
             telediag_version=row.telediag_version,
             root_causes=_unique(f.root_cause for f in findings),
             findings=findings,
-            ruled_out=[
-                CaseRuledOut(
-                    rule_id=r.rule_id,
-                    root_cause=r.root_cause,
-                    reason=r.reason,
-                    records_considered=r.records_considered,
-                )
-                for r in ruled
-            ],
+            ruled_out=[h for h in hypotheses if h.verdict == "ruled_out"],
+            could_not_check=[h for h in hypotheses if h.verdict == "could_not_check"],
             history=history,
             outcomes_allowed=_unique([*STANDARD_OUTCOMES, *policy.outcomes]),
         )
@@ -326,6 +346,7 @@ class CaseStore:
         """The investigation stored with the case, with the records its plots show."""
         from telediag.investigation import Investigation
 
+        case_id = case_number(case_id)
         row = self.db.read(
             lambda conn: conn.execute(
                 sa.select(cases_t.c.report, cases_t.c.records).where(cases_t.c.id == case_id)
@@ -346,12 +367,14 @@ class CaseStore:
 
     # ------------------------------------------------------------------ changes
     def note(
-        self, case_id: int, text: str, *, by: str | None = None, at: dt.datetime | None = None
+        self, case_id: int, text: str, *, by: str | None = None, at: dt.datetime | str | None = None
     ) -> Case:
         """Add a note (the first note acknowledges the case)."""
-        if not text or not text.strip():
+        case_id = case_number(case_id)
+        if not isinstance(text, str) or not text.strip():
             raise CaseStoreError("a note needs some text")
-        who = by if by is not None else default_by()
+        plain_text(text, "the note")
+        who = plain_text(by if by is not None else default_by(), "--by")
 
         def change(conn: Connection) -> None:
             self._row(conn, case_id, lock=True)
@@ -368,12 +391,16 @@ class CaseStore:
         note: str | None = None,
         by: str | None = None,
         policy: Policy | str | Path | None = None,
-        at: dt.datetime | None = None,
+        at: dt.datetime | str | None = None,
     ) -> Case:
         """Close the case with an outcome: a standard one or one the policy adds (the
         policy stored with the case, or ``policy``)."""
-        who = by if by is not None else default_by()
+        case_id = case_number(case_id)
+        who = plain_text(by if by is not None else default_by(), "--by")
+        note = plain_text(note, "the note")
         extra = load_policy(policy) if not isinstance(policy, Policy) else policy
+        if not isinstance(outcome, str) or not outcome.strip():
+            raise CaseStoreError(f"closing case {case_id} needs an outcome")
         outcome = outcome.strip()
 
         def change(conn: Connection) -> None:
@@ -405,11 +432,13 @@ class CaseStore:
         *,
         note: str | None = None,
         by: str | None = None,
-        at: dt.datetime | None = None,
+        at: dt.datetime | str | None = None,
     ) -> Case:
         """Reopen a closed case: it is open again and its outcome is cleared (the
         history keeps the earlier outcome)."""
-        who = by if by is not None else default_by()
+        case_id = case_number(case_id)
+        who = plain_text(by if by is not None else default_by(), "--by")
+        note = plain_text(note, "the note")
 
         def change(conn: Connection) -> None:
             row = self._row(conn, case_id, lock=True)
@@ -431,7 +460,7 @@ class CaseStore:
         case_id: int,
         action: str,
         by: str | None,
-        at: dt.datetime | None,
+        at: dt.datetime | str | None,
         text: str | None = None,
         outcome: str | None = None,
     ) -> dt.datetime:
@@ -492,8 +521,9 @@ class CaseStore:
                 )
                 ack = r.id in acknowledged
                 closed = r.status == "closed"
-                if limit is not None and not overdue(
-                    deadlines, acknowledged=ack, closed=closed, as_of=limit + dt.timedelta(days=1)
+                if limit is not None and not any(
+                    getattr(deadlines, step) <= limit
+                    for step in pending(deadlines, acknowledged=ack, closed=closed)
                 ):
                     continue
                 out.append(
@@ -543,10 +573,10 @@ class CaseStore:
         """Earlier cases sharing a root cause with this one, or failing any, its handset
         model; closest first (the same findings, by stable key; then most causes shared,
         the handset, the rules; then the most recent)."""
-        this = self.case(case_id)
+        this = self.case(case_number(case_id))
         causes = set(this.root_causes)
         rules = {f.rule_id for f in this.findings}
-        keys = [f.finding_key for f in this.findings]
+        keys = _unique(f.finding_key for f in this.findings)
 
         def query(conn: Connection) -> list[SimilarCase]:
             earlier = cases_t.c.id < this.id
@@ -782,16 +812,19 @@ class CaseStore:
         the number of cases written."""
         from telediag.output import output_format, write_frame
 
-        if output_format(path) == ".parquet":
-            import pyarrow.parquet as pq
+        fmt = output_format(path)
+        frame = self.export_frame(as_of=as_of)
+        try:
+            if fmt == ".parquet":
+                import pyarrow.parquet as pq
 
-            frame = self.export_frame(as_of=as_of)
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            table = pa.Table.from_pandas(frame, schema=_export_schema(), preserve_index=False)
-            pq.write_table(table, path)
-        else:
-            frame = self.export_frame(as_of=as_of)
-            write_frame(frame, path)
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                table = pa.Table.from_pandas(frame, schema=_export_schema(), preserve_index=False)
+                pq.write_table(table, path)
+            else:
+                write_frame(frame, path)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
         return len(frame)
 
 

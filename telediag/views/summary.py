@@ -44,6 +44,12 @@ def scan_summary(result: ScanResult, top: int = 10) -> str:
     ]
     for reason, count in sorted(rep.set_aside.items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"  set aside: {count:,} {reason}")
+    for column, count in sorted(rep.disagreements.items()):
+        lines.append(
+            f"  {count:,} rows where the map's sources for {column} disagree (first one used)"
+        )
+    for name, layout in rep.layouts.items():
+        lines.append(f"  {name}: read with layout {layout}")
     for warning in rep.warnings:
         lines.append(f"  warning: {warning}")
     lines.append(f"Rules: {len(result.rules)} run, {len(result.errors)} failed")

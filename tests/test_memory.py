@@ -1,0 +1,143 @@
+"""In-memory inputs: pandas, Arrow tables and streams, polars, any __arrow_c_stream__."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+
+import telediag
+from telediag.colmap import ColumnMap
+
+from .conftest import FIXTURES
+
+TZ = "Asia/Shanghai"
+SOURCE = FIXTURES / "TD001" / "phonebook-forward.csv"
+
+
+def _as_text() -> pa.Table:
+    return pacsv.read_csv(
+        SOURCE, convert_options=pacsv.ConvertOptions(auto_dict_encode=False, column_types={})
+    )
+
+
+def _findings(source: Any, **kwargs: Any) -> list[tuple[str, str, int]]:
+    result = telediag.scan(source, tz=TZ, **kwargs)
+    rep = result.report
+    assert rep.rows_read == rep.rows_used + rep.rows_set_aside
+    f = result.findings
+    return sorted(zip(f["rule_id"], f["msisdn"], f["record_count"], strict=True))
+
+
+class StreamOnly:
+    """Anything that exports the Arrow C stream protocol and nothing else."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        return self._table.__arrow_c_stream__(requested_schema)
+
+
+def test_every_in_memory_kind_gives_the_findings_of_the_file() -> None:
+    expected = _findings(SOURCE)
+    assert expected  # the fixture is a true case
+    # pandas guesses numbers: msisdn, imei and peer_number arrive as int64.
+    frame = pd.read_csv(SOURCE)
+    assert frame["msisdn"].dtype == "int64"
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for source in (
+        frame,
+        table,
+        table.to_batches()[0],
+        pa.RecordBatchReader.from_batches(table.schema, table.to_batches()),
+        pl.from_pandas(frame),
+        StreamOnly(table),
+        [frame.iloc[:10], frame.iloc[10:]],
+    ):
+        assert _findings(source) == expected, type(source).__name__
+
+
+def test_a_column_map_applies_to_in_memory_tables() -> None:
+    frame = pd.read_csv(SOURCE, dtype=str).rename(
+        columns={"msisdn": "servedMSISDN", "start_time": "eventTime", "record_type": "kind"}
+    )
+    frame["kind"] = frame["kind"].str.upper()
+    cmap = ColumnMap(
+        columns={"msisdn": "servedMSISDN", "start_time": "eventTime", "record_type": "kind"},
+        values={"record_type": {"SMS": "sms"}},
+    )
+    expected = _findings(SOURCE)
+    assert _findings(frame, column_map=cmap) == expected
+    assert _findings(pl.from_pandas(frame), column_map=cmap) == expected
+    inv = telediag.investigate(frame, "13800000001", tz=TZ, column_map=cmap)
+    assert [f.rule_id for f in inv.findings] == ["TD001"]
+
+
+def test_identifiers_from_numeric_columns_lose_no_digits() -> None:
+    frame = pd.DataFrame(
+        {
+            "record_type": ["sms", "sms"],
+            "direction": ["mo", "mo"],
+            "start_time": ["2008-07-01 10:00:00", "2008-07-01 10:01:00"],
+            "msisdn": [13800000001.0, None],  # pandas makes a float column of it
+            "imei": [352014010000170, 352014010000171],
+        }
+    )
+    result = telediag.scan(frame, rules=[])
+    table = result.normalized.table  # type: ignore[union-attr]
+    assert table["msisdn"].to_pylist() == ["13800000001", None]
+    assert table["imei"].to_pylist() == ["352014010000170", "352014010000171"]
+    assert result.report.set_aside == {"missing msisdn": 1}
+
+
+def test_object_columns_mixing_numbers_and_text_are_read_as_text() -> None:
+    frame = pd.DataFrame(
+        {
+            "record_type": ["sms", "sms"],
+            "direction": ["mo", "mo"],
+            "start_time": [pd.Timestamp("2008-07-01 10:00"), "not a time"],
+            "msisdn": ["13800000001", 13800000002],
+            "sms_length": ["x", 12],
+        }
+    )
+    result = telediag.scan(frame)  # every rule: sms_length is read
+    assert result.report.rows_used == 0
+    assert result.report.set_aside == {"unparseable start_time": 1, "unparseable sms_length": 1}
+
+
+def test_things_that_are_not_tables_are_one_line_errors() -> None:
+    with pytest.raises(telediag.InputError, match="cannot read a int"):
+        telediag.scan([3], rules=[])
+    frame = pd.DataFrame([[1, 2]], columns=["msisdn", "msisdn"])
+    with pytest.raises(telediag.InputError, match="column 'msisdn' appears 2 times"):
+        telediag.scan(frame, rules=[])
+
+
+def test_duckdb_relation() -> None:
+    duckdb = pytest.importorskip("duckdb")  # installed with the bench extra
+    frame = pd.read_csv(SOURCE)
+    con = duckdb.connect()
+    con.register("cdr", frame)
+    relation = con.sql("select * from cdr")
+    assert _findings(relation) == _findings(SOURCE)
+
+
+def test_a_mapped_source_of_bytes_that_are_not_text_is_named() -> None:
+    table = pa.table(
+        {
+            "kind": pa.array([b"\xffsms"], pa.binary()),
+            "direction": ["mo"],
+            "start_time": ["2008-07-01 10:00:00"],
+            "msisdn": ["1"],
+        }
+    )
+    cmap = ColumnMap(columns={"record_type": {"source": "kind", "values": {"SMS": "sms"}}})
+    with pytest.raises(
+        telediag.InputError, match=r"^<table 0>: column 'record_type': not UTF-8 text"
+    ):
+        telediag.scan(table, column_map=cmap, rules=[])
