@@ -31,6 +31,7 @@ Python::
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -251,7 +252,7 @@ def mapped_schema(cmap: ColumnMap, source: pa.Schema, keep: Sequence[str]) -> pa
     out = cmap.apply(source.empty_table())
     fields = []
     for name in [*(c for c in out.column_names if c in COLUMNS), *keep]:
-        t = out.schema.field(name).type
+        t = out.schema.field(name).type if name in out.column_names else pa.string()
         fields.append(pa.field(name, pa.string() if pa.types.is_null(t) else t))
     return pa.schema(fields)
 
@@ -259,10 +260,21 @@ def mapped_schema(cmap: ColumnMap, source: pa.Schema, keep: Sequence[str]) -> pa
 def map_function(cmap: ColumnMap, schema: pa.Schema) -> Callable[[Any], Any]:
     """mapInArrow's function: the column map on each batch, cast to ``schema``."""
 
+    from telediag.colmap import MapStats
+
     def run(batches: Any) -> Any:
         for batch in batches:
-            mapped = cmap.apply(pa.Table.from_batches([batch]))
-            cols = [mapped[f.name].cast(f.type) for f in schema]
+            stats = MapStats()
+            mapped = cmap.apply(pa.Table.from_batches([batch]), stats)
+            n = mapped.num_rows
+            # The batch's disagreement counts ride on its first row, for the driver to sum.
+            note = json.dumps(dict(stats.disagreements)) if stats.disagreements else None
+            cols = [
+                pa.array([note] + [None] * (n - 1) if n else [], type=pa.string())
+                if f.name == _DISAGREE
+                else mapped[f.name].cast(f.type)
+                for f in schema
+            ]
             yield from pa.Table.from_arrays(cols, schema=schema).to_batches()
 
     return run
@@ -417,6 +429,8 @@ def read(
 
 #: Between the input as the user named it and the file Spark read, in the file column.
 _SEP = "\u001f"
+#: Column of the mapped input carrying a batch's column-map disagreement counts.
+_DISAGREE = "_td_disagree"
 
 
 def _with_file_metadata(frame: DataFrame, given: str = "") -> DataFrame:
@@ -480,16 +494,22 @@ class _Positions:
     rows: int
     #: (file key, split start, stem, number of the split's first row minus its first id)
     bases: list[tuple[str, int, str, int]]
+    #: Canonical column -> rows where the column map's alternatives disagreed.
+    disagreements: dict[str, int] = field(default_factory=dict)
 
 
 def _positions(frame: DataFrame, from_files: bool) -> _Positions:
     from pyspark.sql import functions as F
 
-    counts = (
-        frame.groupBy(_FILE, _BLOCK)
-        .agg(F.count(F.lit(1)).alias("n"), F.min(_MONO).alias("first"))
-        .collect()
-    )
+    aggregates = [F.count(F.lit(1)).alias("n"), F.min(_MONO).alias("first")]
+    if _DISAGREE in frame.columns:
+        aggregates.append(F.collect_list(_DISAGREE).alias("notes"))
+    counts = frame.groupBy(_FILE, _BLOCK).agg(*aggregates).collect()
+    disagreements: dict[str, int] = {}
+    for row in counts:
+        for note in row.asDict().get("notes") or []:
+            for column, count in json.loads(note).items():
+                disagreements[column] = disagreements.get(column, 0) + int(count)
     by_file: dict[str, list[tuple[int, int, int]]] = {}
     for row in counts:
         by_file.setdefault(row[_FILE], []).append(
@@ -505,7 +525,12 @@ def _positions(frame: DataFrame, from_files: bool) -> _Positions:
     files = (
         sorted(_local_path(k.split(_SEP, 1)[1]) for k in by_file) if from_files else ["<table 0>"]
     )
-    return _Positions(files=files, rows=sum(int(r["n"]) for r in counts), bases=bases)
+    return _Positions(
+        files=files,
+        rows=sum(int(r["n"]) for r in counts),
+        bases=bases,
+        disagreements=disagreements,
+    )
 
 
 def _with_record_ids(frame: DataFrame, where: _Positions) -> DataFrame:
@@ -744,12 +769,18 @@ def scan(
         arrow_source = pa.schema(
             [pa.field(f.name, _arrow_type(f.dataType)) for f in frame.schema.fields]
         )
-        target = mapped_schema(cmap, arrow_source, position)
+        if cmap.layouts:
+            raise SparkError(
+                "column maps with layouts (a map per file header) are not supported by the "
+                "Spark engine yet: give each layout's files their own map"
+            )
+        target = mapped_schema(cmap, arrow_source, [*position, _DISAGREE])
         frame = frame.mapInArrow(map_function(cmap, target), _spark_schema(target))
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise InputError(f"input: missing required column {missing[0]!r}")
-    where = _positions(frame.select(*position), from_files)
+    notes = [_DISAGREE] if _DISAGREE in frame.columns else []
+    where = _positions(frame.select(*position, *notes), from_files)
     rows = _with_record_ids(frame, where)
 
     n_buckets = buckets if buckets is not None else default_buckets(spark, where.rows)
@@ -777,6 +808,7 @@ def scan(
     report, errors, costs = _summarize(meta.toArrow(), where.files)
     warning = _duplicate_id_warning(frame)
     report.warnings = [warning] if warning else []
+    report.disagreements = dict(sorted(where.disagreements.items()))
     failed = [e.rule_id for e in errors]
 
     def kind(name: str) -> DataFrame:

@@ -196,13 +196,27 @@ def test_column_map_applies_on_spark(spark: Any, tmp_path: Path) -> None:
         "mtSMSRecord,8613800000001,35201401000017,2008-07-01 10:01:00,,10086,,,\n"
         "egsnPDPRecord,8613800000001,35201401000017,2008-07-01 10:02:00,,,120,4000,30\n"
         "weirdRecord,8613800000001,35201401000017,2008-07-01 10:03:00,,,,,\n"
+        "moCallRecord,8613800000001,35201401000017,2008-07-01 10:04:00,139001,139002,,,5\n"
     )
     src = tmp_path / "feed.csv"
     src.write_text(text, encoding="utf-8")
-    cmap = ROOT / "column-maps" / "3gpp-ts32298.yaml"
+    base = (ROOT / "column-maps" / "3gpp-ts32298.yaml").read_text(encoding="utf-8")
+    cmap = tmp_path / "map.yaml"
+    # Alternatives written as objects: rows where they disagree are counted.
+    cmap.write_text(
+        base.replace(
+            "  peer_number: [calledNumber, callingNumber,",
+            "  peer_number: [{source: calledNumber}, {source: callingNumber}, "
+            "{source: [calledNumber, callingNumber,",
+        ).replace("connectedNumber]", "connectedNumber]}]"),
+        encoding="utf-8",
+    )
     local = telediag.scan(src, column_map=cmap)
     result = ts.scan(ts.read(spark, str(src)), column_map=cmap, buckets=2)
     assert result.report.set_aside == local.report.set_aside == {"unknown record_type": 1}
+    # The called and calling numbers both given and different: counted, not set aside.
+    assert local.report.disagreements == {"peer_number": 1}
+    assert result.report.disagreements == local.report.disagreements
     rejects = result.rejects_table()
     assert rejects.column("record_type").to_pylist() == ["weirdRecord"]
     assert (
