@@ -103,6 +103,11 @@ def test_columns_suggest_drafts_a_map_that_loads(
         assert "# guess: GSM basic services" in draft
         result = telediag.scan(sample, column_map=cmap, tz=TZ)
         assert result.report.rows_used == result.report.rows_read == 44
+        # Values alone do not tell a text's length from a charge, so the draft leaves
+        # col11 out; TD001 judges lengths and cannot fire until the column is named.
+        assert list(result.findings["rule_id"]) == []
+        named = cmap.model_copy(update={"columns": {**cmap.columns, "sms_length": "col11"}})
+        result = telediag.scan(sample, column_map=named, tz=TZ)
         assert list(result.findings["rule_id"]) == ["TD001"]
     assert main(["columns", "check", str(sample), "--column-map", str(path), "--tz", TZ]) == 0
     if name == "research-handset-log":
