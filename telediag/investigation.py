@@ -699,6 +699,8 @@ def _finding_entries(
     change_s = handset_change_before(records, outcome.survivors)
     for row in mine.itertuples():
         r: Any = row
+        # The column holds NaN where the model is unknown and other findings know theirs.
+        model = None if pd.isna(r.handset_model) else str(r.handset_model)
         i = int(r.Index)  # finding i of the outcome is survivor i
         positions = outcome.survivors.positions[int(offsets[i]) : int(offsets[i + 1])]
         all_positions.extend(int(p) for p in positions)
@@ -713,7 +715,7 @@ def _finding_entries(
             last_seen=pd.Timestamp(r.last_seen).tz_convert(settings.tz).strftime("%Y-%m-%d %H:%M"),
             record_count=r.record_count,
             total_charge=r.charge,
-            handset_model=r.handset_model or "unknown handset",
+            handset_model=model or "unknown handset",
             handset_quirk=quirk_hit[i],
             handset_change_before_s=plain_value(change_s[i]),
         )
@@ -740,7 +742,7 @@ def _finding_entries(
                 evidence_records=_evidence_records(records, positions, settings.tz),
                 checks=_checks(rule, measures),
                 measures=measures,
-                handset_model=r.handset_model,
+                handset_model=model,
                 cause=rule.cause,
                 remedy=rule.remedy,
                 charge_advice=policy.advice_for(rule),
