@@ -18,6 +18,7 @@ from telediag.colmap import ColumnMap, load_column_map
 from telediag.context import ScanSettings
 from telediag.derived import DERIVED_COLUMNS
 from telediag.engine import Progress, RuleError, default_workers, run_catalog
+from telediag.memory import materialize
 from telediag.normalize import InputReport, Normalized, normalize
 from telediag.read import Sources, expand_sources, labelled_sources, read_input
 from telediag.schema import COLUMNS
@@ -179,6 +180,7 @@ def scan(
             set_aside_rows=part.rejects,
         )
     budget = parse_size(memory) if isinstance(memory, str) else memory or default_budget()
+    source = materialize(source)  # a stream is sized here and read below: read it once
     items = expand_sources(source)
     large = buckets is not None or not fits_in_memory(estimate_rows(items), budget)
     cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
