@@ -147,6 +147,15 @@ def store_path(source: object) -> Path | None:
     return None
 
 
+def store_zone(store: str | Path, tz: str | None) -> str:
+    """The store's time zone; another one asked for is refused (its naive times were
+    read in the store's zone when it was prepared)."""
+    zone = load_manifest(store).tz
+    if tz is not None and tz != zone:
+        raise InputError(f"{store}: the store's times were read in {zone}, not {tz}")
+    return zone
+
+
 def load_manifest(store: str | Path) -> Manifest:
     """The manifest of a store; an :class:`InputError` if it is not one telediag reads."""
     path = Path(store) / MANIFEST
@@ -200,13 +209,10 @@ def prepare(
     progress: BucketProgress | None = None,
 ) -> Manifest:
     """Write ``inputs`` into the store ``out``, creating it or adding a part to it."""
-    from telediag.catalog import load_rules
     from telediag.colmap import load_column_map
-    from telediag.scan import columns_needed
 
     store = Path(out)
-    chosen = list(rules) if rules is not None else load_rules()
-    _, by_handset = split_rules(chosen)
+    del rules  # kept in the signature: the store holds every column for any catalog
     cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
     labelled = labelled_sources(list(inputs))
     items = [item for item, _ in labelled]
@@ -231,7 +237,9 @@ def prepare(
         )
     part = len(existing.parts) if existing is not None else 0
     name = f"part-{part:05d}.parquet"
-    handset_columns = set(HANDSET_KEEP) | columns_needed(by_handset)
+    # Every contract column: a handset bucket sets aside exactly the rows the subscriber
+    # buckets do, and any later catalog finds the columns it needs.
+    handset_columns = set(COLUMNS)
     directory = Path(tempfile.mkdtemp(prefix="telediag-spill-", dir=spill_dir))
     written: list[Path] = []
     try:
