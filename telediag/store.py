@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,6 +62,7 @@ from telediag.outofcore import (
     estimate_rows,
     plan_buckets,
     spill,
+    spill_directory,
 )
 from telediag.read import RawInput, _concat, labelled_sources
 from telediag.schema import COLUMNS
@@ -240,7 +240,7 @@ def prepare(
     # Every contract column: a handset bucket sets aside exactly the rows the subscriber
     # buckets do, and any later catalog finds the columns it needs.
     handset_columns = set(COLUMNS)
-    directory = Path(tempfile.mkdtemp(prefix="telediag-spill-", dir=spill_dir))
+    directory = spill_directory(spill_dir)
     written: list[Path] = []
     try:
         started = time.perf_counter()
