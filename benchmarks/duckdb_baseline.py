@@ -160,7 +160,7 @@ WHERE record_type = 'csd' AND direction = 'mo' AND {INTERNATIONAL}
 GROUP BY msisdn, peer_number
 """,
     # Case 6: from its first rejection on, MMS from one sender rejected (nearly) every
-    # time, while other senders' MMS in that period (nearly) all got through.
+    # time, while (nearly) every other sender in that period got its MMS through.
     "mms_sender_blocklisted": """
 WITH d AS (
     SELECT msisdn, peer_number, status, start_time, charge
@@ -178,18 +178,21 @@ WITH d AS (
     FROM per JOIN d ON d.msisdn = per.msisdn AND d.peer_number = per.peer_number
      AND d.start_time >= per.first_rej
     GROUP BY ALL
-), others AS (
-    SELECT per.msisdn, per.peer_number, count(d.msisdn) AS n_other,
-           count_if(coalesce(d.status, 'ok') <> 'ok') AS failed_other
-    FROM per LEFT JOIN d ON d.msisdn = per.msisdn
+), by_sender AS (  -- other senders in the period, each mostly refused or not
+    SELECT per.msisdn, per.peer_number, d.peer_number AS other,
+           2 * count_if(coalesce(d.status, 'ok') <> 'ok') > count(*) AS refused
+    FROM per JOIN d ON d.msisdn = per.msisdn
      AND d.peer_number IS DISTINCT FROM per.peer_number
      AND d.start_time BETWEEN per.first_rej AND per.last_seen
     GROUP BY ALL
+), others AS (
+    SELECT msisdn, peer_number, count(*) AS senders, count_if(refused) AS refused_senders
+    FROM by_sender GROUP BY ALL
 )
 SELECT 'mms_sender_blocklisted' AS root_cause, msisdn, first_seen, last_seen,
        n AS records, charge
 FROM per JOIN since USING (msisdn, peer_number) JOIN others USING (msisdn, peer_number)
-WHERE nr >= 0.8 * n_since AND n_other >= 1 AND failed_other <= 0.2 * n_other
+WHERE nr >= 0.8 * n_since AND senders >= 1 AND refused_senders <= 0.2 * senders
 """,
     # Case 7: MMS or WAP traffic on the WTLS ports.
     "mms_encrypted_port": """

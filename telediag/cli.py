@@ -136,6 +136,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         output_format(args.rejects)
     if args.evidence:
         output_format(args.evidence)
+    if args.engine == "spark":
+        return _scan_on_spark(args)
     show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
     result = scan(
         list(args.inputs),
@@ -189,6 +191,30 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
             f"{part['rows_used']:,} used, in {time.perf_counter() - started:.1f} s; the store "
             f"holds {manifest.report.rows_used:,} rows in {manifest.buckets} buckets"
         )
+    return EXIT_OK
+
+
+def _scan_on_spark(args: argparse.Namespace) -> int:
+    from telediag.spark import scan_command
+    from telediag.views.summary import scan_summary
+
+    result = scan_command(
+        list(args.inputs),
+        args.out,
+        master=args.master,
+        rules=args.rules,
+        tz=args.tz,
+        column_map=args.column_map,
+        select=args.select,
+        ignore=args.ignore,
+        evidence=args.evidence,
+        rejects=args.rejects,
+    )
+    if not args.quiet:
+        print(scan_summary(result.to_local(with_lists=False)))
+        print(f"\nFindings written to {args.out} (a directory of part files)")
+        if args.rejects:
+            print(f"Set-aside rows written to {args.rejects}")
     return EXIT_OK
 
 
@@ -324,6 +350,15 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="show progress on stderr (default: when stderr is a terminal)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["local", "spark"],
+        default="local",
+        help="where to scan: this process, or Spark (needs telediag[spark])",
+    )
+    p.add_argument(
+        "--master", metavar="URL", help="Spark master for --engine spark (default: local[*])"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="print no summary")
     p.add_argument(

@@ -216,7 +216,7 @@ KNOWN_NAMES: dict[str, tuple[str, ...]] = {
     "status_code": ("statuscode", "causecode", "resultcode"),
     "charge": ("charge", "chargeamount", "amount", "fee", "cost", "price"),
     "visited_mcc": ("visitedmcc", "servingmcc", "mcc", "roamingmcc"),
-    "sms_length": ("smslength", "messagelength", "textlength"),
+    "sms_length": ("smslength", "messagelength", "textlength", "length"),
     "sms_class": ("smsclass", "messageclass", "dcsclass"),
     "mms_message_id": ("mmsmessageid", "messageid"),
     "mms_event": ("mmsevent",),

@@ -474,10 +474,7 @@ def network_bands(visited_mcc: ColumnLike) -> pd.DataFrame:
         text = pc.utf8_trim_whitespace(arr)
         digits = pc.fill_null(pc.match_substring_regex(text, r"^[0-9]{1,3}$"), False)
         arr = pc.if_else(digits, text, pa.scalar(None, text.type))
-    mcc = _codes(pc.cast(arr, pa.int64()), -1)
-    known = (mcc >= 0) & (mcc < _MCC_LIMIT)
-    row = np.full(mcc.shape[0], -1, dtype=np.int64)
-    row[known] = networks.row_of_mcc[mcc[known]]
+    row, _ = region_of_mcc(arr)
     take = pa.array(row, mask=row < 0)
     return _to_frame(networks.table.take(take), index)
 

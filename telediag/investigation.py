@@ -433,11 +433,12 @@ def investigate(
                 findings.extend(entries)
                 evidence_positions.update(positions)
             elif _applies(rule, own_types):
-                blind = _could_not_check(rule, records, evaluator, code)
+                why = _why_not(rule, outcome, records, evaluator, code, settings)
+                blind = _could_not_check(rule, records, evaluator, code, why)
                 if blind is not None:
                     unchecked.append(blind)
                 else:
-                    ruled_out.append(_why_not(rule, outcome, records, evaluator, code, settings))
+                    ruled_out.append(why)
         except Exception as exc:  # a broken rule is reported, the others stand
             errors.append(f"{rule.id}: {type(exc).__name__}: {exc}")
     findings.sort(key=lambda f: (-f.confidence, -f.charge, f.first_seen, f.rule_id))
@@ -703,6 +704,8 @@ def _finding_entries(
     change_s = handset_change_before(records, outcome.survivors)
     for row in mine.itertuples():
         r: Any = row
+        # The column holds NaN where the model is unknown and other findings know theirs.
+        model = None if pd.isna(r.handset_model) else str(r.handset_model)
         i = int(r.Index)  # finding i of the outcome is survivor i
         positions = outcome.survivors.positions[int(offsets[i]) : int(offsets[i + 1])]
         all_positions.extend(int(p) for p in positions)
@@ -717,7 +720,7 @@ def _finding_entries(
             last_seen=pd.Timestamp(r.last_seen).tz_convert(settings.tz).strftime("%Y-%m-%d %H:%M"),
             record_count=r.record_count,
             total_charge=r.charge,
-            handset_model=r.handset_model or "unknown handset",
+            handset_model=model or "unknown handset",
             handset_quirk=quirk_hit[i],
             handset_change_before_s=plain_value(change_s[i]),
         )
@@ -744,7 +747,7 @@ def _finding_entries(
                 evidence_records=_evidence_records(records, positions, settings.tz),
                 checks=_checks(rule, measures),
                 measures=measures,
-                handset_model=r.handset_model,
+                handset_model=model,
                 cause=rule.cause,
                 remedy=rule.remedy,
                 charge_advice=policy.advice_for(rule),
@@ -785,56 +788,108 @@ def _own_positions(
     return np.flatnonzero(mask[records.order] & (records.subscriber == code))
 
 
-def _could_not_check(
-    rule: Rule, records: SortedRecords, evaluator: FilterEvaluator, code: int
-) -> CouldNotCheck | None:
-    """The rule as "could not check" when a column it requires is missing or empty on all
-    of the subscriber's records of its kind; None when the records can test it."""
-    if not rule.requires:
+#: Columns whose null has a meaning in the contract: null status is ok, null visited_mcc
+#: the home network, null sms_class no class. Nulls there are values; only a feed without
+#: the column at all leaves a rule that needs it unable to check.
+NULL_MEANS: dict[str, str] = {"status": "ok", "visited_mcc": "home", "sms_class": "no class"}
+
+#: Measures that read the status column.
+_STATUS_MEASURES = frozenset(
+    {
+        "ok_count",
+        "failed_count",
+        "rejected_count",
+        "failed_share",
+        "rejected_share",
+        "other_ok_count",
+        "other_failed_count",
+        "rejected_since_first_share",
+        "others_in_period",
+        "others_failed_share",
+    }
+)
+
+
+def _dependent_measures(rule: Rule, columns: set[str]) -> set[str] | None:
+    """The rule's measures that read any of ``columns`` (None: all of them, because the
+    columns decide how records are grouped or matched)."""
+    params = rule.detector.parsed
+    mode_of = getattr(params, "mode_of", None)
+    shaping = params.columns() - {mode_of, "status"}
+    if columns & shaping:
         return None
-    positions = _own_positions(_kind_filter(rule), records, evaluator, code)
-    if positions.size == 0:
+    out: set[str] = set()
+    if mode_of in columns:
+        out |= {"mode_value", "mode_share", "distinct_values"}
+    if "status" in columns:
+        out |= _STATUS_MEASURES
+    return out
+
+
+def _could_not_check(
+    rule: Rule, records: SortedRecords, evaluator: FilterEvaluator, code: int, why: RuledOut
+) -> CouldNotCheck | None:
+    """The rule as "could not check" when a column it requires is unknown on every one of
+    the subscriber's records that the rest of the rule would judge; None when the records
+    can test it, or when what failed (``why``) fails whatever that column holds.
+
+    A column is unknown when it is missing from the input or, unless its null has a
+    meaning (:data:`NULL_MEANS`), null on all of those records. Those records are the
+    subscriber's records passing the filter without its conditions on that column: a
+    condition on a column that is there may already rule the cause out (every SMS to a
+    domestic number, whatever their lengths).
+    """
+    if not rule.requires:
         return None
     from telediag.derived import DERIVED_COLUMNS, derive
 
-    rows = records.order[positions]
+    given = set(records.normalized.raw.table.column_names)
 
-    def known(column: str) -> bool:
+    def unknown(column: str, rows: np.ndarray) -> bool:
+        if column in NULL_MEANS:
+            return column not in given
         if column in DERIVED_COLUMNS:
             values = derive(column, records.table, rows, evaluator.settings)
         elif column in records.table.column_names:
             values = records.table[column].take(pa.array(rows))
         else:
-            return False
-        return bool(values.null_count < len(values))
+            return True
+        return bool(values.null_count == len(values))
 
     blind: list[str] = []
     meanings: list[str] = []
+    considered = 0
     for entry in rule.requires:
         options = [entry] if isinstance(entry, str) else list(entry)
-        if not any(known(c) for c in options):
+        rest = _filter_without(rule.records, set(options))
+        positions = _own_positions(rest, records, evaluator, code)
+        if positions.size == 0:
+            continue
+        rows = records.order[positions]
+        if all(unknown(c, rows) for c in options):
             blind.append(" or ".join(options))
             meanings += [f"{c}: {DERIVED_COLUMNS[c][1]}" for c in options if c in DERIVED_COLUMNS]
+            considered = max(considered, int(positions.size))
     if not blind:
         return None
-    # A condition on a column that is there may rule the cause out regardless (every SMS
-    # to a domestic number, whatever their lengths): then it is ruled out, not unchecked.
     unseen = {c for entry in blind for c in entry.split(" or ")}
-    if _own_positions(_filter_without(rule.records, unseen), records, evaluator, code).size == 0:
-        return None
-    what = _kind_filter(rule).describe()
+    if why.basis == "thresholds":
+        dependent = _dependent_measures(rule, unseen)
+        failed = [c for c in why.checks if not c.passed]
+        if dependent is not None and any(c.measure not in dependent for c in failed):
+            return None  # a threshold fails whatever the unknown column holds
+    what = rule.records.describe()
     cols = ", ".join(blind) + (f" ({'; '.join(meanings)})" if meanings else "")
     return CouldNotCheck(
         rule_id=rule.id,
         rule_name=rule.name,
         root_cause=rule.root_cause,
         columns=blind,
-        records_considered=int(positions.size),
+        records_considered=considered,
         reason=(
             f"{cols} {'is' if len(blind) == 1 else 'are'} missing or empty on all "
-            f"{positions.size} of the subscriber's "
-            f"records of the kind it looks at ({what}), so the records cannot show whether "
-            "this cause applies"
+            f"{considered} of the subscriber's records the rule would judge ({what}), so "
+            "the records cannot show whether this cause applies"
         ),
     )
 

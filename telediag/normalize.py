@@ -194,8 +194,18 @@ def _parse_numeric(
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             arr = _parse_text_numbers(name, arr.cast(pa.string()), reason)
     bad = np.zeros(len(arr), dtype=bool)
+
+    def flag(cond: pa.Array | pa.ChunkedArray, why: str) -> None:
+        # Most columns have no bad value: one reduction decides, no row mask is built.
+        if pc.any(cond).as_py():
+            rows = _as_mask(cond) & ~bad
+            _mark(reason, rows, why)
+            bad[rows] = True
+
     if pa.types.is_floating(arr.type):
-        arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, arr.type), arr)
+        nan = pc.is_nan(arr)
+        if pc.any(nan).as_py():
+            arr = pc.if_else(nan, pa.scalar(None, arr.type), arr)
         too_big = pc.is_inf(arr)
         if pa.types.is_integer(target):
             info = np.iinfo(target.to_pandas_dtype())
@@ -204,29 +214,34 @@ def _parse_numeric(
                 too_big,
                 pc.or_(pc.less(arr, float(info.min)), pc.greater_equal(arr, -float(info.min))),
             )
-            fraction = pc.and_(pc.invert(too_big), pc.not_equal(pc.floor(arr), arr))
-            fraction = _as_mask(fraction)
-            _mark(reason, fraction, f"non-integral {name}")
-            bad |= fraction
-        too_big = _as_mask(too_big)
-        _mark(reason, too_big, f"out-of-range {name}")
-        bad |= too_big
+            flag(
+                pc.and_(pc.invert(too_big), pc.not_equal(pc.floor(arr), arr)),
+                f"non-integral {name}",
+            )
+        flag(too_big, f"out-of-range {name}")
     elif pa.types.is_integer(target) and arr.type != target:
         info = np.iinfo(target.to_pandas_dtype())
-        wide = pc.cast(arr, pa.int64()) if arr.type != pa.uint64() else arr
-        outside = _as_mask(pc.or_(pc.less(wide, info.min), pc.greater(wide, info.max)))
-        _mark(reason, outside, f"out-of-range {name}")
-        bad |= outside
+        if _outside(arr, info.min, info.max):
+            wide = pc.cast(arr, pa.int64()) if arr.type != pa.uint64() else arr
+            flag(
+                pc.or_(pc.less(wide, info.min), pc.greater(wide, info.max)), f"out-of-range {name}"
+            )
     if name in VALUE_RANGES:
         lo, hi = VALUE_RANGES[name]
-        outside = _as_mask(pc.or_(pc.less(arr, lo), pc.greater(arr, hi))) & ~bad
-        _mark(reason, outside, f"out-of-range {name}")
-        bad |= outside
+        if _outside(arr, lo, hi):
+            flag(pc.or_(pc.less(arr, lo), pc.greater(arr, hi)), f"out-of-range {name}")
     if bad.any():
         arr = pc.if_else(pa.array(~bad), arr, pa.scalar(None, arr.type))
     # Every value left fits the target exactly.
     out = pc.cast(arr, target, safe=False)
     return out if isinstance(out, pa.ChunkedArray) else pa.chunked_array([out])
+
+
+def _outside(arr: pa.Array | pa.ChunkedArray, lo: int, hi: int) -> bool:
+    """Is any non-null value below ``lo`` or above ``hi``? (One pass, no row mask.)"""
+    mm = pc.min_max(arr)
+    low, high = mm["min"].as_py(), mm["max"].as_py()
+    return low is not None and high is not None and (low < lo or high > hi)
 
 
 def _as_mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -265,9 +280,11 @@ def _blank_to_null(arr: pa.ChunkedArray) -> pa.ChunkedArray:
     """Empty and whitespace-only strings as null: a blank is no value."""
     if arr.null_count == len(arr):
         return arr
-    blank = pc.or_(pc.equal(pc.binary_length(arr), 0), pc.utf8_is_space(arr))
-    if not pc.any(blank).as_py():
-        return arr
+    lengths = pc.binary_length(arr)
+    spaces = pc.utf8_is_space(arr)  # non-empty and nothing but whitespace
+    if pc.min(lengths).as_py() > 0 and not pc.any(spaces).as_py():
+        return arr  # the usual case: no blank at all, nothing to rebuild
+    blank = pc.or_(pc.equal(lengths, 0), spaces)
     return pc.if_else(blank, pa.scalar(None, arr.type), arr)
 
 
@@ -373,7 +390,6 @@ def normalize(raw: RawInput, tz: str | None = None, threads: int = 2) -> Normali
         columns["msisdn"], encoded["msisdn"] = subscriber.result()
         for c, future in enums.items():
             columns[c], encoded[c] = future.result()
-        warnings = [w for w in [repeated_ids and repeated_ids.result()] if w]
 
     empty = pc.equal(encoded["msisdn"].dictionary, "")
     _mark(reason, _per_row(empty, encoded["msisdn"]), "missing msisdn")
@@ -411,6 +427,7 @@ def normalize(raw: RawInput, tz: str | None = None, threads: int = 2) -> Normali
             )
             _mark(reason, flagged, f"unknown {name}")
 
+    warnings = [w for w in [repeated_ids.result() if repeated_ids else None] if w]
     table = pa.table({name: _one_chunk(columns[name]) for name in COLUMNS})
     valid = reason == 0
     counts = np.bincount(reason, minlength=len(REASONS) + 1)

@@ -11,6 +11,11 @@ otherwise):
   contract section 5): international, from the country that follows the carrier
   code (see :mod:`telediag.callerid`; a general parser would wrongly read these as
   ``+1``);
+* a number of ten digits or more without a prefix that is no valid home number but a
+  valid number of another country (``43664684000``, as switches often record the
+  international form): international;
+* a prefix followed by nothing or by a zero (``000``, ``0000000000``): no number at all,
+  never international;
 * anything else that is a number (national ``0371…``, mobile ``138…``, the home code
   followed by a mobile number ``8613…``, short and service codes ``10086``,
   ``10658000``, ``17266``): domestic.

@@ -6,6 +6,7 @@ checked, and bad rows set aside, by :mod:`telediag.normalize`.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,9 +114,9 @@ def _expand(sources: Sources) -> list[tuple[Path | pa.Table, str]]:
             raise InputError(f"{path}: no such file or directory")
     if not out:
         raise InputError("no input given")
-    names = [name for _, name in out]
-    if len(set(names)) < len(names):
-        repeated = {name for name in names if names.count(name) > 1}
+    counts = Counter(name for _, name in out)
+    if len(counts) < len(out):
+        repeated = {name for name, count in counts.items() if count > 1}
         out = [
             (
                 item,

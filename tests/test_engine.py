@@ -150,11 +150,12 @@ def test_daily_rhythm_measures_by_hand() -> None:
 
 def test_rejection_period_measures_by_hand() -> None:
     # The newspaper: rejected 1-4 and 6-8 September, accepted on the 5th. Friends in that
-    # period (2, 3, 5, 6, 7 September): four rejected, one accepted.
+    # period (2, 3, 5, 6, 7 September): five MMS from four friends; three friends' MMS
+    # were refused (one of them twice), one friend's got through.
     m = _measures("TD008", "TD008/memory-full-newspaper-dominates.csv", "13800000805")
     news = m.loc["10658000"]
     assert news["rejected_since_first_share"] == 7 / 8
-    assert (news["others_in_period"], news["others_failed_share"]) == (5, 4 / 5)
+    assert (news["others_in_period"], news["others_failed_share"]) == (5, 3 / 4)
     # Blocked from the 7th: 8 rejections of the 8 issues since; friends' MMS on the 8th,
     # 10th, 12th and 14th (at noon, the newspaper's last at 07:30 on the 14th: 3 within).
     m = _measures("TD008", "TD008/blocked-from-mid-month.csv", "13800000804")
@@ -181,3 +182,63 @@ def test_resend_measures_by_hand() -> None:
     m = _measures("TD004", "TD004/same-picture-sent-again-days-after-swap.csv", "13800000462")
     row = m.loc["13900000461 / 44000"]
     assert (row["failed_count"], row["resend_rank"], row["after_arrival_s"]) == (1, 4, 97 * 3600)
+
+
+def test_resend_is_measured_from_the_sims_first_arrival_after_the_failure(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """SIMs swapped back and forth: C came back the evening of A's failure and sent ten MMS
+    of its own; weeks later A's SIM is in for one call, then C sends the same picture by
+    hand. C's arrival after the failure is 1 June 19:00, not 25 June: no re-send."""
+    head = "record_id,record_type,direction,start_time,duration_s,msisdn,imei,peer_number,"
+    head += "status,charge,mms_event,mms_size"
+    imei = "35201401000017"
+    rows = [
+        head,
+        f"c0,voice,mo,2008-06-01 08:00:00,60,13800000502,{imei},13700000001,,0.20,,",
+        f"a1,mms,mo,2008-06-01 10:00:00,,13800000501,{imei},13900000499,failed,0.00,submit,48213",
+        f"c1,voice,mo,2008-06-01 19:00:00,60,13800000502,{imei},13700000001,,0.20,,",
+    ]
+    for d in range(2, 12):
+        rows.append(
+            f"m{d},mms,mo,2008-06-{d:02d} 12:00:00,,13800000502,{imei},1370000{d:04d},ok,0.50,"
+            f"submit,{10000 + d}"
+        )
+    rows += [
+        f"a2,voice,mo,2008-06-25 09:00:00,60,13800000501,{imei},13700000009,,0.20,,",
+        f"c2,mms,mo,2008-06-25 10:00:00,,13800000502,{imei},13900000499,ok,0.50,submit,48213",
+    ]
+    path = tmp_path / "pingpong.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    rule = [r for r in telediag.load_rules() if r.id == "TD004"]
+    assert len(telediag.scan(path, rules=rule, tz="Asia/Shanghai").findings) == 0
+
+
+def test_no_rejection_means_no_period() -> None:
+    """With no rejection there is no period to count other senders in: n/a, not 0."""
+    m = _measures("TD008", "TD008/newspaper-blocked.csv", "13800000801")
+    friend = m.loc["13900000801"]
+    assert friend["rejected_count"] == 0
+    assert np.isnan(friend["others_in_period"]) and np.isnan(friend["others_failed_share"])
+
+
+def test_two_blocked_senders_are_both_found(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two senders on the block list: each one's rejections are not a full memory for the
+    other, since every person's MMS got through."""
+    head = "record_id,record_type,direction,start_time,msisdn,imei,peer_number,status,"
+    rows = [head + "status_code,charge,mms_event,mms_size"]
+    who = "13800000809,35484400000010"
+    for d in range(1, 11):
+        rows.append(
+            f"n{d},mms,mt,2008-09-{d:02d} 07:30:00,{who},10658000,rejected,2000,0,deliver,600"
+        )
+        rows.append(
+            f"w{d},mms,mt,2008-09-{d:02d} 08:00:00,{who},10658111,rejected,2000,0,deliver,200"
+        )
+        if d % 2 == 0:
+            rows.append(
+                f"f{d},mms,mt,2008-09-{d:02d} 19:00:00,{who},1390000{d:04d},ok,,0,deliver,300"
+            )
+    path = tmp_path / "two-blocked.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    rule = [r for r in telediag.load_rules() if r.id == "TD008"]
+    found = telediag.scan(path, rules=rule, tz="Asia/Shanghai").findings
+    assert sorted(found["group"]) == ["10658000", "10658111"]

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import telediag
+from telediag.colmap import load_column_map
 from telediag.normalize import normalize
 from telediag.read import read_input
 from telediag.schema import COLUMNS
@@ -158,3 +159,15 @@ def test_bad_column_map_names_file_and_field(tmp_path: Path) -> None:
     p.write_text("columns:\n  msisdn_number: servedMSISDN\n", encoding="utf-8")
     with pytest.raises(telediag.ColumnMapError, match=r"map\.yaml: columns: .*msisdn_number"):
         read_input(_csv(tmp_path), column_map=p)
+
+
+def test_column_map_on_a_column_with_no_values() -> None:
+    """A record kind column that is empty (no rows, or only nulls) maps to text nulls."""
+    cmap = load_column_map(ROOT / "column-maps" / "3gpp-ts32298.yaml")
+    for n in (0, 2):
+        table = pa.table(
+            {"recordType": pa.nulls(n, pa.string()), "servedMSISDN": pa.nulls(n, pa.string())}
+        )
+        mapped = cmap.apply(table)
+        assert mapped["record_type"].type == pa.string()
+        assert mapped["record_type"].null_count == n

@@ -153,3 +153,19 @@ def test_reports_name_the_other_numbers_on_the_handset() -> None:
     assert "35201401000017 was also used by 13800000401" in inv.render("text")
     assert "| also used by |" in inv.render("md")
     assert "also used by" in inv.render("html")
+
+
+def test_a_finding_on_an_unknown_handset_among_known_ones_is_kept(tmp_path: Path) -> None:
+    """Findings whose handset model is unknown sit beside ones with a known model: the
+    model is missing (NaN in the frame), and the finding must not turn into a rule error."""
+    path = tmp_path / "shared.csv"
+    path.write_text(
+        "record_id,record_type,direction,start_time,msisdn,imei,peer_number\n"
+        "r4,csd,mo,2008-09-05 13:00:00,13800000001,35201401000017,0044770090055\n"
+        "r21,csd,mo,2008-09-02 15:00:00,13800000003,35484400000010,+46701234567\n"
+        "r27,voice,mo,2008-09-05 16:00:00,13800000001,35484400000010,10658000\n",
+        encoding="utf-8",
+    )
+    inv = telediag.investigate(path, "13800000001")
+    assert inv.rule_errors == []
+    assert [(f.rule_id, f.handset_model) for f in inv.findings] == [("TD007", None)]

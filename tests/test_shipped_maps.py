@@ -103,6 +103,12 @@ def test_columns_suggest_drafts_a_map_that_loads(
         assert "# guess: GSM basic services" in draft
         result = telediag.scan(sample, column_map=cmap, tz=TZ)
         assert result.report.rows_used == result.report.rows_read == 44
+        # Values alone do not tell a text's length from a charge, so the draft leaves
+        # col12 (sms_chars) out; TD001 judges lengths and cannot fire until it is named (and
+        # an investigation says it could not check, naming sms_length).
+        _draft_cannot_confirm(sample, path, result, "TD001")
+        named = cmap.model_copy(update={"columns": {**cmap.columns, "sms_length": "col12"}})
+        result = telediag.scan(sample, column_map=named, tz=TZ)
         assert list(result.findings["rule_id"]) == ["TD001"]
     assert main(["columns", "check", str(sample), "--column-map", str(path), "--tz", TZ]) == 0
     if name == "research-handset-log":
@@ -111,3 +117,15 @@ def test_columns_suggest_drafts_a_map_that_loads(
         result = telediag.scan(sample, column_map=cmap, tz=TZ)
         assert result.report.rows_used == result.report.rows_read
         assert list(result.findings["rule_id"]) == ["TD010"]
+
+
+def _draft_cannot_confirm(
+    sample: Path, draft: Path, result: telediag.ScanResult, rule_id: str
+) -> None:
+    """A drafted map without sms_length: no finding of the length-judging rule, and the
+    investigation lists it as could not check, naming sms_length."""
+    assert rule_id not in set(result.findings["rule_id"])
+    msisdn = str(result.records.msisdns.to_pylist()[0]) if result.records is not None else ""
+    inv = telediag.investigate(sample, msisdn, column_map=draft, tz=TZ)
+    unchecked = {c.rule_id: c.columns for c in inv.could_not_check}
+    assert unchecked.get(rule_id) == ["sms_length"]

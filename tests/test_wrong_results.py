@@ -21,6 +21,7 @@ from telediag.cli import main
 from telediag.numbers import HomeCountry, classify_numbers
 from telediag.partition import linked_groups, part_of_rows
 from telediag.policy import load_policy
+from telediag.read import read_input
 
 from .conftest import FIXTURES, RULES
 
@@ -105,6 +106,23 @@ def test_explicit_ids_that_restart_per_file_are_warned_about(
     shown = [r.start_time.replace(tzinfo=None) for r in found.evidence_records]
     assert shown == list(burst)
     assert int(inv.records["evidence"].sum()) == 40
+
+
+def test_files_of_the_same_stem_side_by_side_get_distinct_ids(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "record_type": ["sms"],
+            "direction": ["mo"],
+            "start_time": ["2008-07-01 10:00"],
+            "msisdn": ["1380"],
+        }
+    )
+    for day in ("a", "b"):
+        (tmp_path / day).mkdir()
+        frame.to_csv(tmp_path / day / "export.csv", index=False)
+    raw = read_input([tmp_path / "a" / "export.csv", tmp_path / "b" / "export.csv"])
+    ids = raw.generated_ids(np.array([0, 1])).to_pylist()
+    assert len(set(ids)) == 2 and ids[0].endswith("a/export:0")
 
 
 # -- 2. local time across daylight saving --------------------------------------------------

@@ -27,8 +27,8 @@ GROUP_MEASURES: dict[str, str] = {
     "rejected_share": "rejected_count / count",
     "active_days": "distinct local calendar days with a record",
     "night_count": "records between 00:00 and 05:59 local time",
-    "mode_value": "the most common value of the mode_of column",
-    "mode_share": "share of records carrying mode_value",
+    "mode_value": "the most common known value of the mode_of column",
+    "mode_share": "share of records carrying mode_value (empty when no value is known)",
     "distinct_values": "distinct values of the mode_of column",
     "subscriber_groups": "distinct groups this subscriber has among the rule's records",
     "subscriber_share": "share of the subscriber's rule records, within the same time span, "
@@ -41,9 +41,9 @@ GROUP_MEASURES: dict[str, str] = {
     "rejected_since_first_share": "share of the group's records rejected, counted from its "
     "first rejected record on (empty when none was rejected)",
     "others_in_period": "the subscriber's rule records in other groups from the group's "
-    "first rejected record to its last record",
-    "others_failed_share": "share of those records (others_in_period) that failed "
-    "(empty when there are none)",
+    "first rejected record to its last record (empty when none was rejected)",
+    "others_failed_share": "share of the other groups (e.g. senders) with records in that "
+    "period whose records there mostly failed (empty when there are none)",
 }
 
 
@@ -53,8 +53,13 @@ def measure_groups(
     group_by: list[str],
     mode_of: str | None,
     split_gap_s: float | None,
+    evidence_from_first_rejection: bool = False,
 ) -> Candidates:
-    """Group, optionally split into bursts, and measure; see :data:`GROUP_MEASURES`."""
+    """Group, optionally split into bursts, and measure; see :data:`GROUP_MEASURES`.
+
+    With ``evidence_from_first_rejection`` a group's evidence (and so its finding's span)
+    starts at its first rejected record: what came before it is not evidence of a block.
+    """
     rec = ctx.records
     n = positions.shape[0]
     if n == 0:
@@ -69,19 +74,17 @@ def measure_groups(
         dicts.append(dictionary)
     wanted = ctx.wanted
     period_measures = {"rejected_since_first_share", "others_in_period", "others_failed_share"}
-    need_status = bool(
-        wanted & period_measures
-        | wanted
-        & {
-            "ok_count",
-            "failed_count",
-            "rejected_count",
-            "failed_share",
-            "rejected_share",
-            "other_ok_count",
-            "other_failed_count",
-        }
-    )
+    status_measures = {
+        "ok_count",
+        "failed_count",
+        "rejected_count",
+        "failed_share",
+        "rejected_share",
+        "other_ok_count",
+        "other_failed_count",
+        *period_measures,
+    }
+    need_status = bool(wanted & status_measures) or evidence_from_first_rejection
     status_ok = status_rej = None
     if need_status:
         scodes, sdict = rec.codes("status", positions)
@@ -108,6 +111,12 @@ def measure_groups(
             status_ok, status_rej = status_ok[perm], status_rej[perm]
     group_starts = sg.starts_where_changed([sub, *keys], n)
     sub_groups = np.bincount(sub[group_starts], minlength=nsub)
+    # The key group of every record, in grouped order and in the subset's own order.
+    kgroup = sg.segment_ids(group_starts, n)
+    kgroup_subset = kgroup
+    if keys:
+        kgroup_subset = np.empty(n, dtype=np.int64)
+        kgroup_subset[perm] = kgroup
     starts = group_starts
     if split_gap_s is not None:
         cut = np.zeros(n, dtype=bool)
@@ -122,6 +131,7 @@ def measure_groups(
             elem_keep = np.repeat(keep_seg, count)
             positions, sub, t = positions[elem_keep], sub[elem_keep], t[elem_keep]
             keys = [k[elem_keep] for k in keys]
+            kgroup = kgroup[elem_keep]
             if status_ok is not None and status_rej is not None:
                 status_ok, status_rej = status_ok[elem_keep], status_rej[elem_keep]
             count = count[keep_seg]
@@ -165,8 +175,8 @@ def measure_groups(
         assert ok_subset is not None
         m.update(
             _rejection_period(
-                t, status_ok, status_rej, starts, count, last, sub[starts], sub_subset, t_subset,
-                ok_subset,
+                t, status_ok, status_rej, starts, count, last, sub[starts], kgroup[starts],
+                sub_subset, t_subset, ok_subset, kgroup_subset,
             )
         )  # fmt: skip
     if "night_count" in wanted:
@@ -174,20 +184,33 @@ def measure_groups(
         m["night_count"] = np.add.reduceat(night.astype(np.int64), starts)
     if mode_of is not None and wanted & {"mode_value", "mode_share", "distinct_values"}:
         codes, dictionary = rec.codes(mode_of, positions)
-        mode, top = sg.seg_mode(codes, seg, nseg)
+        # Unknown values are not alike: the mode is taken over known values, and its share
+        # is of all records (n/a when none is known).
+        known = codes >= 0
+        mode, top = sg.seg_mode(codes[known], seg[known], nseg)
         labels = np.array(dictionary.to_pylist() + [None], dtype=object)
         m["mode_value"] = labels[mode]
-        m["mode_share"] = top / count
+        m["mode_share"] = np.where(top > 0, top / count, np.nan)
         m["distinct_values"] = sg.seg_nunique(codes, seg, nseg)
     if "subscriber_groups" in wanted:
         m["subscriber_groups"] = sub_groups[sub[starts]]
     if "subscriber_share" in wanted:
         within = _count_between(sub_subset, t_subset, sub[starts], first, last)
         m["subscriber_share"] = count / np.maximum(within, 1)
+    offsets = np.append(starts, n).astype(np.int64)
+    if evidence_from_first_rejection and status_rej is not None:
+        ends = offsets[1:]
+        first_rej = np.minimum.reduceat(np.where(status_rej, np.arange(n), n), starts)
+        begin = np.where(first_rej < ends, first_rej, starts)
+        lengths = ends - begin
+        new_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        take = np.repeat(begin - new_offsets[:-1], lengths) + np.arange(int(lengths.sum()))
+        positions, offsets = positions[take], new_offsets
+        m["first_ms"] = t[begin]
     return Candidates(
         measures=pd.DataFrame(m),
         positions=positions,
-        offsets=np.append(starts, n).astype(np.int64),
+        offsets=offsets,
         key_columns=list(group_by),
         key_dicts=dicts,
     )
@@ -224,17 +247,22 @@ def _rejection_period(
     count: np.ndarray,
     last: np.ndarray,
     seg_sub: np.ndarray,
+    seg_group: np.ndarray,
     sub_all: np.ndarray,
     t_all: np.ndarray,
     ok_all: np.ndarray,
+    group_all: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Per segment, over its period from its first rejected record to its last record:
-    the share of its own records rejected, and how many of the subscriber's records in
-    other groups fall in the period and what share of those failed.
+    the share of its own records rejected; how many of the subscriber's records in other
+    groups fall in the period; and the share of those other groups (senders) whose
+    records there mostly failed.
 
-    ``t``/``ok``/``rejected`` are the grouped records (segments at ``starts``);
-    ``sub_all``/``t_all``/``ok_all`` are all of the rule's records in (subscriber, time)
-    order, from which the other groups' records are counted.
+    Senders, not records: a customer who blocked two senders has each one's rejections
+    among the other's "others", while every person's MMS got through; a full memory makes
+    most senders fail. ``t``/``ok``/``rejected`` are the grouped records (segments at
+    ``starts``, key group ``seg_group``); ``*_all`` are all of the rule's records in
+    (subscriber, time) order with their key group.
     """
     n = t.shape[0]
     ends = starts + count
@@ -242,23 +270,56 @@ def _rejection_period(
     has = first_rej < ends
     at_first = np.minimum(first_rej, n - 1)
     since = np.where(has, ends - first_rej, 0)
-    ok_cum = np.concatenate([[0], np.cumsum(ok.astype(np.int64))])
-    since_failed = since - np.where(has, ok_cum[ends] - ok_cum[at_first], 0)
     rejected_count = np.add.reduceat(rejected.astype(np.int64), starts)
     lo = np.where(has, t[at_first], last)
-    within = _count_between(sub_all, t_all, seg_sub, lo, last)
-    failed_within = _count_between(sub_all[~ok_all], t_all[~ok_all], seg_sub, lo, last)
-    # The group's own records in the period are exactly those from its first rejection on.
-    others = np.where(has, within - since, 0).astype(np.int64)
-    others_failed = np.where(has, failed_within - since_failed, 0)
+    # The subscriber's records within each period (only segments with a rejection).
+    q = np.flatnonzero(has)
+    a, b = _range_between(sub_all, t_all, seg_sub[q], lo[q], last[q])
+    lengths = b - a
+    pair_q = np.repeat(np.arange(q.size), lengths)
+    elem = np.repeat(a - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(
+        int(lengths.sum())
+    )
+    other = group_all[elem] != seg_group[q][pair_q]
+    pair_q, elem = pair_q[other], elem[other]
+    others = np.full(starts.shape[0], np.nan)
+    others[q] = np.bincount(pair_q, minlength=q.size)
+    share = np.full(starts.shape[0], np.nan)
+    if elem.size:
+        key = pair_q.astype(np.int64) * (int(group_all.max()) + 1) + group_all[elem]
+        uniq, inverse = np.unique(key, return_inverse=True)
+        total = np.bincount(inverse)
+        failed = np.bincount(inverse, weights=~ok_all[elem])
+        sender_q = uniq // (int(group_all.max()) + 1)
+        n_senders = np.bincount(sender_q, minlength=q.size)
+        n_failing = np.bincount(sender_q, weights=2 * failed > total, minlength=q.size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share[q] = np.where(n_senders > 0, n_failing / np.maximum(n_senders, 1), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(has, rejected_count / np.maximum(since, 1), np.nan)
-        others_share = np.where(others > 0, others_failed / np.maximum(others, 1), np.nan)
+        own_share = np.where(has, rejected_count / np.maximum(since, 1), np.nan)
     return {
-        "rejected_since_first_share": share,
-        "others_in_period": others,
-        "others_failed_share": others_share,
+        "rejected_since_first_share": own_share,
+        "others_in_period": others.astype(np.int64) if has.all() else others,
+        "others_failed_share": share,
     }
+
+
+def _range_between(
+    sub_sorted: np.ndarray, t_sorted: np.ndarray, sub: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index range [a, b) of the (sub, t)-sorted pairs with that sub and t in [lo, hi]."""
+    if t_sorted.size == 0 or sub.size == 0:
+        z = np.zeros(sub.shape[0], dtype=np.int64)
+        return z, z
+    t0, t1 = int(t_sorted.min()), int(t_sorted.max())
+    width = t1 - t0 + 1
+    key = sub_sorted.astype(np.int64) * width + (t_sorted - t0)
+    base = sub.astype(np.int64) * width - t0
+    lo_c, hi_c = np.clip(lo, t0, t1), np.clip(hi, t0, t1)
+    a = np.searchsorted(key, base + lo_c, side="left")
+    b = np.searchsorted(key, base + hi_c, side="right")
+    inside = (hi >= t0) & (lo <= t1)
+    return np.where(inside, a, 0), np.where(inside, np.maximum(b, a), 0)
 
 
 def _count_between(

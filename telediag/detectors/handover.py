@@ -65,10 +65,10 @@ class HandoverDetector(Detector):
         "failed_count": "failed originals of the same message key under another subscriber "
         "on the same handset, just before the re-send (0: none)",
         "delay_s": "seconds from the last failed original to the re-send",
-        "after_arrival_s": "seconds from the new SIM's first record on the handset (its "
-        "arrival) to the re-send",
+        "after_arrival_s": "seconds from the new SIM's arrival on the handset (its first "
+        "record there after the failure; unmatched: of its current stint) to the re-send",
         "resend_rank": "place of the re-send among the new SIM's records of the rule's kind "
-        "on the handset since its arrival (1 = the first)",
+        "on the handset since that arrival (1 = the first)",
         "previous_msisdn": "the subscriber of the failed originals (unmatched: the "
         "subscriber on the handset before the new SIM)",
         "charge": "charge of the re-send",
@@ -165,6 +165,14 @@ class HandoverDetector(Detector):
             & (sub[p] != sub[cand])
             & (t[p] < arrive[cand])
         )
+        # A matched re-send is measured from the new SIM's first arrival on the handset
+        # after the failure (SIMs may go back and forth), counting its records since then.
+        arrive_c, rank_c = arrive[cand].copy(), rank[cand].copy()
+        if matched.any():
+            since = _since_arrival(
+                h_o, s_o, t_o, stint_starts, keys[0], sub, t, cand[matched], t[p[matched]]
+            )
+            arrive_c[matched], rank_c[matched] = since
         first = np.where(matched, run_starts[run[p]], cand)
         lengths = cand - first + 1
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -180,8 +188,8 @@ class HandoverDetector(Detector):
                 "count": lengths,
                 "failed_count": lengths - 1,
                 "delay_s": np.where(matched, (t[cand] - t[p]) / 1000.0, np.nan),
-                "after_arrival_s": (t[cand] - arrive[cand]) / 1000.0,
-                "resend_rank": rank[cand],
+                "after_arrival_s": (t[cand] - arrive_c) / 1000.0,
+                "resend_rank": rank_c,
                 "previous_msisdn": msisdns[previous],
                 "charge": np.nan_to_num(charge),
                 **{f"_key{i}": keys[i + 1][cand] for i in range(len(params.match_on))},
@@ -194,6 +202,43 @@ class HandoverDetector(Detector):
             key_columns=list(params.match_on),
             key_dicts=dicts,
         )
+
+
+def _since_arrival(
+    h_o: np.ndarray,
+    s_o: np.ndarray,
+    t_o: np.ndarray,
+    stint_starts: np.ndarray,
+    hcode: np.ndarray,
+    sub: np.ndarray,
+    t: np.ndarray,
+    which: np.ndarray,
+    after: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For the rule's records at ``which``: the start of their subscriber's first stint on
+    the handset after time ``after``, and their place among that subscriber's rule records
+    on the handset from then on (1 = the first).
+
+    ``h_o``/``s_o``/``t_o`` are every record on the handsets in (handset, time) order with
+    ``stint_starts``; ``hcode``/``sub``/``t`` are the rule's records.
+    """
+    st_h, st_s, st_t = h_o[stint_starts], s_o[stint_starts], t_o[stint_starts]
+    pairs = np.stack([np.concatenate([st_h, hcode]), np.concatenate([st_s, sub])])
+    _, pair = np.unique(pairs, axis=1, return_inverse=True)
+    pair = pair.ravel().astype(np.int64)
+    st_pair, rec_pair = pair[: st_h.size], pair[st_h.size :]
+    t0 = int(min(st_t.min(), t.min()))
+    width = int(max(st_t.max(), t.max())) - t0 + 2
+    st_key = np.sort(st_pair * width + (st_t - t0))
+    rec_key = np.sort(rec_pair * width + (t - t0))
+    base = rec_pair[which] * width - t0
+    # The first stint of the pair that starts after the failure (it exists: the re-send
+    # itself lies in a stint of that subscriber after the failure).
+    arrival = st_key[np.searchsorted(st_key, base + after, side="right")] - base
+    place = np.searchsorted(rec_key, base + t[which], side="right") - np.searchsorted(
+        rec_key, base + arrival, side="left"
+    )
+    return arrival, place
 
 
 register(HandoverDetector())

@@ -25,6 +25,11 @@ class MatchParams(DetectorParams):
     mode_of: str | None = Field(
         None, description="column whose most common value is reported (mode_value)"
     )
+    evidence_from_first_rejection: bool = Field(
+        False,
+        description="a group's evidence starts at its first rejected record (what came "
+        "before is not evidence)",
+    )
 
     def columns(self) -> set[str]:
         return set(self.group_by) | ({self.mode_of} if self.mode_of else set())
@@ -38,7 +43,14 @@ class MatchDetector(Detector):
     MEASURES: ClassVar[dict[str, str]] = dict(GROUP_MEASURES)
 
     def detect(self, ctx: DetectContext, positions: np.ndarray, params: MatchParams) -> Candidates:
-        return measure_groups(ctx, positions, params.group_by, params.mode_of, None)
+        return measure_groups(
+            ctx,
+            positions,
+            params.group_by,
+            params.mode_of,
+            None,
+            evidence_from_first_rejection=params.evidence_from_first_rejection,
+        )
 
 
 register(MatchDetector())

@@ -1,0 +1,950 @@
+"""The same scan on a Spark cluster, for months kept in a data lake.
+
+Spark reads the month (Parquet or CSV, any file system the cluster has: ``hdfs://``,
+``s3a://``), applies the column map batch by batch over Arrow, gives every row its record
+id, and shuffles the rows into buckets. Each bucket then goes through the very same
+engine as a local scan, over Arrow (``groupBy(...).applyInArrow``), in one Python call
+per bucket: there is no row-by-row Python.
+
+Rules are cut as in a bucketed local scan: subscriber-keyed rules run on buckets of rows
+hashed by the trimmed msisdn, which also give the input accounting and the rejects;
+handset-keyed rules (``cross_subscriber``, TD004) run on buckets of the rows that carry an
+IMEI, hashed by it. Both cuts travel in one shuffle.
+
+Every bucket returns one Arrow table holding, row by row, its findings, evidence,
+rejects, input counts and rule errors (a ``_kind`` column tells them apart). That table
+is cached once; the findings, evidence and rejects are views of it, and the counts and
+errors are summed on the driver. A rule that fails in any bucket loses all its findings,
+as when it fails in a one-piece scan; the others stand.
+
+Record ids are what make finding ids equal to a local scan's: an input without
+``record_id`` gets ``<file stem>:<row number in the file>``, computed here from Spark's
+file metadata (which split of which file a row came from, and its place in the split).
+
+Python::
+
+    from telediag.spark import scan
+    result = scan(spark.read.parquet("s3a://lake/cdr/2008-07"), tz="Asia/Shanghai")
+    result.findings, result.evidence, result.rejects  # Spark DataFrames
+    result.report, result.errors  # summed input accounting; rules that failed
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote, urlparse
+
+import pandas as pd
+import pyarrow as pa
+
+from telediag.catalog import Rule
+from telediag.colmap import ColumnMap, load_column_map
+from telediag.context import ScanSettings
+from telediag.engine import RuleError
+from telediag.errors import InputError, TelediagError
+from telediag.findings import EVIDENCE_COLUMNS, FINDING_COLUMNS, empty_evidence, empty_findings
+from telediag.normalize import REASONS, InputReport
+from telediag.read import _wanted_source_columns
+from telediag.scan import CONTRACT_COLUMNS, ScanResult, _resolve_rules
+from telediag.schema import COLUMNS, REQUIRED
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import DataType, StructType
+
+Key = Literal["subscriber", "handset"]
+
+#: Rows per bucket when the caller does not choose: about half a gigabyte of memory in
+#: the Python worker that scans it (the engine needs about 0.4 GB per million rows).
+ROWS_PER_BUCKET = 1_000_000
+
+#: Spark's CSV reader turns an unquoted empty field into this, then into null, while a
+#: quoted empty field stays an empty string: the same as the local CSV reader.
+_CSV_NULL = "\u0000telediag-null\u0000"
+
+#: Columns added to the input for record ids and buckets; never part of the result.
+_FILE, _BLOCK, _MONO, _PASS, _BUCKET = "_td_file", "_td_block", "_td_mono", "_td_pass", "_td_bucket"
+_PASSES: tuple[Key, Key] = ("subscriber", "handset")
+
+#: Prefixes of the union table's columns that belong to one kind of row.
+_EV, _RJ, _RP, _ER = "ev_", "rj_", "rp_", "er_"
+
+
+class SparkError(TelediagError):
+    """Spark is missing, or refused the input."""
+
+
+# ---------------------------------------------------------------------------------------
+# The bucket side: runs in the executors' Python workers. Plain Arrow and pandas only.
+
+
+@dataclass
+class _Part:
+    """What one bucket gave (the fields of ``buckets.BucketResult``)."""
+
+    findings: pd.DataFrame
+    evidence: pd.DataFrame
+    report: InputReport
+    errors: list[RuleError]
+    rejects: pa.Table
+
+
+def _scan_part(table: pa.Table, rules: Sequence[Rule], settings: ScanSettings, key: Key) -> _Part:
+    """The engine on one bucket: the only place that calls it.
+
+    ``table`` holds contract columns after the column map, before normalization, with
+    every record id filled in. A subscriber bucket reports its rows and rejects; a
+    handset bucket holds copies of rows counted elsewhere and reports neither.
+    """
+    from telediag.scan import scan as local_scan
+
+    result = local_scan(table, rules=list(rules), tz=settings.tz, home=settings.home, workers=1)
+    if key == "subscriber":
+        report, rejects = result.report, result.rejects()
+    else:
+        report, rejects = InputReport(files=[], rows_read=0, rows_used=0), pa.table({})
+    return _Part(result.findings, result.evidence, report, result.errors, rejects)
+
+
+def _finding_fields() -> list[tuple[str, pa.DataType]]:
+    """The findings table's columns with their Arrow types on Spark (times in
+    microseconds, Spark's unit; the list of record ids as a list of strings)."""
+    template = empty_findings()
+    fields: list[tuple[str, pa.DataType]] = []
+    for name in FINDING_COLUMNS:
+        dtype = template[name].dtype
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            fields.append((name, pa.timestamp("us", tz="UTC")))
+        elif pd.api.types.is_object_dtype(dtype):
+            fields.append((name, pa.list_(pa.string())))
+        elif pd.api.types.is_integer_dtype(dtype):
+            fields.append((name, pa.int64()))
+        elif pd.api.types.is_float_dtype(dtype):
+            fields.append((name, pa.float64()))
+        else:
+            fields.append((name, pa.string()))
+    return fields
+
+
+def union_schema(reject_fields: Sequence[tuple[str, pa.DataType]]) -> pa.Schema:
+    """The Arrow schema every bucket returns: one ``_kind`` column, then the columns of
+    findings, evidence, rejects (``reject_fields``: the input's columns), counts and errors.
+    """
+    ts = pa.timestamp("us", tz="UTC")
+    fields: list[tuple[str, pa.DataType]] = [("_kind", pa.string())]
+    fields += _finding_fields()
+    fields += [(_EV + "record_id", pa.string()), (_EV + "start_time", ts)]
+    fields += [(_EV + "record_type", pa.string())]
+    fields += [(_RJ + "reason", pa.string()), (_RJ + "record_id", pa.string())]
+    fields += [(_RJ + name, t) for name, t in reject_fields if name != "record_id"]
+    fields += [(_RP + "item", pa.string()), (_RP + "count", pa.int64())]
+    fields += [(_ER + "message", pa.string()), (_ER + "detail", pa.string())]
+    fields += [(_ER + "bucket", pa.int64())]
+    return pa.schema(fields)
+
+
+def _rows(kind: str, n: int, columns: dict[str, Any], schema: pa.Schema) -> pa.Table:
+    """``n`` rows of one kind: the given columns cast to the schema, nulls elsewhere."""
+    arrays = []
+    for f in schema:
+        if f.name == "_kind":
+            arrays.append(pa.array([kind] * n, type=pa.string()))
+        elif f.name in columns:
+            value = columns[f.name]
+            arr = value if isinstance(value, (pa.Array, pa.ChunkedArray)) else pa.array(value)
+            arrays.append(arr.cast(f.type))
+        else:
+            arrays.append(pa.nulls(n, f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _frame_columns(frame: pd.DataFrame, names: Sequence[str]) -> dict[str, pa.ChunkedArray]:
+    table = pa.Table.from_pandas(frame[list(names)], preserve_index=False)
+    return {n: table[n] for n in names}
+
+
+def encode_part(part: _Part, bucket: int, schema: pa.Schema) -> pa.Table:
+    """One bucket's result as rows of the union schema."""
+    pieces: list[pa.Table] = []
+    if len(part.findings):
+        cols = _frame_columns(part.findings, FINDING_COLUMNS)
+        pieces.append(_rows("finding", len(part.findings), cols, schema))
+    if len(part.evidence):
+        ev = _frame_columns(part.evidence, EVIDENCE_COLUMNS)
+        rule_of = dict(zip(part.findings["finding_id"], part.findings["rule_id"], strict=True))
+        rule_ids = part.evidence["finding_id"].map(rule_of)
+        cols = {
+            "finding_id": ev["finding_id"],
+            "rule_id": pa.array(rule_ids.astype(object), type=pa.string()),
+            _EV + "record_id": ev["record_id"],
+            _EV + "start_time": ev["start_time"],
+            _EV + "record_type": ev["record_type"],
+        }
+        pieces.append(_rows("evidence", len(part.evidence), cols, schema))
+    rejects = part.rejects
+    if rejects.num_columns and rejects.num_rows:
+        cols = {}
+        for name in rejects.column_names:
+            target = _RJ + name
+            if target in schema.names:
+                arr = rejects[name]
+                if pa.types.is_dictionary(arr.type):
+                    arr = arr.cast(arr.type.value_type)
+                cols[target] = arr
+        pieces.append(_rows("reject", rejects.num_rows, cols, schema))
+    rep = part.report
+    if rep.rows_read:
+        items = ["rows_read", "rows_used", *(f"set_aside:{r}" for r in rep.set_aside)]
+        counts = [rep.rows_read, rep.rows_used, *rep.set_aside.values()]
+        cols = {_RP + "item": items, _RP + "count": pa.array(counts, type=pa.int64())}
+        pieces.append(_rows("report", len(items), cols, schema))
+    if part.errors:
+        cols = {
+            "rule_id": [e.rule_id for e in part.errors],
+            _ER + "message": [e.message for e in part.errors],
+            _ER + "detail": [e.detail for e in part.errors],
+            _ER + "bucket": pa.array([bucket] * len(part.errors), type=pa.int64()),
+        }
+        pieces.append(_rows("error", len(part.errors), cols, schema))
+    if not pieces:
+        return schema.empty_table()
+    return pa.concat_tables(pieces)
+
+
+def bucket_function(
+    subscriber_rules: Sequence[Rule],
+    handset_rules: Sequence[Rule],
+    settings: ScanSettings,
+    schema: pa.Schema,
+) -> Callable[[tuple[Any, ...], pa.Table], pa.Table]:
+    """The function Spark calls once per bucket, with the bucket's (pass, number) key."""
+    sub_rules, hs_rules = list(subscriber_rules), list(handset_rules)
+
+    def run(key: tuple[Any, ...], table: pa.Table) -> pa.Table:
+        which = _PASSES[int(key[0].as_py())]
+        bucket = int(key[1].as_py())
+        rows = table.drop_columns([c for c in (_PASS, _BUCKET) if c in table.column_names])
+        rules = sub_rules if which == "subscriber" else hs_rules
+        started = time.perf_counter()
+        part = _scan_part(rows, rules, settings, which)
+        out = encode_part(part, bucket, schema)
+        # The bucket's cost, for sizing a cluster: one row per bucket and pass.
+        cost = {
+            _RP + "item": [f"bucket_ms:{which}"],
+            _RP + "count": pa.array([round((time.perf_counter() - started) * 1000)], pa.int64()),
+        }
+        return pa.concat_tables([out, _rows("report", 1, cost, schema)])
+
+    return run
+
+
+def mapped_schema(cmap: ColumnMap, source: pa.Schema, keep: Sequence[str]) -> pa.Schema:
+    """The Arrow schema a column map gives for a source schema: contract columns present
+    after the map, then the ``keep`` columns passed through; columns of no type are text."""
+    out = cmap.apply(source.empty_table())
+    fields = []
+    for name in [*(c for c in out.column_names if c in COLUMNS), *keep]:
+        t = out.schema.field(name).type if name in out.column_names else pa.string()
+        fields.append(pa.field(name, pa.string() if pa.types.is_null(t) else t))
+    return pa.schema(fields)
+
+
+def map_function(cmap: ColumnMap, schema: pa.Schema) -> Callable[[Any], Any]:
+    """mapInArrow's function: the column map on each batch, cast to ``schema``."""
+
+    from telediag.colmap import MapStats
+
+    def run(batches: Any) -> Any:
+        for batch in batches:
+            stats = MapStats()
+            mapped = cmap.apply(pa.Table.from_batches([batch]), stats)
+            n = mapped.num_rows
+            # The batch's disagreement counts ride on its first row, for the driver to sum.
+            note = json.dumps(dict(stats.disagreements)) if stats.disagreements else None
+            cols = [
+                pa.array([note] + [None] * (n - 1) if n else [], type=pa.string())
+                if f.name == _DISAGREE
+                else mapped[f.name].cast(f.type)
+                for f in schema
+            ]
+            yield from pa.Table.from_arrays(cols, schema=schema).to_batches()
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------
+# The driver side.
+
+
+def _require_pyspark() -> None:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise SparkError("--engine spark needs PySpark: pip install 'telediag[spark]'") from None
+
+
+def _use_this_interpreter(spark: SparkSession) -> None:
+    """In local mode, let Python workers run this very interpreter (which has telediag
+    and pyarrow) unless the user chose one; a cluster's executors keep their own."""
+    sc = spark.sparkContext
+    chosen = sc.getConf().get("spark.pyspark.python") or os.environ.get("PYSPARK_PYTHON")
+    if (sc.master or "").startswith("local") and chosen in (None, sys.executable):
+        sc.pythonExec = sys.executable
+
+
+def session(master: str | None = None, app_name: str = "telediag") -> SparkSession:
+    """A Spark session for a scan: the running one, or a new one on ``master`` (default
+    ``local[*]`` when not run through spark-submit). Times are handled in UTC."""
+    _require_pyspark()
+    from pyspark.sql import SparkSession
+
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ  # started by spark-submit
+    if master is None and not submitted:
+        master = "local[*]"
+    builder = SparkSession.builder.appName(app_name)
+    if master is not None:
+        builder = builder.master(master)
+        if master.startswith("local"):
+            # One machine: the workers run this interpreter, and a few shuffle
+            # partitions do (Spark's default of 200 is for clusters).
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            builder = builder.config("spark.sql.shuffle.partitions", "8")
+    try:
+        spark = (
+            builder.config("spark.sql.session.timeZone", "UTC")
+            .config("spark.ui.showConsoleProgress", "false")
+            .getOrCreate()
+        )
+    except Exception as exc:  # no Java, a bad master URL: one line, not a JVM trace
+        raise SparkError(f"cannot start Spark: {_first_line(exc)}") from None
+    _use_this_interpreter(spark)
+    return spark
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _is_local(path: str) -> bool:
+    scheme = urlparse(path).scheme
+    return scheme in ("", "file") or len(scheme) == 1  # a Windows drive letter
+
+
+def _local_path(path: str) -> str:
+    """A ``file:`` URI as the path a local scan would print; other URIs as they are."""
+    parsed = urlparse(path)
+    return unquote(parsed.path) if parsed.scheme == "file" else path
+
+
+def _id_names(keys: list[str]) -> dict[str, str]:
+    """The name each file's generated record ids start with, as the local reader gives
+    it: a file named by itself by its stem, a file found in a directory by its path
+    below the directory (without the ending), and where names still repeat, the whole
+    path. ``keys`` are ``<input as given><_SEP><file Spark read>``."""
+    from telediag.read import _without_suffix
+
+    def path_of(text: str, local: bool) -> str:
+        p = unquote(urlparse(text).path) if urlparse(text).scheme else text
+        return os.path.abspath(p) if local else p
+
+    first: dict[str, str] = {}
+    whole: dict[str, str] = {}
+    for key in keys:
+        given, file = key.split(_SEP, 1)
+        local = _is_local(file)
+        file_path = path_of(file, local)
+        root = path_of(given, local) if given else file_path
+        if root.rstrip("/") == file_path or not given:
+            first[key] = PurePosixPath(file_path).stem
+            whole[key] = _without_suffix(PurePosixPath(given or file_path).as_posix())
+        else:
+            below = os.path.relpath(file_path, root)
+            first[key] = _without_suffix(below)
+            whole[key] = _without_suffix((PurePosixPath(given) / below).as_posix())
+    counts: dict[str, int] = {}
+    for name in first.values():
+        counts[name] = counts.get(name, 0) + 1
+    return {k: whole[k] if counts[first[k]] > 1 else first[k] for k in keys}
+
+
+def _kind_of(path: str) -> str:
+    """``csv`` or ``parquet``, from the ending (a local directory: from what it holds)."""
+    lower = path.lower().rstrip("/")
+    if lower.endswith((".csv", ".txt", ".csv.gz")):
+        return "csv"
+    if _is_local(path):
+        p = Path(_local_path(path))
+        if not p.exists():
+            raise InputError(f"{path}: no such file or directory")
+        if p.is_dir() and not any(p.rglob("*.parquet")) and any(p.rglob("*.csv")):
+            return "csv"
+    return "parquet"
+
+
+def read(
+    spark: SparkSession,
+    inputs: str | Sequence[str],
+    column_map: ColumnMap | str | Path | None = None,
+) -> DataFrame:
+    """Parquet or CSV inputs as one Spark DataFrame of source columns (CSV as text, like
+    the local reader). Each input is read on its own, so CSV files with different
+    headers line up by column name."""
+    from pyspark.errors import AnalysisException
+
+    items = [inputs] if isinstance(inputs, str) else list(inputs)
+    if not items:
+        raise InputError("no input given")
+    frames = []
+    for item in items:
+        path = str(item)
+        try:
+            if _kind_of(path) == "csv":
+                reader = spark.read.options(
+                    header=True,
+                    inferSchema=False,
+                    nullValue=_CSV_NULL,
+                    escape='"',
+                    mode="PERMISSIVE",
+                )
+                frame = reader.csv(path)
+            else:
+                frame = spark.read.parquet(path)
+        except AnalysisException as exc:
+            raise InputError(f"{path}: cannot read: {_first_line(exc)}") from None
+        frames.append(_with_file_metadata(frame, path))
+    out = frames[0]
+    for frame in frames[1:]:
+        out = out.unionByName(frame, allowMissingColumns=True)
+    return out
+
+
+#: Between the input as the user named it and the file Spark read, in the file column.
+_SEP = "\u001f"
+#: Column of the mapped input carrying a batch's column-map disagreement counts.
+_DISAGREE = "_td_disagree"
+
+
+def _with_file_metadata(frame: DataFrame, given: str = "") -> DataFrame:
+    """The frame with the file and split of each row, and its place in the split. The
+    file column also holds ``given``, the input (file or directory) it was found under,
+    which generated record ids are named after."""
+    from pyspark.sql import functions as F
+
+    file = F.concat(F.lit(given + _SEP), F.col("_metadata.file_path"))
+    return frame.select(
+        "*",
+        file.alias(_FILE),
+        F.col("_metadata.file_block_start").alias(_BLOCK),
+        F.monotonically_increasing_id().alias(_MONO),
+    )
+
+
+def _ensure_position(frame: DataFrame) -> tuple[DataFrame, bool]:
+    """Add file, split and position columns; (frame, True when they name real files)."""
+    from pyspark.errors import AnalysisException
+    from pyspark.sql import functions as F
+
+    if _FILE in frame.columns:
+        return frame, True
+    if frame.inputFiles():
+        try:
+            return _with_file_metadata(frame), True
+        except AnalysisException:  # built from files, but no longer a plain file scan
+            pass
+    # Not read from files: rows are numbered in the frame's own order, as the local scan
+    # numbers the rows of an Arrow table (``table0:<row>``).
+    return (
+        frame.select(
+            "*",
+            F.lit("").alias(_FILE),
+            F.spark_partition_id().cast("long").alias(_BLOCK),
+            F.monotonically_increasing_id().alias(_MONO),
+        ),
+        False,
+    )
+
+
+def _arrow_type(dt: DataType) -> pa.DataType:
+    from pyspark.sql.pandas.types import to_arrow_type
+
+    return to_arrow_type(dt, timezone="UTC")
+
+
+def _spark_schema(schema: pa.Schema) -> StructType:
+    from pyspark.sql.pandas.types import from_arrow_type
+    from pyspark.sql.types import StructField, StructType
+
+    return StructType([StructField(f.name, from_arrow_type(f.type), True) for f in schema])
+
+
+@dataclass
+class _Positions:
+    """Where each split of each file starts, for generated record ids."""
+
+    files: list[str]
+    rows: int
+    #: (file key, split start, stem, number of the split's first row minus its first id)
+    bases: list[tuple[str, int, str, int]]
+    #: Canonical column -> rows where the column map's alternatives disagreed.
+    disagreements: dict[str, int] = field(default_factory=dict)
+
+
+def _positions(frame: DataFrame, from_files: bool) -> _Positions:
+    from pyspark.sql import functions as F
+
+    aggregates = [F.count(F.lit(1)).alias("n"), F.min(_MONO).alias("first")]
+    if _DISAGREE in frame.columns:
+        aggregates.append(F.collect_list(_DISAGREE).alias("notes"))
+    counts = frame.groupBy(_FILE, _BLOCK).agg(*aggregates).collect()
+    disagreements: dict[str, int] = {}
+    for row in counts:
+        for note in row.asDict().get("notes") or []:
+            for column, count in json.loads(note).items():
+                disagreements[column] = disagreements.get(column, 0) + int(count)
+    by_file: dict[str, list[tuple[int, int, int]]] = {}
+    for row in counts:
+        by_file.setdefault(row[_FILE], []).append(
+            (int(row[_BLOCK]), int(row["n"]), int(row["first"]))
+        )
+    names = _id_names(list(by_file)) if from_files else dict.fromkeys(by_file, "table0")
+    bases = []
+    for key, splits in by_file.items():
+        start = 0
+        for block, n, first in sorted(splits):
+            bases.append((key, block, names[key], start - first))
+            start += n
+    files = (
+        sorted(_local_path(k.split(_SEP, 1)[1]) for k in by_file) if from_files else ["<table 0>"]
+    )
+    return _Positions(
+        files=files,
+        rows=sum(int(r["n"]) for r in counts),
+        bases=bases,
+        disagreements=disagreements,
+    )
+
+
+def _with_record_ids(frame: DataFrame, where: _Positions) -> DataFrame:
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+    schema = StructType(
+        [
+            StructField(_FILE, StringType()),
+            StructField(_BLOCK, LongType()),
+            StructField("_td_stem", StringType()),
+            StructField("_td_base", LongType()),
+        ]
+    )
+    spark = frame.sparkSession
+    bases = spark.createDataFrame(where.bases, schema)
+    joined = frame.join(F.broadcast(bases), on=[_FILE, _BLOCK], how="left")
+    generated = F.concat(
+        F.col("_td_stem"), F.lit(":"), (F.col(_MONO) + F.col("_td_base")).cast("string")
+    )
+    ids = F.coalesce(_given_ids(frame), generated)
+    keep = [c for c in frame.columns if c in COLUMNS and c != "record_id"]
+    return joined.select(*keep, ids.alias("record_id"))
+
+
+def _given_ids(frame: DataFrame) -> Any:
+    """The input's own record ids as text; a blank one is no id (as normalization has it)."""
+    from pyspark.sql import functions as F
+
+    if "record_id" not in frame.columns:
+        return F.lit(None).cast("string")
+    text = F.col("record_id").cast("string")
+    return F.when(text.rlike(r"(?U)^\s*$"), F.lit(None)).otherwise(text)
+
+
+def _duplicate_id_warning(frame: DataFrame) -> str | None:
+    """The local scan's warning about repeated record ids, over the whole input (a
+    bucket only sees its own rows)."""
+    from pyspark.sql import functions as F
+
+    if "record_id" not in frame.columns:
+        return None
+    ids = frame.select(_given_ids(frame).alias("id")).where(F.col("id").isNotNull())
+    repeated = ids.groupBy("id").count().where(F.col("count") > 1)
+    row = repeated.agg(
+        F.count(F.lit(1)).alias("n"),
+        F.max("count").alias("worst"),
+        F.min_by("id", F.struct(-F.col("count"), F.col("id"))).alias("value"),
+    ).first()
+    if row is None or not row["n"]:
+        return None
+    return (
+        f"record_id is not unique: {int(row['n'])} id(s) occur more than once "
+        f"(e.g. {row['value']!r} x{int(row['worst'])}); evidence is matched by position, "
+        "but these ids alone do not name one record"
+    )
+
+
+def _trimmed(column: str) -> Any:
+    """The column as text without surrounding whitespace (Unicode-aware, like Arrow's)."""
+    from pyspark.sql import functions as F
+
+    return F.regexp_replace(F.col(column).cast("string"), r"(?U)^\s+|\s+$", "")
+
+
+def _of_rule_kinds(rules: Sequence[Rule], columns: Sequence[str]) -> Any:
+    """Rows that may pass one of ``rules``' record filters, judged only on the
+    enumerated columns (record type, direction, status, MMS event), cleaned as
+    normalization will clean them: a row failing this for every rule is none of theirs."""
+    from pyspark.sql import functions as F
+
+    from telediag.normalize import ENUMS
+
+    any_rule = F.lit(False)
+    for rule in rules:
+        this = F.lit(True)
+        for column, cond in rule.records.where.items():
+            if column not in ENUMS or cond.is_null is not None or column not in columns:
+                continue
+            for values in ([cond.equals] if cond.equals is not None else [], cond.in_ or []):
+                if values:
+                    allowed = [str(v).strip().lower() for v in values]
+                    hit = F.lower(_trimmed(column)).isin(allowed)
+                    this = this & F.coalesce(hit, F.lit(False))
+        any_rule = any_rule | this
+    return any_rule
+
+
+def _handset_rows(rows: DataFrame, rules: Sequence[Rule]) -> DataFrame:
+    """Every row of the handsets the handset rules may follow: those with at least one
+    record of a rule's kind. A handset rule measures a SIM's stint on the handset from
+    all its records, not only those of its kind, so the handset's other rows come too;
+    handsets with no record of the kind (most of them) are left out of the shuffle."""
+    from pyspark.sql import functions as F
+
+    key = "_td_handset"
+    with_key = rows.filter(F.col("imei").isNotNull()).withColumn(key, _trimmed("imei"))
+    followed = with_key.filter(_of_rule_kinds(rules, rows.columns)).select(key).distinct()
+    # Broadcast the few followed handsets rather than shuffle every row with an IMEI for
+    # the join (a month of a billion records has a few million such handsets).
+    return with_key.join(F.broadcast(followed), on=key, how="left_semi").drop(key)
+
+
+@dataclass
+class SparkScanResult:
+    """What a Spark scan found: Spark DataFrames, plus the summed input accounting."""
+
+    findings: DataFrame
+    evidence: DataFrame
+    rejects: DataFrame
+    report: InputReport
+    errors: list[RuleError]
+    rules: list[Rule]
+    buckets: int
+    #: Per pass ("subscriber", "handset"): buckets run and the seconds they took in all,
+    #: engine time in the Python workers, for sizing a cluster.
+    bucket_seconds: dict[str, tuple[int, float]] = field(default_factory=dict)
+    _cached: DataFrame | None = field(default=None, repr=False)
+
+    def to_local(self, *, with_lists: bool = True) -> ScanResult:
+        """Findings and evidence collected to the driver, as a local scan returns them
+        (same columns, types and order). ``with_lists=False`` leaves out the heavy
+        ``record_ids`` and ``measures`` columns (empty) for a quick summary."""
+        findings = self.findings
+        if not with_lists:
+            findings = findings.drop("record_ids", "measures")
+        frame = _as_contract(findings.toArrow(), empty_findings())
+        evidence = (
+            _as_contract(self.evidence.toArrow(), empty_evidence())
+            if with_lists
+            else (empty_evidence())
+        )
+        frame, evidence = _sort_findings(frame, evidence)
+        return ScanResult(
+            findings=frame,
+            evidence=evidence,
+            report=self.report,
+            errors=self.errors,
+            rules=self.rules,
+        )
+
+    def write(self, out: str, evidence: str | None = None, rejects: str | None = None) -> None:
+        """Write the findings (and the evidence, and the rows set aside) with :func:`write`,
+        each in the order a local scan gives it."""
+        write(self.findings, out, ["msisdn", "first_seen", "rule_id", "finding_id"])
+        if evidence:
+            write(self.evidence, evidence, ["finding_id", "start_time", "record_id"])
+        if rejects:
+            write(self.rejects, rejects, ["record_id"])
+
+    def rejects_table(self) -> pa.Table:
+        """The set-aside rows, collected: reason, record id, then the input's columns."""
+        return self.rejects.orderBy("record_id").toArrow()
+
+    def unpersist(self) -> None:
+        """Free the cached bucket results."""
+        if self._cached is not None:
+            self._cached.unpersist()
+
+
+def _as_contract(table: pa.Table, template: pd.DataFrame) -> pd.DataFrame:
+    """A collected Arrow table as a frame with the template's columns and dtypes."""
+    out = {}
+    n = table.num_rows
+    for name, dtype in template.dtypes.items():
+        if name not in table.column_names:
+            out[name] = pd.Series([None] * n, dtype=dtype if n == 0 else object)
+            continue
+        col = table[name]
+        if pa.types.is_timestamp(col.type):
+            col = col.cast(pa.timestamp("ms", tz="UTC"))
+        if pa.types.is_list(col.type):
+            out[name] = pd.Series(col.to_pylist(), dtype=object)
+        elif pa.types.is_string(col.type):
+            out[name] = col.to_pandas()
+        else:
+            out[name] = col.to_pandas().astype(dtype)
+    return pd.DataFrame(out)
+
+
+def _sort_findings(
+    findings: pd.DataFrame, evidence: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The order a local scan gives findings and evidence."""
+    findings = findings.sort_values(
+        ["msisdn", "first_seen", "rule_id", "finding_id"], kind="stable"
+    ).reset_index(drop=True)
+    evidence = evidence.sort_values(
+        ["finding_id", "start_time", "record_id"], kind="stable"
+    ).reset_index(drop=True)
+    return findings, evidence
+
+
+def default_buckets(spark: SparkSession, rows: int) -> int:
+    """Enough buckets to keep each near :data:`ROWS_PER_BUCKET` rows, and at least one
+    per core Spark has."""
+    cores = max(1, int(spark.sparkContext.defaultParallelism))
+    return max(cores, math.ceil(rows / ROWS_PER_BUCKET))
+
+
+def scan(
+    spark_df: DataFrame,
+    rules: Sequence[Rule] | str | Path | None = None,
+    tz: str | None = None,
+    column_map: ColumnMap | str | Path | None = None,
+    *,
+    select: list[str] | None = None,
+    ignore: list[str] | None = None,
+    buckets: int | None = None,
+) -> SparkScanResult:
+    """Scan a Spark DataFrame of CDRs with the rule catalog, on the cluster.
+
+    ``spark_df`` holds the contract's columns (or an operator's, with ``column_map``).
+    The findings, evidence and rejects come back as Spark DataFrames with the same
+    rows a local scan gives; ``report`` sums the input accounting of every bucket. The
+    bucket results are cached (``unpersist()`` frees them). ``buckets`` defaults to
+    :func:`default_buckets`.
+    """
+    from pyspark.sql import functions as F
+
+    chosen = _resolve_rules(rules, select, ignore)
+    settings = ScanSettings(tz=tz or "UTC")
+    from telediag.normalize import _zone
+
+    _zone(settings.tz)  # an unknown zone is a one-line error here, not in every bucket
+    cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
+    spark = spark_df.sparkSession
+    _use_this_interpreter(spark)
+
+    frame, from_files = _ensure_position(spark_df)
+    position = [_FILE, _BLOCK, _MONO]
+    source_cols = [c for c in frame.columns if c not in position]
+    wanted = _wanted_source_columns(source_cols, set(CONTRACT_COLUMNS), cmap) or source_cols
+    frame = frame.select(*wanted, *position)
+    if cmap is not None:
+        arrow_source = pa.schema(
+            [pa.field(f.name, _arrow_type(f.dataType)) for f in frame.schema.fields]
+        )
+        if cmap.layouts:
+            raise SparkError(
+                "column maps with layouts (a map per file header) are not supported by the "
+                "Spark engine yet: give each layout's files their own map"
+            )
+        target = mapped_schema(cmap, arrow_source, [*position, _DISAGREE])
+        frame = frame.mapInArrow(map_function(cmap, target), _spark_schema(target))
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise InputError(f"input: missing required column {missing[0]!r}")
+    notes = [_DISAGREE] if _DISAGREE in frame.columns else []
+    where = _positions(frame.select(*position, *notes), from_files)
+    rows = _with_record_ids(frame, where)
+
+    n_buckets = buckets if buckets is not None else default_buckets(spark, where.rows)
+    if n_buckets < 1:
+        raise ValueError("buckets must be at least 1")
+    by_subscriber = [r for r in chosen if not r.cross_subscriber]
+    by_handset = [r for r in chosen if r.cross_subscriber]
+
+    def cut(frame: DataFrame, which: int, column: str) -> DataFrame:
+        bucket = F.pmod(F.xxhash64(_trimmed(column)), F.lit(n_buckets))
+        return frame.select("*", F.lit(which).alias(_PASS), bucket.cast("long").alias(_BUCKET))
+
+    both = cut(rows, 0, "msisdn")
+    if by_handset and "imei" in rows.columns:
+        both = both.unionByName(cut(_handset_rows(rows, by_handset), 1, "imei"))
+
+    reject_fields = [(f.name, _arrow_type(f.dataType)) for f in rows.schema.fields]
+    schema = union_schema(reject_fields)
+    fn = bucket_function(by_subscriber, by_handset, settings, schema)
+    out = both.groupBy(_PASS, _BUCKET).applyInArrow(fn, _spark_schema(schema)).cache()
+
+    meta = out.filter(F.col("_kind").isin("report", "error")).select(
+        "_kind", "rule_id", *(c for c in schema.names if c.startswith((_RP, _ER)))
+    )
+    report, errors, costs = _summarize(meta.toArrow(), where.files)
+    warning = _duplicate_id_warning(frame)
+    report.warnings = [warning] if warning else []
+    report.disagreements = dict(sorted(where.disagreements.items()))
+    failed = [e.rule_id for e in errors]
+
+    def kind(name: str) -> DataFrame:
+        picked = out.filter(F.col("_kind") == name)
+        return picked.filter(~F.col("rule_id").isin(failed)) if failed else picked
+
+    findings = kind("finding").select(*FINDING_COLUMNS)
+    evidence = kind("evidence").select(
+        "finding_id", *(F.col(_EV + c).alias(c) for c in EVIDENCE_COLUMNS[1:])
+    )
+    rejects = out.filter(F.col("_kind") == "reject").select(
+        *(F.col(c).alias(c[len(_RJ) :]) for c in schema.names if c.startswith(_RJ))
+    )
+    return SparkScanResult(
+        findings=findings,
+        evidence=evidence,
+        rejects=rejects,
+        report=report,
+        errors=errors,
+        rules=chosen,
+        buckets=n_buckets,
+        bucket_seconds=costs,
+        _cached=out,
+    )
+
+
+def _summarize(
+    meta: pa.Table, files: list[str]
+) -> tuple[InputReport, list[RuleError], dict[str, tuple[int, float]]]:
+    """Input counts summed over buckets, each failed rule's first error, and per pass
+    the number of buckets and the seconds they took together."""
+    rows = meta.to_pylist()
+    totals: dict[str, int] = {}
+    for r in rows:
+        if r["_kind"] == "report":
+            totals[r[_RP + "item"]] = totals.get(r[_RP + "item"], 0) + int(r[_RP + "count"])
+    rank = {reason: i for i, reason in enumerate(REASONS)}
+    aside = {k.split(":", 1)[1]: v for k, v in totals.items() if k.startswith("set_aside:") and v}
+    ordered = dict(sorted(aside.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+    costs: dict[str, tuple[int, float]] = {}
+    for r in rows:
+        item = r[_RP + "item"] if r["_kind"] == "report" else None
+        if item and item.startswith("bucket_ms:"):
+            n, total = costs.get(item[10:], (0, 0.0))
+            costs[item[10:]] = (n + 1, total + int(r[_RP + "count"]) / 1000)
+    report = InputReport(
+        files=files,
+        rows_read=totals.get("rows_read", 0),
+        rows_used=totals.get("rows_used", 0),
+        set_aside=ordered,
+    )
+    first: dict[str, dict[str, Any]] = {}
+    for r in sorted(
+        (r for r in rows if r["_kind"] == "error"), key=lambda r: (r["rule_id"], r[_ER + "bucket"])
+    ):
+        first.setdefault(r["rule_id"], r)
+    errors = [
+        RuleError(rule_id=k, message=v[_ER + "message"] or "", detail=v[_ER + "detail"] or "")
+        for k, v in sorted(first.items())
+    ]
+    return report, errors, costs
+
+
+# ---------------------------------------------------------------------------------------
+# Writing, and the command line.
+
+_ISO = "yyyy-MM-dd'T'HH:mm:ss.SSSxxx"
+
+
+def write(frame: DataFrame, path: str, order: Sequence[str]) -> None:
+    """Write a result DataFrame as Spark does: ``path`` becomes a directory of part
+    files (Parquet, CSV with a header, or JSON lines, by its ending), rows in ``order``
+    across the parts. List columns are JSON arrays in CSV; times are ISO 8601."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import ArrayType
+
+    from telediag.output import output_format
+
+    fmt = output_format(path)
+    ordered = frame.orderBy(*order)
+    if fmt == ".parquet":
+        ordered.sparkSession.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        ordered.write.mode("overwrite").parquet(path)
+        return
+    if fmt == ".csv":
+        flat = ordered.select(
+            *(
+                F.to_json(F.col(f.name)).alias(f.name)
+                if isinstance(f.dataType, ArrayType)
+                else F.col(f.name)
+                for f in ordered.schema.fields
+            )
+        )
+        flat.write.mode("overwrite").options(header=True, timestampFormat=_ISO).csv(path)
+        return
+    ordered.write.mode("overwrite").options(timestampFormat=_ISO).json(path)
+
+
+def scan_command(
+    inputs: Sequence[str],
+    out: str,
+    *,
+    master: str | None = None,
+    rules: str | None = None,
+    tz: str | None = None,
+    column_map: str | None = None,
+    select: list[str] | None = None,
+    ignore: list[str] | None = None,
+    evidence: str | None = None,
+    rejects: str | None = None,
+    buckets: int | None = None,
+) -> SparkScanResult:
+    """``telediag scan --engine spark``: read, scan and write through Spark."""
+    from telediag.output import output_format
+
+    _require_pyspark()
+    for path in (out, evidence, rejects):
+        if path:
+            output_format(path)
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    spark = session(master)
+    cmap = load_column_map(column_map) if column_map else None
+    try:
+        frame = read(spark, list(inputs), cmap)
+        result = scan(
+            frame,
+            rules=rules,
+            tz=tz,
+            column_map=cmap,
+            select=select,
+            ignore=ignore,
+            buckets=buckets,
+        )
+        result.write(out, evidence=evidence, rejects=rejects)
+    except (PySparkException, Py4JJavaError) as exc:  # a Spark job failed: one line
+        raise SparkError(f"the Spark job failed: {_first_line(exc)}") from None
+    return result

@@ -1,0 +1,241 @@
+"""The Spark engine gives what the local scan gives: findings, evidence, accounting,
+rejects and rule errors. One local[2] session serves every test (starting Spark is the
+slow part)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import telediag
+from telediag import spark as ts
+from telediag.cli import main
+from telediag.read import read_input
+
+from .conftest import FIXTURES, ROOT, RULES
+
+TZ = "Asia/Shanghai"
+
+
+@pytest.fixture(scope="session")
+def spark() -> Any:
+    """PySpark comes with the test extra; Spark's local mode needs Java (.ci/run installs
+    it), so these tests run in CI rather than skip."""
+    session = ts.session("local[2]")
+    yield session
+    session.stop()
+
+
+def _plain(values: pd.Series) -> list[Any]:
+    """Values with every kind of missing (None, NaN, NA) as None."""
+    return [None if pd.isna(v) else v for v in values.astype(object)]
+
+
+def _same_findings(local: telediag.ScanResult, got: telediag.ScanResult) -> None:
+    """Every column of every finding, and the evidence, as the local scan has them."""
+    assert len(got.findings) == len(local.findings)
+    a, b = local.findings, got.findings
+    for col in a.columns:
+        if col == "record_ids":
+            assert [list(v) for v in a[col]] == [list(v) for v in b[col]]
+        else:
+            assert _plain(a[col]) == _plain(b[col]), col
+    assert str(b["first_seen"].dtype) == "datetime64[ms, UTC]"
+    pd.testing.assert_frame_equal(
+        local.evidence.reset_index(drop=True),
+        got.evidence.reset_index(drop=True),
+        check_dtype=False,
+    )
+
+
+def test_local_mode_runs_this_interpreter(spark: Any) -> None:
+    assert spark.sparkContext.pythonExec == sys.executable
+
+
+def test_fixtures_give_the_local_findings(spark: Any) -> None:
+    files = sorted(FIXTURES.glob("*/*.csv"))
+    local = telediag.scan(files, rules=RULES, tz=TZ)
+    assert len(local.findings) >= 11
+    frame = spark.createDataFrame(read_input(files).table)
+    result = ts.scan(frame, rules=RULES, tz=TZ, buckets=3)
+    got = result.to_local()
+    _same_findings(local, got)
+    assert result.errors == []
+    assert result.report.rows_read == local.report.rows_read
+    assert result.report.rows_used == local.report.rows_used
+    # Counted over every bucket; of the ids repeated most, the local scan names the first
+    # read and Spark the smallest, so only the example may differ.
+    assert [w.split("(e.g.")[0] for w in result.report.warnings] == [
+        w.split("(e.g.")[0] for w in local.report.warnings
+    ]
+    assert result.report.warnings[0].split(" x")[-1] == local.report.warnings[0].split(" x")[-1]
+    result.unpersist()
+
+
+def _month(tmp_path: Path) -> Path:
+    """A small generated month, without record ids, in two Parquet files of many row
+    groups (so that Spark reads each file in several splits)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from generate import generate_month
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    table = generate_month(40_000, seed=5, cases_per_million=100).drop_columns(["record_id"])
+    folder = tmp_path / "month"
+    folder.mkdir()
+    half = table.num_rows // 2
+    pq.write_table(table.slice(0, half), folder / "part-a.parquet", row_group_size=2_000)
+    pq.write_table(table.slice(half), folder / "part-b.parquet", row_group_size=2_000)
+    return folder
+
+
+def test_generated_month_gives_the_local_findings_and_ids(spark: Any, tmp_path: Path) -> None:
+    folder = _month(tmp_path)
+    local = telediag.scan(folder, tz=TZ)
+    assert {rid.split(":")[0] for rid in local.evidence["record_id"]} == {"part-a", "part-b"}
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "200k")
+    try:
+        frame = ts.read(spark, str(folder))
+        assert frame.rdd.getNumPartitions() > 2
+        result = ts.scan(frame, tz=TZ, buckets=4)
+        got = result.to_local()
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    assert set(local.findings["rule_id"]) >= {"TD001", "TD002", "TD004", "TD007"}
+    _same_findings(local, got)
+    assert result.report.rows_read == 40_000
+    assert result.report.rows_used == local.report.rows_used
+    result.unpersist()
+
+
+BAD_CSV = """record_id,record_type,direction,start_time,msisdn,duration_s,bytes_up,peer_number
+r1,voice,mo,2008-07-01 10:00:00,13800000001,60,,+8613900000001
+r2,SMS,MO,2008-07-01 10:05:00, 13800000001 ,,,013900000001
+r3,fax,mo,2008-07-01 10:06:00,13800000001,,,
+r4,sms,mo,2008-07-01 10:06:30,13800000001,,,
+,sms,mo,not a time,13800000001,,,
+r6,data,mo,2008-07-01 10:08:00,13800000002,-5,100,
+r7,data,mo,2008-07-01 10:09:00,13800000002,30,-1,""
+r8,data,mo,2008-07-01T02:10:00Z,13800000002,30,abc,
+r9,data,sideways,2008-07-01 10:11:00,13800000002,30,10,
+"""
+
+
+def test_cli_accounting_rejects_and_outputs(spark: Any, tmp_path: Path) -> None:
+    """Through the command line: CSV read by Spark, rows set aside counted over every
+    bucket and written beside the findings, with the ids a local scan gives them."""
+    src = tmp_path / "bad.csv"
+    src.write_text(BAD_CSV, encoding="utf-8")
+    fixture = FIXTURES / "TD001" / "phonebook-forward.csv"
+    out, rejects, evidence = (tmp_path / n for n in ("f.parquet", "r.parquet", "e.csv"))
+    code = main(
+        [
+            "scan",
+            str(src),
+            str(fixture),
+            "--engine",
+            "spark",
+            "--master",
+            "local[2]",
+            "--tz",
+            TZ,
+            "--out",
+            str(out),
+            "--rejects",
+            str(rejects),
+            "--evidence",
+            str(evidence),
+        ]
+    )
+    assert code == 0
+    local = telediag.scan([src, fixture], tz=TZ)
+    got = pd.read_parquet(out)
+    assert list(got["finding_id"]) == list(local.findings["finding_id"])
+    assert str(got["first_seen"].dtype).startswith("datetime64") and got["first_seen"].dt.tz
+    ev = pd.concat(pd.read_csv(p, dtype=str) for p in sorted(evidence.glob("part-*.csv")))
+    assert list(ev["record_id"]) == list(local.evidence["record_id"])
+    want = local.rejects().to_pandas().sort_values("record_id").reset_index(drop=True)
+    have = pq.read_table(rejects).to_pandas().reset_index(drop=True)
+    assert list(have.columns) == list(want.columns)
+    pd.testing.assert_frame_equal(have, want, check_dtype=False)
+    assert dict(zip(have["record_id"], have["reason"], strict=True))["bad:4"] == (
+        "unparseable start_time"
+    )
+
+
+def test_rule_error_leaves_the_other_rules_standing(spark: Any) -> None:
+    rules = telediag.load_rules(RULES)
+    broken = [
+        r.model_copy(update={"summary": "{no_such_measure}"}) if r.id == "TD001" else r
+        for r in rules
+    ]
+    files = sorted(FIXTURES.glob("TD00[12]/*.csv"))
+    local = telediag.scan(files, rules=broken, tz=TZ)
+    assert [e.rule_id for e in local.errors] == ["TD001"]
+    frame = spark.createDataFrame(read_input(files).table)
+    result = ts.scan(frame, rules=broken, tz=TZ, buckets=2)
+    assert [(e.rule_id, e.message) for e in result.errors] == [
+        (e.rule_id, e.message) for e in local.errors
+    ]
+    got = result.to_local()
+    assert set(got.findings["rule_id"]) == {"TD002"}
+    _same_findings(local, got)
+    result.unpersist()
+
+
+def test_column_map_applies_on_spark(spark: Any, tmp_path: Path) -> None:
+    text = (
+        "recordType,servedMSISDN,servedIMEI,recordOpeningTime,calledNumber,callingNumber,"
+        "dataVolumeGPRSUplink,dataVolumeGPRSDownlink,callDuration\n"
+        "moCallRecord,8613800000001,35201401000017,2008-07-01 10:00:00,13900000001,,,,61\n"
+        "mtSMSRecord,8613800000001,35201401000017,2008-07-01 10:01:00,,10086,,,\n"
+        "egsnPDPRecord,8613800000001,35201401000017,2008-07-01 10:02:00,,,120,4000,30\n"
+        "weirdRecord,8613800000001,35201401000017,2008-07-01 10:03:00,,,,,\n"
+        "moCallRecord,8613800000001,35201401000017,2008-07-01 10:04:00,139001,139002,,,5\n"
+    )
+    src = tmp_path / "feed.csv"
+    src.write_text(text, encoding="utf-8")
+    base = (ROOT / "column-maps" / "3gpp-ts32298.yaml").read_text(encoding="utf-8")
+    cmap = tmp_path / "map.yaml"
+    # Alternatives written as objects: rows where they disagree are counted.
+    cmap.write_text(
+        base.replace(
+            "  peer_number: [calledNumber, callingNumber,",
+            "  peer_number: [{source: calledNumber}, {source: callingNumber}, "
+            "{source: [calledNumber, callingNumber,",
+        ).replace("connectedNumber]", "connectedNumber]}]"),
+        encoding="utf-8",
+    )
+    local = telediag.scan(src, column_map=cmap)
+    result = ts.scan(ts.read(spark, str(src)), column_map=cmap, buckets=2)
+    assert result.report.set_aside == local.report.set_aside == {"unknown record_type": 1}
+    # The called and calling numbers both given and different: counted, not set aside.
+    assert local.report.disagreements == {"peer_number": 1}
+    assert result.report.disagreements == local.report.disagreements
+    rejects = result.rejects_table()
+    assert rejects.column("record_type").to_pylist() == ["weirdRecord"]
+    assert (
+        rejects.column("record_id").to_pylist() == local.rejects().column("record_id").to_pylist()
+    )
+    result.unpersist()
+
+
+def test_missing_pyspark_or_bad_input_is_one_line(spark: Any, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code = main(
+        [
+            "scan",
+            str(tmp_path / "nope.parquet"),
+            "--engine",
+            "spark",
+            "--out",
+            str(tmp_path / "f.parquet"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nope.parquet" in err
