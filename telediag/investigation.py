@@ -367,10 +367,10 @@ def investigate(
     """
     from telediag import __version__
     from telediag.scan import CONTRACT_COLUMNS
-    from telediag.store import load_manifest, store_path, subscriber_input
+    from telediag.store import store_path, store_zone, subscriber_input
 
     store = store_path(source)
-    zone = tz or (load_manifest(store).tz if store is not None else "UTC")
+    zone = store_zone(store, tz) if store is not None else (tz or "UTC")
     # Everything the caller typed is checked before any record is read.
     complaint_day = None if complaint_date is None else _parse_day(complaint_date, "complaint date")
     lo = _parse_when(start, zone)

@@ -71,19 +71,3 @@ def _missing(value: object) -> bool:
         return bool(pd.isna(value))  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return False
-
-
-def materialize(sources: Any) -> Any:
-    """The inputs with every in-memory one turned into an Arrow table, so that a stream
-    (a RecordBatchReader, a polars or DuckDB result) can be looked at more than once: a
-    scan first sizes its input, then reads it."""
-    if isinstance(sources, (str, bytes)) or (
-        not is_in_memory(sources) and not isinstance(sources, (list, tuple))
-    ):
-        return sources
-    if is_in_memory(sources):
-        return sources if isinstance(sources, pa.Table) else to_arrow(sources, "<table 0>")
-    return [
-        to_arrow(item, f"<table {n}>") if is_in_memory(item) else item
-        for n, item in enumerate(sources)
-    ]

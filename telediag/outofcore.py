@@ -353,7 +353,7 @@ def scan_out_of_core(
     by_subscriber, by_handset = split_rules(rules)
     rows = estimate_rows([item for item, _ in sources])
     n_buckets = buckets or plan_buckets(rows, budget, workers)
-    directory = Path(tempfile.mkdtemp(prefix="telediag-spill-", dir=spill_dir))
+    directory = spill_directory(spill_dir)
     try:
         started = time.perf_counter()
         if progress is not None:
@@ -407,6 +407,14 @@ def scan_out_of_core(
         shutil.rmtree(directory, ignore_errors=True)
         if progress is not None:
             progress.close()
+
+
+def spill_directory(spill_dir: str | Path | None) -> Path:
+    """A fresh directory for spill files; an unusable place is one line, not a traceback."""
+    try:
+        return Path(tempfile.mkdtemp(prefix="telediag-spill-", dir=spill_dir))
+    except OSError as exc:
+        raise InputError(f"cannot make a spill directory in {spill_dir}: {exc.strerror}") from None
 
 
 def _empty_input() -> pa.Table:

@@ -12,15 +12,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from telediag.buckets import split_rules
 from telediag.catalog import Rule, load_rules, select_rules
 from telediag.colmap import ColumnMap, load_column_map
 from telediag.context import ScanSettings
 from telediag.derived import DERIVED_COLUMNS
 from telediag.engine import Progress, RuleError, default_workers, run_catalog
-from telediag.memory import materialize
 from telediag.normalize import InputReport, Normalized, normalize
-from telediag.read import Sources, expand_sources, labelled_sources, read_input
+from telediag.read import Sources, labelled_sources, read_input
 from telediag.schema import COLUMNS
 from telediag.sort import SortedRecords, sort_records
 
@@ -152,13 +150,13 @@ def scan(
         parse_size,
         scan_out_of_core,
     )
-    from telediag.store import load_manifest, scan_store, store_path
+    from telediag.store import scan_store, store_path, store_zone
 
     timings: dict[str, float] = {}
     chosen = _resolve_rules(rules, select, ignore)
     store = store_path(source)
-    if store is not None and tz is None:
-        tz = load_manifest(store).tz
+    if store is not None:
+        tz = store_zone(store, tz)
     settings = ScanSettings(tz=tz or "UTC") if home is None else ScanSettings(tz or "UTC", home)
     threads = workers if workers is not None else default_workers()
     if store is not None:
@@ -180,19 +178,26 @@ def scan(
             set_aside_rows=part.rejects,
         )
     budget = parse_size(memory) if isinstance(memory, str) else memory or default_budget()
-    source = materialize(source)  # a stream is sized here and read below: read it once
-    items = expand_sources(source)
-    large = buckets is not None or not fits_in_memory(estimate_rows(items), budget)
+    # Paths are sized from their footers; in-memory sources (a stream can be read only
+    # once) are expanded only when buckets were asked for.
+    by_path = isinstance(source, (str, Path)) or (
+        isinstance(source, (list, tuple)) and all(isinstance(x, (str, Path)) for x in source)
+    )
+    labelled = labelled_sources(source) if by_path or buckets is not None else []
+    items = [item for item, _ in labelled]
+    large = buckets is not None or (by_path and not fits_in_memory(estimate_rows(items), budget))
     cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
+    if not by_path and labelled:
+        source = items  # already read into tables
     if large and can_stream(items, cmap):
-        _, by_handset = split_rules(chosen)
         started = time.perf_counter()
         part = scan_out_of_core(
-            labelled_sources(source),
+            labelled,
             chosen,
             settings,
             columns=set(CONTRACT_COLUMNS),
-            handset_columns=columns_needed(by_handset),
+            # Every contract column: a handset bucket must set aside the same rows.
+            handset_columns=set(CONTRACT_COLUMNS),
             cmap=cmap,
             budget=budget,
             workers=threads,

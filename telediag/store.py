@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,6 +62,7 @@ from telediag.outofcore import (
     estimate_rows,
     plan_buckets,
     spill,
+    spill_directory,
 )
 from telediag.read import RawInput, _concat, labelled_sources
 from telediag.schema import COLUMNS
@@ -147,6 +147,15 @@ def store_path(source: object) -> Path | None:
     return None
 
 
+def store_zone(store: str | Path, tz: str | None) -> str:
+    """The store's time zone; another one asked for is refused (its naive times were
+    read in the store's zone when it was prepared)."""
+    zone = load_manifest(store).tz
+    if tz is not None and tz != zone:
+        raise InputError(f"{store}: the store's times were read in {zone}, not {tz}")
+    return zone
+
+
 def load_manifest(store: str | Path) -> Manifest:
     """The manifest of a store; an :class:`InputError` if it is not one telediag reads."""
     path = Path(store) / MANIFEST
@@ -200,13 +209,10 @@ def prepare(
     progress: BucketProgress | None = None,
 ) -> Manifest:
     """Write ``inputs`` into the store ``out``, creating it or adding a part to it."""
-    from telediag.catalog import load_rules
     from telediag.colmap import load_column_map
-    from telediag.scan import columns_needed
 
     store = Path(out)
-    chosen = list(rules) if rules is not None else load_rules()
-    _, by_handset = split_rules(chosen)
+    del rules  # kept in the signature: the store holds every column for any catalog
     cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
     labelled = labelled_sources(list(inputs))
     items = [item for item, _ in labelled]
@@ -231,8 +237,10 @@ def prepare(
         )
     part = len(existing.parts) if existing is not None else 0
     name = f"part-{part:05d}.parquet"
-    handset_columns = set(HANDSET_KEEP) | columns_needed(by_handset)
-    directory = Path(tempfile.mkdtemp(prefix="telediag-spill-", dir=spill_dir))
+    # Every contract column: a handset bucket sets aside exactly the rows the subscriber
+    # buckets do, and any later catalog finds the columns it needs.
+    handset_columns = set(COLUMNS)
+    directory = spill_directory(spill_dir)
     written: list[Path] = []
     try:
         started = time.perf_counter()

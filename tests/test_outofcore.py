@@ -158,3 +158,13 @@ def test_progress_bar_shows_buckets_rows_and_rate(
     assert "partitioning" in err and "scanning buckets" in err
     assert re.search(r"\b(\d+)/\1 buckets", err)
     assert re.search(r"[\d,]+/[\d,]+ rows .* rows/s .* left", err)
+
+
+def test_an_unusable_spill_directory_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review i11 #9."""
+    folder = write_parts(tmp_path, month(2, 50), 1)
+    args = ["scan", str(folder), "--out", str(tmp_path / "f.parquet"), "-q", "--buckets", "2"]
+    assert main([*args, "--spill-dir", str(tmp_path / "missing")]) == 2
+    assert "cannot make a spill directory" in capsys.readouterr().err

@@ -150,3 +150,30 @@ def test_a_failing_rule_fails_alike_in_memory_out_of_core_and_on_a_store(
     assert "TD004" in set(whole.findings["rule_id"])
     assert_same(whole, telediag.scan(folder, rules=catalog, buckets=4, workers=2))
     assert_same(whole, telediag.scan(store, rules=catalog))
+
+
+def test_a_row_set_aside_is_not_evidence_in_a_handset_bucket(
+    tmp_path: Path, catalog: list[telediag.Rule], frame: pd.DataFrame
+) -> None:
+    """Review i11 #1: the re-sent MMS breaks the contract in a column TD004 does not read."""
+    broken = frame.copy()
+    broken.loc[broken["record_id"] == "swap-c", "bytes_up"] = -1
+    folder = write_parts(tmp_path, broken, 2)
+    store = tmp_path / "store"
+    prepare([folder], store, rules=catalog, buckets=3)
+    whole = telediag.scan(folder, rules=catalog)
+    assert "TD004" not in set(whole.findings["rule_id"])
+    assert_same(whole, telediag.scan(folder, rules=catalog, buckets=3))
+    assert_same(whole, telediag.scan(store, rules=catalog))
+
+
+def test_a_store_refuses_another_time_zone(
+    tmp_path: Path, catalog: list[telediag.Rule], frame: pd.DataFrame
+) -> None:
+    """Review i11 #4."""
+    store = tmp_path / "store"
+    prepare([write_parts(tmp_path, frame, 1)], store, rules=catalog, buckets=2, tz="UTC")
+    with pytest.raises(InputError, match="read in UTC, not Asia/Shanghai"):
+        telediag.scan(store, rules=catalog, tz="Asia/Shanghai")
+    with pytest.raises(InputError, match="read in UTC, not Asia/Shanghai"):
+        telediag.investigate(store, "13800007002", rules=catalog, tz="Asia/Shanghai")
