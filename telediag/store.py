@@ -258,11 +258,14 @@ def prepare(
         )
         reports: list[InputReport] = []
         rejects: list[pa.Table] = []
+        given: set[str] = set()  # the contract columns the input had
         jobs = sorted(spilled.parts)
         if progress is not None:
             progress.phase("writing buckets", sum(spilled.rows.values()), len(jobs))
         for key, b in jobs:
             raw = _read_bucket(spilled.parts[(key, b)])
+            if key == "subscriber":
+                given.update(c for c in raw.column_names if c in COLUMNS)
             normalized = normalize(RawInput(raw, ["bucket"], np.zeros(1, np.int64)), tz=zone)
             table = _sorted_valid(normalized, "msisdn" if key == "subscriber" else "imei")
             if key == "subscriber":
@@ -293,6 +296,7 @@ def prepare(
             "files": spilled.files,
             "rows_read": report.rows_read,
             "rows_used": report.rows_used,
+            "columns": sorted(given),
             "seconds": round(time.perf_counter() - started, 3),
         }
         if existing is None:
@@ -368,6 +372,11 @@ def subscriber_input(store: str | Path, msisdn: str, follow_handsets: bool = Tru
         empty = {c: pa.array([], type=t) for c, t in COLUMNS.items()}
         tables = [pa.table(empty)]
     table = _concat(tables)
+    # The store holds every contract column; an investigation must still know which ones
+    # the input had (a column the feed lacks leaves a rule unable to check, while a null
+    # in a column it has may mean something, such as visited_mcc null = at home).
+    given = set().union(*(part.get("columns", COLUMNS) for part in manifest.parts))
+    table = table.select([c for c in table.column_names if c in given])
     return RawInput(table=table, stems=["store"], offsets=np.zeros(1, np.int64), files=[str(root)])
 
 
