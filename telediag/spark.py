@@ -98,20 +98,17 @@ class _Part:
 
 
 def _scan_part(table: pa.Table, rules: Sequence[Rule], settings: ScanSettings, key: Key) -> _Part:
-    """The engine on one bucket: the only place that calls it.
+    """The engine on one bucket: the only place that calls it (the bucketed scan's
+    :func:`telediag.buckets.scan_bucket`, which every large scan shares).
 
     ``table`` holds contract columns after the column map, before normalization, with
     every record id filled in. A subscriber bucket reports its rows and rejects; a
     handset bucket holds copies of rows counted elsewhere and reports neither.
     """
-    from telediag.scan import scan as local_scan
+    from telediag.buckets import scan_bucket
 
-    result = local_scan(table, rules=list(rules), tz=settings.tz, home=settings.home, workers=1)
-    if key == "subscriber":
-        report, rejects = result.report, result.rejects()
-    else:
-        report, rejects = InputReport(files=[], rows_read=0, rows_used=0), pa.table({})
-    return _Part(result.findings, result.evidence, report, result.errors, rejects)
+    part = scan_bucket(table, list(rules), settings, key=key, workers=1)
+    return _Part(part.findings, part.evidence, part.report, part.errors, part.rejects)
 
 
 def _finding_fields() -> list[tuple[str, pa.DataType]]:
