@@ -23,6 +23,7 @@ from telediag.schema import COLUMNS
 from telediag.sort import SortedRecords, sort_records
 
 if TYPE_CHECKING:
+    from telediag.buckets import BucketResult
     from telediag.numbers import HomeCountry
     from telediag.outofcore import BucketProgress
 
@@ -61,6 +62,21 @@ class ScanResult:
     records: SortedRecords | None = field(default=None, repr=False)
     #: The set-aside rows, when the scan ran in buckets (no one table holds them all).
     set_aside_rows: pa.Table | None = field(default=None, repr=False)
+
+    @classmethod
+    def of_buckets(
+        cls, part: BucketResult, rules: list[Rule], timings: dict[str, float]
+    ) -> ScanResult:
+        """The result of a scan run bucket by bucket (out of core, or on a store)."""
+        return cls(
+            findings=part.findings,
+            evidence=part.evidence,
+            report=part.report,
+            errors=part.errors,
+            rules=rules,
+            timings=timings,
+            set_aside_rows=part.rejects,
+        )
 
     def rejects(self) -> pa.Table:
         """The rows set aside, as read, with their reason, ordered by record id."""
@@ -168,15 +184,7 @@ def scan(
             progress=bucket_progress,
             timings=timings,
         )
-        return ScanResult(
-            findings=part.findings,
-            evidence=part.evidence,
-            report=part.report,
-            errors=part.errors,
-            rules=chosen,
-            timings=timings,
-            set_aside_rows=part.rejects,
-        )
+        return ScanResult.of_buckets(part, chosen, timings)
     budget = parse_size(memory) if isinstance(memory, str) else memory or default_budget()
     # Paths are sized from their footers; in-memory sources (a stream can be read only
     # once) are expanded only when buckets were asked for.
@@ -207,15 +215,7 @@ def scan(
             timings=timings,
         )
         timings["total"] = time.perf_counter() - started
-        return ScanResult(
-            findings=part.findings,
-            evidence=part.evidence,
-            report=part.report,
-            errors=part.errors,
-            rules=chosen,
-            timings=timings,
-            set_aside_rows=part.rejects,
-        )
+        return ScanResult.of_buckets(part, chosen, timings)
 
     def step(name: str, started: float) -> None:
         timings[name] = time.perf_counter() - started

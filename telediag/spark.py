@@ -45,6 +45,7 @@ from urllib.parse import unquote, urlparse
 import pandas as pd
 import pyarrow as pa
 
+from telediag.buckets import sort_findings
 from telediag.catalog import Rule
 from telediag.colmap import ColumnMap, load_column_map
 from telediag.context import ScanSettings
@@ -660,7 +661,7 @@ class SparkScanResult:
             if with_lists
             else (empty_evidence())
         )
-        frame, evidence = _sort_findings(frame, evidence)
+        frame, evidence = sort_findings(frame, evidence)
         return ScanResult(
             findings=frame,
             evidence=evidence,
@@ -706,19 +707,6 @@ def _as_contract(table: pa.Table, template: pd.DataFrame) -> pd.DataFrame:
         else:
             out[name] = col.to_pandas().astype(dtype)
     return pd.DataFrame(out)
-
-
-def _sort_findings(
-    findings: pd.DataFrame, evidence: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The order a local scan gives findings and evidence."""
-    findings = findings.sort_values(
-        ["msisdn", "first_seen", "rule_id", "finding_id"], kind="stable"
-    ).reset_index(drop=True)
-    evidence = evidence.sort_values(
-        ["finding_id", "start_time", "record_id"], kind="stable"
-    ).reset_index(drop=True)
-    return findings, evidence
 
 
 def default_buckets(spark: SparkSession, rows: int) -> int:
