@@ -222,10 +222,12 @@ def _parse_numeric(
     elif pa.types.is_integer(target) and arr.type != target:
         info = np.iinfo(target.to_pandas_dtype())
         if _outside(arr, info.min, info.max):
-            wide = pc.cast(arr, pa.int64()) if arr.type != pa.uint64() else arr
-            flag(
-                pc.or_(pc.less(wide, info.min), pc.greater(wide, info.max)), f"out-of-range {name}"
-            )
+            if arr.type == pa.uint64():  # never below the minimum; compare unsigned
+                outside = pc.greater(arr, pa.scalar(info.max, pa.uint64()))
+            else:
+                wide = pc.cast(arr, pa.int64())
+                outside = pc.or_(pc.less(wide, info.min), pc.greater(wide, info.max))
+            flag(outside, f"out-of-range {name}")
     if name in VALUE_RANGES:
         lo, hi = VALUE_RANGES[name]
         if _outside(arr, lo, hi):

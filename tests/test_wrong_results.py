@@ -671,3 +671,14 @@ def test_findings_files_have_one_schema_found_or_not(tmp_path: Path, suffix: str
         assert none.read_text().splitlines()[0] == found.read_text().splitlines()[0]
         header = no_evidence.read_text().splitlines()[0]
         assert header == evidence.read_text().splitlines()[0]
+
+
+def test_unsigned_numbers_beyond_the_signed_range_are_set_aside() -> None:
+    table = pa.table(
+        {**_data_rows(3), "bytes_up": pa.array([10, 2**63 + 5, 2**64 - 1], pa.uint64())}
+    )
+    result = telediag.scan(table)
+    assert result.report.set_aside == {"out-of-range bytes_up": 2}
+    assert result.report.rows_used == 1
+    rejects = result.rejects().to_pandas().set_index("record_id")["reason"].to_dict()
+    assert rejects == {"d1": "out-of-range bytes_up", "d2": "out-of-range bytes_up"}
