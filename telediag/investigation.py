@@ -24,6 +24,7 @@ from telediag.catalog import ChargeAdvice, RecordFilter, Rule, catalog_version
 from telediag.colmap import ColumnMap
 from telediag.context import ScanSettings
 from telediag.detectors import REGISTRY
+from telediag.detectors.grouping import STATUS_MEASURES
 from telediag.engine import RuleOutcome, run_rule
 from telediag.errors import InputError
 from telediag.filters import FilterEvaluator
@@ -793,22 +794,6 @@ def _own_positions(
 #: the column at all leaves a rule that needs it unable to check.
 NULL_MEANS: dict[str, str] = {"status": "ok", "visited_mcc": "home", "sms_class": "no class"}
 
-#: Measures that read the status column.
-_STATUS_MEASURES = frozenset(
-    {
-        "ok_count",
-        "failed_count",
-        "rejected_count",
-        "failed_share",
-        "rejected_share",
-        "other_ok_count",
-        "other_failed_count",
-        "rejected_since_first_share",
-        "others_in_period",
-        "others_failed_share",
-    }
-)
-
 
 def _dependent_measures(rule: Rule, columns: set[str]) -> set[str] | None:
     """The rule's measures that read any of ``columns`` (None: all of them, because the
@@ -822,7 +807,7 @@ def _dependent_measures(rule: Rule, columns: set[str]) -> set[str] | None:
     if mode_of in columns:
         out |= {"mode_value", "mode_share", "distinct_values"}
     if "status" in columns:
-        out |= _STATUS_MEASURES
+        out |= STATUS_MEASURES
     return out
 
 

@@ -47,6 +47,25 @@ GROUP_MEASURES: dict[str, str] = {
 }
 
 
+#: Measures of the rejection period (from a sender's first rejection on).
+PERIOD_MEASURES = frozenset(
+    {"rejected_since_first_share", "others_in_period", "others_failed_share"}
+)
+#: Measures that read the status column.
+STATUS_MEASURES = frozenset(
+    {
+        "ok_count",
+        "failed_count",
+        "rejected_count",
+        "failed_share",
+        "rejected_share",
+        "other_ok_count",
+        "other_failed_count",
+        *PERIOD_MEASURES,
+    }
+)
+
+
 def measure_groups(
     ctx: DetectContext,
     positions: np.ndarray,
@@ -73,18 +92,7 @@ def measure_groups(
         keys.append(codes)
         dicts.append(dictionary)
     wanted = ctx.wanted
-    period_measures = {"rejected_since_first_share", "others_in_period", "others_failed_share"}
-    status_measures = {
-        "ok_count",
-        "failed_count",
-        "rejected_count",
-        "failed_share",
-        "rejected_share",
-        "other_ok_count",
-        "other_failed_count",
-        *period_measures,
-    }
-    need_status = bool(wanted & status_measures) or evidence_from_first_rejection
+    need_status = bool(wanted & STATUS_MEASURES) or evidence_from_first_rejection
     status_ok = status_rej = None
     if need_status:
         scodes, sdict = rec.codes("status", positions)
@@ -171,7 +179,7 @@ def measure_groups(
         m["active_days"] = sg.seg_nunique(days - days.min(), seg, nseg)
         if wanted & {"day_share", "longest_day_run"}:
             m.update(_day_rhythm(days, seg, starts, nseg, m["active_days"]))
-    if status_ok is not None and status_rej is not None and wanted & period_measures:
+    if status_ok is not None and status_rej is not None and wanted & PERIOD_MEASURES:
         assert ok_subset is not None
         m.update(
             _rejection_period(
