@@ -30,6 +30,7 @@ from telediag.schema import (
     STATUSES,
     VALUE_RANGES,
 )
+from telediag.strhash import repeated_values
 from telediag.timeparse import AMBIGUOUS, NONEXISTENT, parse_timestamps
 
 #: Enumerated columns: values are matched after trimming and lower-casing.
@@ -344,15 +345,17 @@ def _normalize_enum(arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Dictionar
 
 
 def duplicate_id_warning(ids: pa.ChunkedArray) -> str | None:
-    """A one-line warning when explicit record ids repeat, naming the most repeated."""
-    given = len(ids) - ids.null_count
-    if given < 2 or len(pc.unique(ids)) - (1 if ids.null_count else 0) == given:
+    """A one-line warning when explicit record ids repeat, naming the most repeated.
+
+    Exact, and cheap on unique ids: see :func:`telediag.strhash.repeated_values`.
+    """
+    counts = repeated_values(ids)
+    if counts is None:
         return None
-    counts = pc.value_counts(ids.drop_null())
     repeats = np.asarray(counts.field("counts").to_numpy(zero_copy_only=False))
     worst = int(np.argmax(repeats))
     value = counts.field("values")[worst].as_py()
-    n_repeated = int((repeats > 1).sum())
+    n_repeated = int(repeats.size)
     return (
         f"record_id is not unique: {n_repeated} id(s) occur more than once "
         f"(e.g. {value!r} x{int(repeats[worst])}); evidence is matched by position, "
