@@ -168,3 +168,25 @@ def test_an_unusable_spill_directory_is_one_line(
     args = ["scan", str(folder), "--out", str(tmp_path / "f.parquet"), "-q", "--buckets", "2"]
     assert main([*args, "--spill-dir", str(tmp_path / "missing")]) == 2
     assert "cannot make a spill directory" in capsys.readouterr().err
+
+
+def test_a_gzipped_csv_is_sized_by_its_text_not_its_compressed_bytes(
+    tmp_path: Path, catalog: list[telediag.Rule]
+) -> None:
+    """A .csv.gz holds several times its size in text: sized from the compressed bytes
+    it looked small enough to scan in memory under any budget."""
+    import gzip
+
+    from telediag.outofcore import estimate_rows, fits_in_memory
+
+    plain = tmp_path / "m.csv"
+    pacsv.write_csv(to_table(month(8, 3000)), plain)
+    packed = tmp_path / "m.csv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert packed.stat().st_size * 3 < plain.stat().st_size
+    assert estimate_rows([packed]) == estimate_rows([plain])
+    budget = 300 * 2**20 + estimate_rows([plain]) * 500 - 1
+    assert not fits_in_memory(estimate_rows([packed]), budget)
+    small = telediag.scan(packed, rules=catalog, memory=budget, spill_dir=tmp_path)
+    assert "partition" in small.timings
+    assert_same(telediag.scan(packed, rules=catalog, memory="4GB"), small)
