@@ -42,7 +42,7 @@ from telediag.catalog import Rule
 from telediag.conform import as_text
 from telediag.context import ScanSettings
 from telediag.devices import plausible_imei
-from telediag.engine import RuleError, run_catalog
+from telediag.engine import EngineResult, RuleError, run_catalog
 from telediag.findings import empty_evidence, empty_findings
 from telediag.normalize import REASONS, InputReport, normalize
 from telediag.read import RawInput
@@ -214,7 +214,10 @@ def scan_bucket(
     raw = RawInput(table=table, stems=["bucket"], offsets=np.zeros(1, dtype=np.int64))
     normalized = normalize(raw, tz=settings.tz, threads=workers)
     records = sort_records(normalized, threads=workers)
-    outcome = run_catalog(records, list(rules), settings, workers=workers)
+    if len(records) == 0:  # nothing to look at (an empty bucket): the catalog finds nothing
+        outcome = EngineResult(empty_findings(), empty_evidence(), [], {})
+    else:
+        outcome = run_catalog(records, list(rules), settings, workers=workers)
     if key == "subscriber":
         report, rejects = normalized.report, normalized.rejects()
     else:

@@ -190,3 +190,25 @@ def test_a_gzipped_csv_is_sized_by_its_text_not_its_compressed_bytes(
     small = telediag.scan(packed, rules=catalog, memory=budget, spill_dir=tmp_path)
     assert "partition" in small.timings
     assert_same(telediag.scan(packed, rules=catalog, memory="4GB"), small)
+
+
+def test_empty_buckets_run_no_rules(
+    tmp_path: Path, catalog: list[telediag.Rule], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More buckets than subscribers: the empty ones cost no catalog run, and the
+    result is still the one-piece scan's."""
+    from telediag import buckets as buckets_mod
+
+    folder = write_parts(tmp_path, month(5, 200), 2)
+    whole = telediag.scan(folder, rules=catalog)
+    calls: list[int] = []
+    real = buckets_mod.run_catalog
+
+    def counted(records, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(len(records))
+        return real(records, *args, **kwargs)
+
+    monkeypatch.setattr(buckets_mod, "run_catalog", counted)
+    parts = telediag.scan(folder, rules=catalog, buckets=60, spill_dir=tmp_path)
+    assert_same(whole, parts)
+    assert calls and min(calls) > 0
