@@ -61,6 +61,12 @@ BASE_BYTES = 300 * 2**20
 #: is a reasonable IPC record batch (tiny ones compress badly and cost per-batch
 #: overhead), small enough that a few batches in flight stay well inside any budget.
 BATCH_ROWS = 1 << 19
+#: Fewest rows per batch of the spill pass, whatever the budget.
+MIN_BATCH_ROWS = 1 << 14
+#: Memory the spill pass holds per row of a batch: the batch itself, the next one read
+#: ahead, its copy ordered by bucket and the handset rows' copy (measured peak, with a
+#: margin).
+SPILL_BYTES_PER_ROW = 1000
 #: CSV rows per byte of file, to estimate a CSV's rows without reading it.
 CSV_BYTES_PER_ROW = 120
 
@@ -148,6 +154,15 @@ def fits_in_memory(rows: int, budget: int) -> bool:
     return BASE_BYTES + rows * BYTES_PER_ROW <= budget
 
 
+def spill_batch_rows(budget: int | None) -> int:
+    """Rows per batch of the spill pass: :data:`BATCH_ROWS`, fewer when the budget,
+    after what the interpreter takes, could not hold the batches in flight."""
+    if budget is None:
+        return BATCH_ROWS
+    room = (budget - BASE_BYTES) // SPILL_BYTES_PER_ROW
+    return int(min(BATCH_ROWS, max(MIN_BATCH_ROWS, room)))
+
+
 def plan_buckets(rows: int, budget: int, workers: int) -> int:
     """Buckets so that ``workers`` buckets scanned at once stay within the budget."""
     per_worker = max(budget - BASE_BYTES, 64 * 2**20) / max(1, workers)
@@ -168,13 +183,16 @@ def _is_csv(path: Path) -> bool:
     return path.suffix.lower() in (".csv", ".txt") or path.name.endswith(".csv.gz")
 
 
-def _batches(item: Path | pa.Table, wanted: set[str], cmap: ColumnMap | None) -> Iterator[pa.Table]:
-    """The input a batch at a time, before the column map."""
+def _batches(
+    item: Path | pa.Table, wanted: set[str], cmap: ColumnMap | None, rows: int = BATCH_ROWS
+) -> Iterator[pa.Table]:
+    """The input ``rows`` rows at a time (CSV: blocks of about as many), before the
+    column map."""
     if isinstance(item, pa.Table):
         keep = _wanted_source_columns(item.column_names, wanted, cmap)
         table = item.select(keep if keep is not None else item.column_names)
         yield table.slice(0, 0)
-        for batch in table.to_batches(max_chunksize=BATCH_ROWS):
+        for batch in table.to_batches(max_chunksize=rows):
             yield pa.Table.from_batches([batch])
         return
     try:
@@ -183,7 +201,7 @@ def _batches(item: Path | pa.Table, wanted: set[str], cmap: ColumnMap | None) ->
             cols = _wanted_source_columns(header, wanted, cmap)
             reader = pacsv.open_csv(
                 item,
-                read_options=pacsv.ReadOptions(block_size=1 << 24),
+                read_options=pacsv.ReadOptions(block_size=max(1 << 20, rows * CSV_BYTES_PER_ROW)),
                 convert_options=pacsv.ConvertOptions(
                     column_types={name: pa.string() for name in header},
                     include_columns=cols,
@@ -199,7 +217,7 @@ def _batches(item: Path | pa.Table, wanted: set[str], cmap: ColumnMap | None) ->
             cols = _wanted_source_columns(pf.schema_arrow.names, wanted, cmap)
             names = cols if cols is not None else pf.schema_arrow.names
             yield pf.schema_arrow.empty_table().select(names)
-            for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=cols):
+            for batch in pf.iter_batches(batch_size=rows, columns=cols):
                 yield pa.Table.from_batches([batch])
     except (OSError, pa.ArrowException) as exc:
         kind = "CSV" if isinstance(item, Path) and _is_csv(item) else "Parquet"
@@ -288,9 +306,11 @@ def spill(
     cmap: ColumnMap | None = None,
     progress: BucketProgress | None = None,
     workers: int = 1,
+    batch_rows: int = BATCH_ROWS,
 ) -> Spilled:
-    """Read every input once and write its rows into bucket spill files (with
-    ``workers`` > 1, the next batch is read while the current one is written).
+    """Read every input once, ``batch_rows`` rows at a time, and write its rows into
+    bucket spill files (with ``workers`` > 1, the next batch is read while the current
+    one is written).
 
     Handset buckets get ``handset_columns`` of every row with an IMEI; none are written
     when ``handset_columns`` is None.
@@ -304,7 +324,7 @@ def spill(
         by_sub, by_hand = _Writers(spilled, "subscriber", n), _Writers(spilled, "handset", n)
         row0 = 0
         try:
-            batches = _batches(item, wanted, cmap)
+            batches = _batches(item, wanted, cmap, batch_rows)
             for i, raw in enumerate(_prefetch(batches) if workers > 1 else batches):
                 table = cmap.apply(raw) if cmap is not None else raw
                 if i == 0:
@@ -385,6 +405,7 @@ def scan_out_of_core(
             cmap,
             progress,
             workers,
+            spill_batch_rows(budget),
         )
         timings["partition"] = time.perf_counter() - started
         started = time.perf_counter()

@@ -212,3 +212,29 @@ def test_empty_buckets_run_no_rules(
     parts = telediag.scan(folder, rules=catalog, buckets=60, spill_dir=tmp_path)
     assert_same(whole, parts)
     assert calls and min(calls) > 0
+
+
+def test_the_spill_batches_shrink_with_the_budget(
+    tmp_path: Path, catalog: list[telediag.Rule], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spill pass holds a few batches at once: under a small budget they are small
+    (a fixed 512k-row batch alone took ~450 MB whatever --memory said)."""
+    from telediag import outofcore
+
+    assert outofcore.spill_batch_rows(2 * 2**30) == outofcore.BATCH_ROWS
+    sizes = [outofcore.spill_batch_rows(m * 2**20) for m in (1, 256, 400, 600, 800, 1024)]
+    assert sizes == sorted(sizes) and sizes[0] == outofcore.MIN_BATCH_ROWS
+    assert sizes[3] * outofcore.SPILL_BYTES_PER_ROW <= 300 * 2**20
+    seen: list[int] = []
+    real = outofcore._batches
+
+    def recorded(item, wanted, cmap, rows=outofcore.BATCH_ROWS):  # type: ignore[no-untyped-def]
+        seen.append(rows)
+        return real(item, wanted, cmap, rows)
+
+    monkeypatch.setattr(outofcore, "_batches", recorded)
+    monkeypatch.setattr(outofcore, "MIN_BATCH_ROWS", 40)
+    folder = write_parts(tmp_path, month(6, 300), 2)
+    small = telediag.scan(folder, rules=catalog, memory="1MB", spill_dir=tmp_path)
+    assert seen == [40, 40]
+    assert_same(telediag.scan(folder, rules=catalog), small)
