@@ -160,9 +160,14 @@ def _zone(tz: str | None) -> str:
 
 
 def _mark(reason: np.ndarray, bad: np.ndarray | pa.Array | pa.ChunkedArray, why: str) -> None:
-    """Give ``why`` to rows that are bad and have no reason yet."""
+    """Give ``why`` to rows that are bad and have no reason yet (most checks find no bad
+    row at all: one reduction says so, and no row mask is built)."""
     if not isinstance(bad, np.ndarray):
+        if not pc.any(bad).as_py():
+            return
         bad = pc.fill_null(bad, False).to_numpy(zero_copy_only=False)
+    elif not bad.any():
+        return
     reason[(reason == 0) & bad] = _CODE[why]
 
 
@@ -283,11 +288,11 @@ def _blank_to_null(arr: pa.ChunkedArray) -> pa.ChunkedArray:
     """Empty and whitespace-only strings as null: a blank is no value."""
     if arr.null_count == len(arr):
         return arr
-    lengths = pc.binary_length(arr)
+    empty = pc.equal(arr, "")  # a bitmap, where lengths would be 4 bytes a row
     spaces = pc.utf8_is_space(arr)  # non-empty and nothing but whitespace
-    if pc.min(lengths).as_py() > 0 and not pc.any(spaces).as_py():
+    if not pc.any(empty).as_py() and not pc.any(spaces).as_py():
         return arr  # the usual case: no blank at all, nothing to rebuild
-    blank = pc.or_(pc.equal(lengths, 0), spaces)
+    blank = pc.or_(empty, spaces)
     return pc.if_else(blank, pa.scalar(None, arr.type), arr)
 
 
@@ -321,6 +326,8 @@ def _normalize_subscriber(arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Dic
 def _per_row(per_value: pa.Array, encoded: pa.DictionaryArray) -> np.ndarray:
     """A per-distinct-value answer spread over the rows (null rows take the null answer)."""
     values = np.asarray(pc.fill_null(per_value, False).to_numpy(zero_copy_only=False), dtype=bool)
+    if not values.any() and encoded.indices.null_count == 0:
+        return np.zeros(len(encoded), dtype=bool)  # no row to flag (zero pages cost little)
     lookup = np.append(values, True)
     indices = pc.fill_null(encoded.indices, len(values)).to_numpy(zero_copy_only=False)
     return np.asarray(lookup[indices], dtype=bool)
