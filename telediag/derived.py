@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from telediag.context import ScanSettings
+from telediag.take import take_rows
 
 #: name -> (source columns, meaning)
 DERIVED_COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -103,8 +104,7 @@ _PRODUCERS: dict[str, Callable[[dict[str, pa.Array], ScanSettings], dict[str, pa
 def derive(name: str, table: pa.Table, rows: np.ndarray, settings: ScanSettings) -> pa.Array:
     """The derived column ``name`` for table ``rows``."""
     sources, _ = DERIVED_COLUMNS[name]
-    idx = pa.array(rows)
-    columns = {c: table[c].take(idx).combine_chunks() for c in sources}
+    columns = {c: take_rows(table[c], rows) for c in sources}
     if name == "handset_supports_network":
-        columns["imei"] = table["imei"].take(idx).combine_chunks()
+        columns["imei"] = take_rows(table["imei"], rows)
     return _PRODUCERS[name](columns, settings)[name]

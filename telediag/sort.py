@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from telediag.normalize import Normalized
+from telediag.take import take_rows
 
 
 def _sorted_dictionary_codes(
@@ -80,8 +81,7 @@ class SortedRecords:
     def column(self, name: str, positions: np.ndarray) -> np.ndarray:
         """Values of a numeric or boolean column at sorted positions (floats carry NaN)."""
         arr = self.table[name]
-        rows = self.order[positions]
-        taken = arr.take(pa.array(rows))
+        taken = take_rows(arr, self.order[positions])
         if pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type):
             return np.asarray(
                 pc.fill_null(pc.cast(taken, pa.float64()), np.nan).to_numpy(zero_copy_only=False)
@@ -90,8 +90,7 @@ class SortedRecords:
 
     def codes(self, name: str, positions: np.ndarray) -> tuple[np.ndarray, pa.Array]:
         """Integer codes (-1 for null) and their dictionary for a string column."""
-        rows = self.order[positions]
-        taken = self.table[name].take(pa.array(rows))
+        taken = take_rows(self.table[name], self.order[positions])
         if not pa.types.is_string(taken.type):
             taken = taken.cast(pa.string())
         return _sorted_dictionary_codes(taken)
@@ -99,7 +98,7 @@ class SortedRecords:
     def record_ids(self, positions: np.ndarray) -> pa.Array:
         """The record ids at sorted positions; generated ones where the input had none."""
         rows = self.order[positions]
-        given = self.table["record_id"].take(pa.array(rows)).combine_chunks()
+        given = take_rows(self.table["record_id"], rows)
         if given.null_count == 0:
             return given
         missing = np.flatnonzero(np.asarray(given.is_null().to_numpy(zero_copy_only=False)))

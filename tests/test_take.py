@@ -1,0 +1,41 @@
+"""take_rows gathers rows of a many-chunk column exactly as ChunkedArray.take does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from telediag.take import take_rows
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.one_of(st.none(), st.text(max_size=6)), max_size=30), min_size=1, max_size=8
+    ),
+    st.integers(0, 2**31),
+    st.integers(0, 40),
+    st.booleans(),
+)
+def test_take_rows_matches_arrow(
+    chunks: list[list[str | None]], seed: int, k: int, ordered: bool
+) -> None:
+    column = pa.chunked_array(chunks, pa.string())
+    n = len(column)
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, n, k if n else 0)
+    if ordered:
+        rows.sort()
+    expected = column.take(pa.array(rows, pa.int64())).combine_chunks()
+    got = take_rows(column, rows)
+    assert got.type == column.type
+    assert got.to_pylist() == expected.to_pylist()
+
+
+def test_numbers_and_a_large_share() -> None:
+    column = pa.chunked_array([[1.5, None, 3.0], [4.0], [5.0, 6.0]])
+    rows = np.array([5, 0, 3, 3, 1])
+    assert take_rows(column, rows).to_pylist() == [6.0, 1.5, 4.0, 4.0, None]
+    assert take_rows(column, np.array([], dtype=np.int64)).to_pylist() == []
