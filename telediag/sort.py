@@ -222,7 +222,7 @@ def _break_ties(normalized: Normalized, rows: np.ndarray, tied: np.ndarray) -> n
     starts = np.ones(at.size, dtype=bool)
     starts[at > 0] = ~tied[at[at > 0] - 1]
     group = np.cumsum(starts)
-    ids = normalized.table["record_id"].take(pa.array(rows[at]))
+    ids = take_rows(normalized.table["record_id"], rows[at])
     if ids.null_count:
         ids = pc.coalesce(ids, normalized.raw.generated_ids(rows[at]))
     text = np.asarray(ids.to_pylist(), dtype=object).astype(str)
