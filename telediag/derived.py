@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from telediag.chunks import take_rows
 from telediag.context import ScanSettings
-from telediag.take import take_rows
 
 #: name -> (source columns, meaning)
 DERIVED_COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from telediag.catalog import RecordFilter
+from telediag.chunks import encode
 from telediag.conditions import Condition
 from telediag.context import ScanSettings
 from telediag.derived import DERIVED_COLUMNS, derive
@@ -90,7 +91,7 @@ class FilterEvaluator:
 
     def _encoding(self, column: str) -> pa.DictionaryArray:
         if column not in self._encoded:
-            self._encoded[column] = pc.dictionary_encode(self.table[column].combine_chunks())
+            self._encoded[column] = encode(self.table[column])
         return self._encoded[column]
 
     def _base(self, column: str, cond: Condition) -> np.ndarray:

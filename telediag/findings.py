@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from telediag.catalog import Rule
+from telediag.chunks import take_rows
 from telediag.detectors import segments as sg
 from telediag.detectors.base import Candidates
 from telediag.sort import SortedRecords
-from telediag.take import take_rows
 from telediag.timeutil import LocalClock
 
 #: Columns of the findings table in order: the contract's first, then telediag's own.

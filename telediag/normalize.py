@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from telediag.chunks import encode
 from telediag.devices import plausible_imei
 from telediag.errors import InputError
 from telediag.read import RawInput
@@ -315,7 +316,7 @@ def _normalize_subscriber(arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Dic
     rebuilding the column only when a value changed) avoids a pass over every string.
     """
     text = arr.cast(pa.string()) if arr.type != pa.string() else arr
-    encoded = pc.dictionary_encode(text.combine_chunks())
+    encoded = encode(text)
     trimmed = pc.utf8_trim_whitespace(encoded.dictionary)
     if pc.all(pc.equal(trimmed, encoded.dictionary)).as_py() in (True, None):
         return text, encoded

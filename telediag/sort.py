@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from telediag.chunks import take_rows
 from telediag.normalize import Normalized
-from telediag.take import take_rows
 
 
 def _sorted_dictionary_codes(

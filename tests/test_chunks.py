@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from telediag.take import take_rows
+from telediag.chunks import encode, take_rows
 
 
 @settings(max_examples=150, deadline=None)
@@ -39,3 +40,18 @@ def test_numbers_and_a_large_share() -> None:
     rows = np.array([5, 0, 3, 3, 1])
     assert take_rows(column, rows).to_pylist() == [6.0, 1.5, 4.0, 4.0, None]
     assert take_rows(column, np.array([], dtype=np.int64)).to_pylist() == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", " c", ""])), max_size=12),
+        max_size=6,
+    )
+)
+def test_encode_matches_encoding_the_joined_column(chunks: list[list[str | None]]) -> None:
+    column = pa.chunked_array(chunks, pa.string())
+    got = encode(column)
+    expected = pc.dictionary_encode(column.combine_chunks())
+    assert got.dictionary.to_pylist() == expected.dictionary.to_pylist()
+    assert got.indices.to_pylist() == expected.indices.to_pylist()

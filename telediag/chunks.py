@@ -1,5 +1,7 @@
-"""Gathering a few rows of a column that is split in many chunks.
+"""Work on columns split in many chunks (a Parquet month comes in dozens of batches)
+without joining their chunks into one copy first.
 
+Gathering a few rows (:func:`take_rows`):
 ``ChunkedArray.take`` joins every chunk into one array before gathering, so taking a
 few hundred rows of a ten-million-row string column (77 Parquet batches) copies the
 whole column first: about 0.08 s a call, and the rules make dozens of such calls. Here
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Below this share of a column's rows, rows are gathered chunk by chunk.
 SMALL_SHARE = 1 / 16
@@ -45,3 +48,23 @@ def take_rows(column: pa.ChunkedArray | pa.Array, rows: np.ndarray) -> pa.Array:
     back = np.empty_like(order)
     back[order] = np.arange(order.size, dtype=order.dtype)
     return joined.take(pa.array(back))
+
+
+def encode(column: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:
+    """``pc.dictionary_encode(column.combine_chunks())``, without the combined copy of
+    the values: the chunks are encoded with one memo table, so they share a dictionary,
+    and only their integer indices are joined."""
+    if isinstance(column, pa.Array):
+        return pc.dictionary_encode(column)
+    if column.num_chunks <= 1:
+        whole = column.chunk(0) if column.num_chunks else pa.array([], type=column.type)
+        return pc.dictionary_encode(whole)
+    parts = pc.dictionary_encode(column)
+    if parts.num_chunks == 0:  # every chunk was empty
+        return pc.dictionary_encode(pa.array([], type=column.type))
+    first = parts.chunk(0).dictionary
+    if any(len(c.dictionary) != len(first) for c in parts.chunks):
+        parts = parts.unify_dictionaries()
+        first = parts.chunk(0).dictionary
+    indices = pa.concat_arrays([c.indices for c in parts.chunks])
+    return pa.DictionaryArray.from_arrays(indices, first)
