@@ -106,24 +106,28 @@ def repeated_values(values: pa.Array | pa.ChunkedArray) -> pa.StructArray | None
 
     Exact: hashes only narrow the search down to the rows whose hash repeats.
     """
-    valid = values.is_valid()
     given = len(values) - values.null_count
     if given < 2:
         return None
-    h = string_hashes(values)
-    if values.null_count:
-        keep = np.asarray(valid.to_numpy(zero_copy_only=False), dtype=bool)
-        rows = np.flatnonzero(keep)
-        h = h[rows]
-    else:
-        rows = np.arange(len(values), dtype=np.int64)
-    ordered = np.sort(h)
+    valid = (
+        np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        if values.null_count
+        else None
+    )
+    ordered = string_hashes(values)
+    if valid is not None:
+        ordered = ordered[valid]
+    ordered.sort()  # in place: no second month-sized array
     same = ordered[1:] == ordered[:-1]
     if not same.any():
         return None
+    # Rare: some hash repeats. Hash again (the sorted copy no longer says which rows).
     suspects = np.unique(ordered[1:][same])
-    candidates = rows[np.isin(h, suspects)]
-    taken = values.take(pa.array(candidates))
+    del ordered, same
+    hit = np.isin(string_hashes(values), suspects)
+    if valid is not None:
+        hit &= valid
+    taken = values.take(pa.array(np.flatnonzero(hit)))
     counts = pc.value_counts(taken)
     repeated = pc.greater(counts.field("counts"), 1)
     if not pc.any(repeated).as_py():
