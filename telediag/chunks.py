@@ -68,3 +68,14 @@ def encode(column: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:
         first = parts.chunk(0).dictionary
     indices = pa.concat_arrays([c.indices for c in parts.chunks])
     return pa.DictionaryArray.from_arrays(indices, first)
+
+
+def narrow(encoded: pa.DictionaryArray) -> pa.DictionaryArray:
+    """The same encoding with the narrowest index type its dictionary allows (a column
+    of a few distinct values then costs one byte a row, not four). Room is left for
+    one code past the dictionary, which lookups use for null."""
+    size = len(encoded.dictionary)
+    for kind in (pa.int8(), pa.int16()):
+        if size < np.iinfo(kind.to_pandas_dtype()).max:
+            return pa.DictionaryArray.from_arrays(encoded.indices.cast(kind), encoded.dictionary)
+    return encoded

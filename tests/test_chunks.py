@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from telediag.chunks import encode, take_rows
+from telediag.chunks import encode, narrow, take_rows
 
 
 @settings(max_examples=150, deadline=None)
@@ -55,3 +55,11 @@ def test_encode_matches_encoding_the_joined_column(chunks: list[list[str | None]
     expected = pc.dictionary_encode(column.combine_chunks())
     assert got.dictionary.to_pylist() == expected.dictionary.to_pylist()
     assert got.indices.to_pylist() == expected.indices.to_pylist()
+
+
+def test_narrow_keeps_the_values_and_room_for_the_null_code() -> None:
+    small = narrow(pc.dictionary_encode(pa.array(["x", None, "y", "x"])))
+    assert small.indices.type == pa.int8()
+    assert small.to_pylist() == ["x", None, "y", "x"]
+    wide = narrow(pc.dictionary_encode(pa.array([str(i) for i in range(200)])))
+    assert wide.indices.type == pa.int16() and wide.to_pylist()[199] == "199"
