@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from telediag.chunks import encode
+from telediag.chunks import encode, narrow
 from telediag.devices import plausible_imei
 from telediag.errors import InputError
 from telediag.read import RawInput
@@ -348,7 +348,7 @@ def _normalize_enum(arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Dictionar
     cleaned = pc.utf8_lower(pc.utf8_trim_whitespace(encoded.dictionary))
     # A blank value is no value: null, like a missing one.
     cleaned = pc.if_else(pc.equal(cleaned, ""), pa.scalar(None, pa.string()), cleaned)
-    dictionary = pa.DictionaryArray.from_arrays(encoded.indices, cleaned)
+    dictionary = narrow(pa.DictionaryArray.from_arrays(encoded.indices, cleaned))
     return pa.chunked_array([pc.take(cleaned, encoded.indices)]), dictionary
 
 
