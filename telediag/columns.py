@@ -137,7 +137,7 @@ def check_columns(
 ) -> CheckReport:
     """Read and normalize ``source`` (no rules run) and judge every canonical column."""
     cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
-    raw = read_input(source, column_map=cmap)
+    raw = read_input(source, column_map=cmap, tz=tz)
     norm: Normalized = normalize(raw, tz=tz)
     n = raw.num_rows
     checks: list[ColumnCheck] = []

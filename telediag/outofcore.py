@@ -270,6 +270,8 @@ def spill(
     cmap: ColumnMap | None = None,
     progress: BucketProgress | None = None,
     workers: int = 1,
+    *,
+    zone: str,
 ) -> Spilled:
     """Read every input once and write its rows into bucket spill files (with
     ``workers`` > 1, the next batch is read while the current one is written).
@@ -288,7 +290,7 @@ def spill(
         try:
             batches = _batches(item, wanted, cmap)
             for i, raw in enumerate(_prefetch(batches) if workers > 1 else batches):
-                table = cmap.apply(raw) if cmap is not None else raw
+                table = cmap.apply(raw, zone=zone) if cmap is not None else raw
                 if i == 0:
                     missing = [c for c in REQUIRED if c not in table.column_names]
                     if missing:
@@ -367,6 +369,7 @@ def scan_out_of_core(
             cmap,
             progress,
             workers,
+            zone=settings.tz,
         )
         timings["partition"] = time.perf_counter() - started
         started = time.perf_counter()

@@ -255,6 +255,7 @@ def prepare(
             cmap,
             progress,
             workers,
+            zone=zone,
         )
         reports: list[InputReport] = []
         rejects: list[pa.Table] = []
