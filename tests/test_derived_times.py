@@ -345,3 +345,20 @@ def test_scan_api_reads_durations_in_the_scan_zone(tmp_path: Path) -> None:
     )
     r = telediag.scan(p, tz="Europe/London", column_map=ColumnMap.model_validate(DATED))
     assert r.normalized.table["duration_s"].to_pylist() == [1200.0]
+
+
+def test_a_prepared_store_reads_durations_in_its_zone(tmp_path: Path) -> None:
+    from telediag.store import prepare, subscriber_input
+
+    p = tmp_path / "calls.csv"
+    p.write_text(
+        "record_id,record_type,direction,msisdn,begin,finish\n"
+        "spring,voice,mo,1,2026-03-29 00:50:00,2026-03-29 02:10:00\n"
+        "autumn,voice,mo,1,2026-10-25 00:50:00,2026-10-25 02:10:00\n",
+        encoding="utf-8",
+    )
+    cmap = ColumnMap.model_validate(DATED)
+    prepare([p], tmp_path / "store", column_map=cmap, tz="Europe/London", buckets=2)
+    table = subscriber_input(tmp_path / "store", "1").table
+    got = dict(zip(table["record_id"].to_pylist(), table["duration_s"].to_pylist(), strict=True))
+    assert got == {"spring": 1200.0, "autumn": 8400.0}
