@@ -172,10 +172,11 @@ def has_date(fmt: str) -> bool:
 
 def _split_fraction(values: pa.Array) -> tuple[pa.Array, pa.Array]:
     """Values without their fractional seconds, and those fractions in milliseconds."""
-    found = pc.extract_regex(values, r"(?:\d:\d\d|^\d{14})[.,](?P<f>\d{1,9})")
-    digits = pc.struct_field(found, [0])
+    # One regex pass: what comes before the fraction, its digits, and what follows.
+    found = pc.extract_regex(values, r"^(?P<head>\d{14}|.*\d:\d\d)[.,](?P<f>\d{1,9})(?P<tail>.*)$")
+    head, digits, tail = (pc.struct_field(found, [i]) for i in range(3))
     ms = pc.cast(pc.utf8_slice_codeunits(pc.utf8_rpad(digits, 3, "0"), 0, 3), pa.int64())
-    stripped = pc.replace_substring_regex(values, _FRACTION, r"\1")
+    stripped = pc.coalesce(pc.binary_join_element_wise(head, tail, ""), values)
     return stripped, pc.fill_null(ms, 0)
 
 
