@@ -362,3 +362,17 @@ def test_a_prepared_store_reads_durations_in_its_zone(tmp_path: Path) -> None:
     table = subscriber_input(tmp_path / "store", "1").table
     got = dict(zip(table["record_id"].to_pylist(), table["duration_s"].to_pylist(), strict=True))
     assert got == {"spring": 1200.0, "autumn": 8400.0}
+
+
+def test_a_time_of_day_paired_with_a_whole_time_is_not_a_duration(tmp_path: Path) -> None:
+    p = tmp_path / "calls.csv"
+    p.write_text(
+        "record_id,record_type,direction,msisdn,begin,finish\n"
+        "mixed,voice,mo,1,2026-07-01 10:00:00,10:01:00\n"
+        "dated,voice,mo,1,2026-07-01 10:00:00,2026-07-01 10:01:00\n",
+        encoding="utf-8",
+    )
+    cmap = {**DATED, "times": {"formats": ["%Y-%m-%d %H:%M:%S", "%H:%M:%S"]}}
+    norm = _norm(p, cmap, tz="Europe/London")
+    assert _reasons(norm) == {"mixed": "unparseable duration_s"}
+    assert _by_id(norm, "duration_s") == {"mixed": None, "dated": 60.0}
