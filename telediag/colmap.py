@@ -508,7 +508,7 @@ class ColumnMap(_Strict):
 
     def _date_and_time(self, table: pa.Table, date: str, time: str) -> pa.ChunkedArray:
         """``"<date> <time>"`` text; numbers (a reader dropped their leading zeros) are
-        padded to the width the patterns give each part (``"%Y%m%d %H%M%S"``: 8, 6)."""
+        padded to the width the patterns give each part (see :func:`part_widths`)."""
         widths = part_widths(self.time_formats())
         parts = []
         for name, width in ((date, widths[0]), (time, widths[1])):

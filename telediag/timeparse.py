@@ -112,7 +112,6 @@ def _without_fraction(fmt: str) -> str:
     return fmt.replace(".%f", "").replace(",%f", "").replace("%f", "")
 
 
-@lru_cache(maxsize=256)
 def compact_rule(fmt: str) -> tuple[int | None, str | None]:
     """How many digits a pattern's compact fields need (``%H%M%S``: exactly six).
 
@@ -123,6 +122,21 @@ def compact_rule(fmt: str) -> tuple[int | None, str | None]:
     for a pattern with such a run among other parts (the regex a value must match),
     and ``(None, None)`` for a pattern without one (separated fields may be unpadded).
     """
+    return _compact_rule(fmt)[:2]
+
+
+def pad_width(fmt: str) -> int | None:
+    """The width to pad numbers to for a pattern that is one compact run, when its first
+    field can have lost a leading zero (``%H%M%S``, ``%d%m%Y``; not ``%Y%m%d``: no year
+    of a record starts with a zero, and padding 1215000000 would read year 0)."""
+    width, _, first = _compact_rule(fmt)
+    return width if first != "Y" else None
+
+
+@lru_cache(maxsize=256)
+def _compact_rule(fmt: str) -> tuple[int | None, str | None, str]:
+    """:func:`compact_rule`, and the pattern's first field letter ("" when it starts
+    with a literal)."""
     fmt = _without_fraction(fmt)
     tokens: list[tuple[bool, str]] = []  # (is a field, the field letter or a literal)
     i = 0
@@ -142,10 +156,11 @@ def compact_rule(fmt: str) -> tuple[int | None, str | None]:
         if j - i >= 2:
             in_run[i:j] = [True] * (j - i)
         i = max(j, i + 1)
+    first = tokens[0][1] if tokens and tokens[0][0] else ""
     if not any(in_run):
-        return None, None
+        return None, None, first
     if all(in_run):
-        return sum(_FIELD_WIDTHS[t] for _, t in tokens), None
+        return sum(_FIELD_WIDTHS[t] for _, t in tokens), None, first
     parts = []
     for (field, t), run in zip(tokens, in_run, strict=True):
         if run:
@@ -154,20 +169,21 @@ def compact_rule(fmt: str) -> tuple[int | None, str | None]:
             parts.append(r"\s*" if t.isspace() else re.escape(t))
         else:
             parts.append(".*?")
-    return None, "^" + "".join(parts) + "$"
+    return None, "^" + "".join(parts) + "$", first
 
 
 def part_widths(formats: Sequence[str] | None) -> tuple[int | None, int | None]:
     """For a date column and a time column read together as ``"<date> <time>"``: the
-    digits of each part when every declared pattern writes it as one compact run
-    (``"%Y%m%d %H%M%S"``: 8 and 6), else None. Numbers are padded to these widths."""
+    width each part's numbers are padded to, when every declared pattern writes it as
+    one compact run that may have lost a leading zero (see :func:`pad_width`;
+    ``"%Y%m%d %H%M%S"``: None and 6), else None."""
     widths: tuple[set[int | None], set[int | None]] = (set(), set())
     for fmt in formats or ():
         parts = _without_fraction(fmt).split()
         if len(parts) != 2:
             return None, None
         for k in (0, 1):
-            widths[k].add(compact_rule(parts[k])[0])
+            widths[k].add(pad_width(parts[k]))
     date_w, time_w = (w.pop() if len(w) == 1 else None for w in widths)
     return date_w, time_w
 
@@ -196,8 +212,9 @@ def _strptime(values: pa.Array, fmt: str, numeric: bool = False) -> pa.Array:
     if "%Z" in fmt:  # a zone name: Arrow ignores it, so it would read a wrong instant
         return pa.nulls(len(values), _MS)
     width, pattern = compact_rule(fmt)
-    if numeric and width is not None:
-        values = pc.utf8_lpad(values, width, "0")
+    pad = pad_width(fmt) if numeric else None
+    if pad is not None:
+        values = pc.utf8_lpad(values, pad, "0")
     parsed = pc.strptime(values, format=fmt, unit="ms", error_is_null=True)
     if width is not None:
         full = pc.and_(pc.utf8_is_digit(values), pc.equal(pc.utf8_length(values), width))

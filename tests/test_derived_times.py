@@ -254,6 +254,22 @@ def test_numbers_are_padded_to_the_compact_width() -> None:
         None,
     ]
     assert list(got.why) == [0, 0, 0, 1]  # seven digits do not fit six
+    # A year never lost a leading zero: numbers are not padded into year 0.
+    epoch_like = pa.chunked_array([pa.array([1215000000, 20080609012345], pa.int64())])
+    got = parse_timestamps(epoch_like, "UTC")
+    assert got.times.to_pylist() == [None, _utc("2008-06-09 01:23:45").to_pydatetime()]
+    frame = pd.DataFrame({"d": [1215000, 20080609], "t": [12345, 12345]})
+    cmap = ColumnMap.model_validate(
+        {
+            "times": {"formats": ["%Y%m%d %H%M%S"]},
+            "columns": {"start_time": {"date": "d", "time": "t"}},
+        }
+    )
+    joined = cmap.apply(pa.Table.from_pandas(frame), zone="UTC")["start_time"].to_pylist()
+    assert joined == ["1215000 012345", "20080609 012345"]
+    # Day-first compact dates did lose theirs.
+    got = parse_timestamps(pa.chunked_array([pa.array([1072008])]), "UTC", ["%d%m%Y"])
+    assert got.times.to_pylist() == [_utc("2008-07-01").to_pydatetime()]
 
 
 def test_a_csv_read_by_pandas_gives_the_same_times_as_the_file(tmp_path: Path) -> None:
