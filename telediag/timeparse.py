@@ -404,6 +404,11 @@ def localize(local: pa.Array | pa.ChunkedArray, zone: str) -> tuple[pa.Array, np
     n = len(local)
     if zone == "UTC":
         return pc.cast(pc.assume_timezone(local, "UTC"), _MS_UTC), np.zeros(n, dtype=np.int8)
+    try:  # the usual case, no time in a gap or an overlap: one pass
+        exact = pc.assume_timezone(local, zone, ambiguous="raise", nonexistent="raise")
+        return pc.cast(exact, _MS_UTC), np.zeros(n, dtype=np.int8)
+    except pa.ArrowInvalid:
+        pass
     early = pc.assume_timezone(local, zone, ambiguous="earliest", nonexistent="earliest")
     late = pc.assume_timezone(local, zone, ambiguous="latest", nonexistent="latest")
     early = pc.cast(early, _MS_UTC)
