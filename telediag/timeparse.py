@@ -581,9 +581,8 @@ def durations(
         s_tod = np.mod(s_ms, _DAY_MS)
         wall = np.mod(e_ms - s_ms, _DAY_MS)
         anchor = start_local_ms()
-        known = naive_days & ~np.isnan(anchor) if anchor is not None else naive_days & False
-        if known.any():
-            assert anchor is not None
+        known = np.zeros(n, dtype=bool) if anchor is None else naive_days & ~np.isnan(anchor)
+        if anchor is not None and known.any():
             day = np.round((np.nan_to_num(anchor) - s_tod) / _DAY_MS).astype(np.int64)
             s_ms = np.where(known, day * _DAY_MS + s_tod, s_ms)
             e_ms = np.where(known, s_ms + wall, e_ms)
