@@ -17,7 +17,7 @@ from telediag.colmap import ColumnMap, load_column_map
 from telediag.errors import ColumnMapError
 from telediag.normalize import Normalized, normalize
 from telediag.read import read_input
-from telediag.timeparse import parse_text, parse_timestamps
+from telediag.timeparse import UNAMBIGUOUS_FORMATS, parse_text, parse_timestamps
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -321,14 +321,21 @@ def test_iso_layouts_named_in_the_docs_read_without_a_declaration() -> None:
         ["2008-07-01 00:00:04.850", "2008-07-01 00:00:05Z", "20080701000006.250"],
         ["2008-07-01 00:00:04,850", "2008-07-01 00:00:04.123456", "2008-07-01 10"],
         ["2026-03-29 01:30:00.500", "2026-10-25 01:30:00.500", "2026-07-01 01:30:00.500"],
+        ["2008-07-01T10:00:00+0800", "2008-07-01T10:00:00.5+08", "2008-07-01T10:00:00-00:00"],
+        ["2008-W27-2T10:00:00", "2008-07-01T10:00:00z", "2008-07-01 10:00:00."],
+        ["2008-07-01 24:00:00", "2008-07-01  10:00:00", "2008-07-01T10:00:00 Z"],
     ],
 )
 def test_iso_fast_path_reads_as_the_formats_do(values: list[str]) -> None:
     many = pa.array(values * 2000)  # long enough for the whole-column paths
     fast = parse_text(many, "Europe/London")
-    one_by_one = [parse_text(pa.array([v]), "Europe/London") for v in values]
-    assert fast.times.to_pylist()[: len(values)] == [p.times[0].as_py() for p in one_by_one]
-    assert list(fast.why[: len(values)]) == [int(p.why[0]) for p in one_by_one]
+    # The same formats declared: no fast path, one strptime pass per format.
+    slow = parse_text(pa.array(values), "Europe/London", list(UNAMBIGUOUS_FORMATS))
+    assert fast.times.to_pylist()[: len(values)] == slow.times.to_pylist()
+    assert list(fast.why[: len(values)]) == list(slow.why)
+    for value in values:  # each value alone (all ISO, or not)
+        alone = parse_text(pa.array([value] * 50), "Europe/London")
+        assert alone.times[0] == slow.times[values.index(value)]
 
 
 def test_iso_fractions_cost_about_what_whole_seconds_cost() -> None:
