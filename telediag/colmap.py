@@ -346,17 +346,23 @@ class ColumnMap(_Strict):
                 continue
             if layout.files is not None and not fnmatch.fnmatch(Path(filename).name, layout.files):
                 continue
-            merged = self.model_copy(
-                update={
-                    "columns": {**self.columns, **layout.columns},
-                    "constants": {**self.constants, **layout.constants},
-                    "values": {**self.values, **layout.values},
-                    "scale": {**self.scale, **layout.scale},
-                    "layouts": [],
-                }
-            )
-            return merged, layout.name
+            return self.with_layout(layout.name), layout.name
         return self, None
+
+    def with_layout(self, name: str | None) -> ColumnMap:
+        """The map with the named layout merged over the base (None: the base alone)."""
+        for layout in self.layouts:
+            if layout.name == name:
+                return self.model_copy(
+                    update={
+                        "columns": {**self.columns, **layout.columns},
+                        "constants": {**self.constants, **layout.constants},
+                        "values": {**self.values, **layout.values},
+                        "scale": {**self.scale, **layout.scale},
+                        "layouts": [],
+                    }
+                )
+        return self
 
     def source_columns(self) -> set[str]:
         """Every source column name the map (and its layouts) reads."""
@@ -653,4 +659,4 @@ def translate(
 
 def load_column_map(path: str | Path) -> ColumnMap:
     """Read and validate a column map YAML file; errors name the file and the field."""
-    return load_yaml_model(path, ColumnMap, ColumnMapError, "column map")
+    return load_yaml_model(path, ColumnMap, ColumnMapError, "column map", text_keys=True)
