@@ -42,10 +42,26 @@ from pydantic import (
 
 from telediag.conform import as_text
 from telediag.csvread import CsvDialect
-from telediag.errors import ColumnMapError
+from telediag.errors import ColumnMapError, InputError
 from telediag.schema import COLUMNS, DIRECTIONS, MMS_EVENTS, RECORD_TYPES, STATUSES
-from telediag.timeparse import EPOCH_FORMATS, parse_wall
+from telediag.timeparse import (
+    AMBIGUOUS,
+    EPOCH_FORMATS,
+    NONEXISTENT,
+    durations,
+    parse_timestamps,
+    parse_wall,
+    part_widths,
+)
+from telediag.timeutil import utc_offsets_ms
 from telediag.yamlfile import load_yaml_model
+
+#: How a derived duration whose start or end the zone's clock change skips or repeats
+#: is shown (normalization sets such rows aside with their own reason).
+DURATION_NOTES: dict[int, str] = {
+    NONEXISTENT: " (nonexistent local time)",
+    AMBIGUOUS: " (ambiguous local time)",
+}
 
 #: The values an enumerated canonical column may be mapped to.
 ALLOWED_VALUES: dict[str, tuple[str, ...]] = {
@@ -119,6 +135,13 @@ class Times(_Strict):
                 raise ValueError(
                     f"{fmt!r} is neither a strptime pattern (with % fields) nor one of "
                     f"{sorted(EPOCH_FORMATS)}"
+                )
+            if "%Z" in fmt:
+                raise ValueError(
+                    f"{fmt!r}: %Z (a zone name) cannot be read safely, since a name such as "
+                    "CST stands for several offsets: use %z for an offset (+0800, -05:00, Z), "
+                    "write a UTC name as literal text ('... UTC'), or leave the name out "
+                    "and give the zone with --tz"
                 )
         return v
 
@@ -323,17 +346,23 @@ class ColumnMap(_Strict):
                 continue
             if layout.files is not None and not fnmatch.fnmatch(Path(filename).name, layout.files):
                 continue
-            merged = self.model_copy(
-                update={
-                    "columns": {**self.columns, **layout.columns},
-                    "constants": {**self.constants, **layout.constants},
-                    "values": {**self.values, **layout.values},
-                    "scale": {**self.scale, **layout.scale},
-                    "layouts": [],
-                }
-            )
-            return merged, layout.name
+            return self.with_layout(layout.name), layout.name
         return self, None
+
+    def with_layout(self, name: str | None) -> ColumnMap:
+        """The map with the named layout merged over the base (None: the base alone)."""
+        for layout in self.layouts:
+            if layout.name == name:
+                return self.model_copy(
+                    update={
+                        "columns": {**self.columns, **layout.columns},
+                        "constants": {**self.constants, **layout.constants},
+                        "values": {**self.values, **layout.values},
+                        "scale": {**self.scale, **layout.scale},
+                        "layouts": [],
+                    }
+                )
+        return self
 
     def source_columns(self) -> set[str]:
         """Every source column name the map (and its layouts) reads."""
@@ -366,13 +395,16 @@ class ColumnMap(_Strict):
                 names.add(kinds.source)
         return names
 
-    def apply(self, table: pa.Table | pa.RecordBatch, stats: MapStats | None = None) -> pa.Table:
+    def apply(
+        self, table: pa.Table | pa.RecordBatch, stats: MapStats | None = None, *, zone: str
+    ) -> pa.Table:
         """Return ``table`` with canonical columns built from the source columns.
 
         Works on a whole table or one record batch (rows do not depend on each other;
         use :meth:`for_input` first to pick the layout of a file). Source columns the
         map does not mention are kept as they are. ``stats``, if given, counts rows
-        whose alternatives disagree.
+        whose alternatives disagree. ``zone`` is the scan's zone: a duration from a
+        start and an end time is the time that passed between them there.
         """
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
@@ -382,7 +414,7 @@ class ColumnMap(_Strict):
         as_read: dict[str, list[pa.ChunkedArray]] = {}
         consumed: set[str] = set()
         for canonical, spec in self.columns.items():
-            made = self._column(canonical, spec, table, consumed, stats)
+            made = self._column(canonical, spec, table, consumed, stats, zone)
             if made is not None:
                 out[canonical], as_read[canonical] = made
         if self.record_kinds is not None and self.record_kinds.source in table.column_names:
@@ -422,6 +454,7 @@ class ColumnMap(_Strict):
         table: pa.Table,
         consumed: set[str],
         stats: MapStats | None,
+        zone: str,
     ) -> tuple[pa.ChunkedArray, list[pa.ChunkedArray]] | None:
         """A column's value where some alternative gives one (null elsewhere), and the
         values as read of the alternatives that translate (last resort, kept so that an
@@ -429,7 +462,7 @@ class ColumnMap(_Strict):
         entries = _entries(spec)
         made: list[tuple[Column, pa.ChunkedArray, pa.ChunkedArray | None]] = []
         for entry in entries:
-            got = self._entry(canonical, entry, table, consumed)
+            got = self._entry(canonical, entry, table, consumed, zone)
             if got is not None:
                 made.append((entry, *got))
         if not made:
@@ -445,7 +478,7 @@ class ColumnMap(_Strict):
         return result, raws
 
     def _entry(
-        self, canonical: str, entry: Column, table: pa.Table, consumed: set[str]
+        self, canonical: str, entry: Column, table: pa.Table, consumed: set[str], zone: str
     ) -> tuple[pa.ChunkedArray, pa.ChunkedArray | None] | None:
         """One alternative's values (null where it has none) and its raw text, or None
         when its source columns are not in the table."""
@@ -457,17 +490,9 @@ class ColumnMap(_Strict):
             if len(present) < 2:
                 return None
             consumed.update(present)
-            first, second = (
-                (entry.date, entry.time) if entry.date is not None else (entry.start, entry.end)
-            )
-            a = as_text(str(first), "", table[str(first)])
-            b = as_text(str(second), "", table[str(second)])
             if entry.date is not None:
-                joined = pc.binary_join_element_wise(
-                    pc.utf8_trim_whitespace(a), pc.utf8_trim_whitespace(b), " "
-                )
-                return joined, None
-            return self._duration(a, b), None
+                return self._date_and_time(table, str(entry.date), str(entry.time)), None
+            return self._duration(table, str(entry.start), str(entry.end), zone), None
         if not present:
             return None
         consumed.update(present)
@@ -487,26 +512,71 @@ class ColumnMap(_Strict):
             value = scale_column(value, entry.scale)
         return value, raw
 
-    def _duration(self, start: pa.ChunkedArray, end: pa.ChunkedArray) -> pa.ChunkedArray:
-        """Seconds from start to end; text where a time does not parse (so the row is
-        set aside as unparseable, showing both times)."""
+    def _date_and_time(self, table: pa.Table, date: str, time: str) -> pa.ChunkedArray:
+        """``"<date> <time>"`` text; numbers (a reader dropped their leading zeros) are
+        padded to the width the patterns give each part (see :func:`part_widths`)."""
+        widths = part_widths(self.time_formats())
+        parts = []
+        for name, width in ((date, widths[0]), (time, widths[1])):
+            arr = table[name]
+            text = pc.utf8_trim_whitespace(as_text(name, "", arr))
+            numeric = pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)
+            if numeric and width is not None:
+                text = pc.utf8_lpad(text, width, "0")
+            parts.append(text)
+        return pc.binary_join_element_wise(parts[0], parts[1], " ")
+
+    def _duration(self, table: pa.Table, begin: str, finish: str, zone: str) -> pa.ChunkedArray:
+        """Seconds from start to end (see :func:`telediag.timeparse.durations`); null
+        where either is missing; text where a given time does not parse, or the zone's
+        clock change skips or repeats it (so the row is set aside, showing both times)."""
         formats = self.time_formats()
-        s_ms, s_aware, s_dated = parse_wall(start, formats)
-        e_ms, e_aware, e_dated = parse_wall(end, formats)
-        diff = pc.subtract(e_ms, s_ms)
-        same_kind = pc.equal(s_aware, e_aware)
-        diff = pc.if_else(same_kind, diff, pa.scalar(None, pa.int64()))
-        # Times of day only: an end before the start is on the next day.
-        wrap = pc.and_(pc.and_(pc.invert(s_dated), pc.invert(e_dated)), pc.less(diff, 0))
-        diff = pc.if_else(wrap, pc.add(diff, 86_400_000), diff)
-        seconds = pc.divide(pc.cast(diff, pa.float64()), 1000.0)
-        given = pc.or_(start.is_valid(), end.is_valid())
-        failed = pc.and_(given, seconds.is_null())
-        if not pc.any(failed).as_py():
-            return seconds if isinstance(seconds, pa.ChunkedArray) else pa.chunked_array([seconds])
-        shown = pc.binary_join_element_wise(pc.fill_null(start, ""), pc.fill_null(end, ""), " .. ")
-        text = pc.if_else(failed, shown, pc.cast(seconds, pa.string()))
+        start, end = table[begin], table[finish]
+        walls = []
+        for name, arr in ((begin, start), (finish, end)):
+            try:
+                if pa.types.is_boolean(arr.type):
+                    raise TypeError(f"values of type {arr.type} are not times")
+                walls.append(parse_wall(arr, formats))
+            except TypeError as exc:
+                raise InputError(f": column {name!r}: {exc}") from None
+        anchor = lambda: self._start_local_ms(table, zone)  # noqa: E731 (only when needed)
+        seconds, why = durations(walls[0], walls[1], zone, anchor)
+        result = pa.array(seconds, pa.float64(), mask=np.isnan(seconds))
+        if not why.any():
+            return pa.chunked_array([result])
+        a = as_text(begin, "", start)
+        b = as_text(finish, "", end)
+        shown = pc.binary_join_element_wise(pc.fill_null(a, ""), pc.fill_null(b, ""), " .. ")
+        notes = np.array(["", "", *DURATION_NOTES.values()], dtype=object)
+        codes = np.array([0, 1, *DURATION_NOTES], dtype=np.int8)
+        note = pa.array(notes[np.searchsorted(codes, why)], pa.string())
+        shown = pc.binary_join_element_wise(shown, note, "")
+        text = pc.if_else(pa.array(why != 0), shown, pc.cast(result, pa.string()))
         return text if isinstance(text, pa.ChunkedArray) else pa.chunked_array([text])
+
+    def _start_local_ms(self, table: pa.Table, zone: str) -> np.ndarray | None:
+        """Each row's start_time as a local reading in ``zone`` (ms; NaN where it has
+        none): the day that times of day without a date belong to."""
+        spec = self.columns.get("start_time")
+        if spec is not None:
+            made = self._column("start_time", spec, table, set(), None, zone)
+            column = made[0] if made is not None else None
+        else:
+            column = table["start_time"] if "start_time" in table.column_names else None
+        if column is None:
+            return None
+        try:
+            parsed = parse_timestamps(column, zone, self.time_formats())
+        except TypeError:
+            return None
+        ok = np.asarray(parsed.times.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        ms = np.asarray(
+            pc.fill_null(pc.cast(parsed.times, pa.int64()), 0).to_numpy(zero_copy_only=False)
+        )
+        local = np.full(len(ms), np.nan)
+        local[ok] = ms[ok] + utc_offsets_ms(ms[ok], zone)
+        return local
 
 
 class MapStats:
@@ -589,4 +659,4 @@ def translate(
 
 def load_column_map(path: str | Path) -> ColumnMap:
     """Read and validate a column map YAML file; errors name the file and the field."""
-    return load_yaml_model(path, ColumnMap, ColumnMapError, "column map")
+    return load_yaml_model(path, ColumnMap, ColumnMapError, "column map", text_keys=True)

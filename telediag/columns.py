@@ -12,6 +12,7 @@ import contextlib
 import csv
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from telediag.normalize import Normalized, normalize
 from telediag.read import Sources, read_input
 from telediag.schema import COLUMNS, REQUIRED
 from telediag.timeparse import UNAMBIGUOUS_FORMATS, parse_text
+from telediag.yamlfile import TextKeyLoader
 
 # ---------------------------------------------------------------------------- check
 
@@ -62,12 +64,13 @@ class CheckReport:
 
     def render(self) -> str:
         """Plain text for the terminal."""
-        head = f"{'column':<16} {'source':<30} {'parses':>7}  failing values"
+        width = min(60, max([30, *(len(c.source) for c in self.columns)]))
+        head = f"{'column':<16} {'source':<{width}} {'parses':>7}  failing values"
         lines = [f"{self.rows:,} rows read", "", head]
         for c in self.columns:
             share = "-" if c.share is None else f"{c.share:7.1%}"
             fails = ", ".join(repr(v) for v in c.failing)
-            lines.append(f"{c.name:<16} {c.source[:30]:<30} {share:>7}  {fails}".rstrip())
+            lines.append(f"{c.name:<16} {c.source:<{width}} {share:>7}  {fails}".rstrip())
         lines.append("")
         if self.rules_lacking:
             lines.append("Rules that cannot run for lack of a column:")
@@ -137,14 +140,26 @@ def check_columns(
 ) -> CheckReport:
     """Read and normalize ``source`` (no rules run) and judge every canonical column."""
     cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
-    raw = read_input(source, column_map=cmap)
+    raw = read_input(source, column_map=cmap, tz=tz)
     norm: Normalized = normalize(raw, tz=tz)
     n = raw.num_rows
     checks: list[ColumnCheck] = []
     absent: set[str] = set()
+    # A map with layouts reads each file through the layout its header called for.
+    used_layouts = sorted(
+        {None if v == "(base map)" else v for v in norm.report.layouts.values()},
+        key=lambda v: (v is not None, v or ""),
+    )
+    maps = [(layout, cmap.with_layout(layout)) for layout in used_layouts] if cmap else []
     for name in COLUMNS:
         present = name in raw.table.column_names
         check = ColumnCheck(name, _source_of(name, cmap, present))
+        if len(maps) > 1:
+            per = {(layout or "base map"): _source_of(name, m, present) for layout, m in maps}
+            if len(set(per.values())) > 1:
+                check.source = "; ".join(f"{k}: {v}" for k, v in per.items())
+        elif maps:
+            check.source = _source_of(name, maps[0][1], present)
         if not present or raw.table[name].null_count == n:
             absent.add(name)
         if present:
@@ -306,9 +321,13 @@ def _fields(line: str, delimiter: str) -> list[str]:
 def _sniff(path: Path) -> tuple[CsvDialect, list[str]]:
     """The dialect of a CSV file (delimiter, header, banner and trailer lines) guessed
     from its first and last lines, and notes on what was guessed."""
-    head = [b.decode("utf-8", errors="replace").rstrip("\r") for b in _first_lines(path, 30)]
-    tail = [b.decode("utf-8", errors="replace").rstrip("\r") for b in _last_lines(path, 5)]
+    raw_head, raw_tail = _first_lines(path, 30), _last_lines(path, 5)
     notes: list[str] = []
+    encoding = _encoding(raw_head + raw_tail)
+    if encoding != "utf-8":
+        notes.append(f"encoding {encoding} (the sample is not UTF-8)")
+    head = [b.decode(encoding, errors="replace").rstrip("\r") for b in raw_head]
+    tail = [b.decode(encoding, errors="replace").rstrip("\r") for b in raw_tail]
     delimiter = ","
     with contextlib.suppress(csv.Error):
         sample = "\n".join(head[1:] or head)
@@ -335,9 +354,31 @@ def _sniff(path: Path) -> tuple[CsvDialect, list[str]]:
         names = [f"col{i + 1}" for i in range(len(first))]
         notes.append("no header line: columns named col1, col2...")
     dialect = CsvDialect(
-        delimiter=delimiter, header=header, names=names, skip_rows=skip, skip_footer=footer
+        delimiter=delimiter,
+        header=header,
+        names=names,
+        skip_rows=skip,
+        skip_footer=footer,
+        encoding=encoding,
     )
     return dialect, notes
+
+
+#: Encodings tried on a sample that is not UTF-8: exports from Chinese systems first
+#: (GB18030 includes GBK), then Latin-1, which reads any bytes.
+FALLBACK_ENCODINGS = ("gb18030", "latin-1")
+
+
+def _encoding(lines: list[bytes]) -> str:
+    """The first encoding in which every sampled line is text."""
+    for encoding in ("utf-8", *FALLBACK_ENCODINGS):
+        try:
+            for line in lines:
+                line.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    return "latin-1"
 
 
 def _sample(source: Path, dialect: CsvDialect, rows: int = 2000) -> pa.Table:
@@ -353,35 +394,82 @@ def _sample(source: Path, dialect: CsvDialect, rows: int = 2000) -> pa.Table:
     return table.slice(0, rows)
 
 
+#: Epoch numbers are taken only when every sampled value falls in these years.
+PLAUSIBLE_YEARS = (1990, 2100)
+
+
+def _reads(values: pa.Array, fmt: str) -> np.ndarray:
+    """Which sampled values ``fmt`` reads to an instant (epochs: in a plausible year)."""
+    parsed = parse_text(values, None, [fmt])
+    ok = parsed.times.is_valid()
+    if parsed.why is not None:
+        ok = pc.and_(ok, pa.array(parsed.why == 0))
+    if fmt in EPOCHS:
+        years = pc.year(parsed.times)
+        low, high = PLAUSIBLE_YEARS
+        ok = pc.and_(ok, pc.and_(pc.greater_equal(years, low), pc.less(years, high)))
+    return np.asarray(pc.fill_null(ok, False), dtype=bool)
+
+
+def _cover(values: pa.Array, formats: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """The formats (in order) that each read a value no earlier one read, and which
+    values are read by any of them."""
+    chosen: list[str] = []
+    read = np.zeros(len(values), dtype=bool)
+    for fmt in formats:
+        if read.all():
+            break
+        got = _reads(values, fmt) & ~read
+        if got.any():
+            chosen.append(fmt)
+            read |= got
+    return chosen, read
+
+
 def _time_formats(values: pa.Array) -> tuple[list[str], str | None]:
-    """Formats that read at least 90% of the sample, and a note if the order was a guess."""
+    """Formats that read at least 90% of the sample, and a note on what was guessed.
+
+    Day-first and month-first layouts are never mixed: the order that reads more of the
+    values wins (``03/25/2014`` can only be month-first); when both read the same values
+    the order is a guess, and the note says so. Epoch numbers count only where they give
+    plausible years, so their unit is decided by their size."""
     text = pc.utf8_trim_whitespace(values.cast(pa.string())).drop_null()
+    text = text.filter(pc.not_equal(text, ""))
     if len(text) == 0:
         return [], None
-    candidates = [*UNAMBIGUOUS_FORMATS, *DAY_FIRST, *MONTH_FIRST, *EPOCHS]
-    chosen: list[str] = []
-    left = text
-    for fmt in candidates:
-        if len(left) == 0:
-            break
-        parsed = parse_text(left, None, [fmt])
-        ok = pa.array(parsed.why == 0) if parsed.why is not None else None
-        ok = pc.and_(ok, parsed.times.is_valid())
-        if pc.sum(pc.cast(ok, pa.int64())).as_py():
-            chosen.append(fmt)
-            left = left.filter(pc.invert(ok))
-    if len(left) > 0.1 * len(text):
-        return [], None
+    chosen, read = _cover(text, UNAMBIGUOUS_FORMATS)
     note = None
-    day = [f for f in chosen if f in DAY_FIRST]
-    month = [f for f in chosen if f in MONTH_FIRST]
-    if day and month:
-        # Both read everything: no field exceeds 12, so the order is a guess.
-        chosen = [f for f in chosen if f not in MONTH_FIRST]
-        note = "day-first is a guess: no value had a day above 12; use %m/%d if month-first"
-    if any(f in EPOCHS for f in chosen):
-        note = "numbers read as epoch times: check seconds or milliseconds"
+    left = text.filter(pa.array(~read))
+    if len(left):
+        day, day_read = _cover(left, DAY_FIRST)
+        month, month_read = _cover(left, MONTH_FIRST)
+        if day and month_read.sum() <= day_read.sum():
+            chosen += day
+            read[np.flatnonzero(~read)[day_read]] = True
+            if month and month_read.sum() == day_read.sum():
+                note = "day-first is a guess: no value had a day above 12; use %m/%d if month-first"
+        elif month:
+            chosen += month
+            read[np.flatnonzero(~read)[month_read]] = True
+            if day and day_read.sum() == month_read.sum():
+                note = "month-first is a guess: no value had a day above 12"
+    left = text.filter(pa.array(~read))
+    if len(left):
+        epochs, epoch_read = _cover(left, EPOCHS)
+        if epochs:
+            chosen += epochs
+            read[np.flatnonzero(~read)[epoch_read]] = True
+            low, high = PLAUSIBLE_YEARS
+            note = f"numbers read as {' and '.join(epochs)}: the unit giving years {low}-{high}"
+    if read.sum() < 0.9 * len(text):
+        return [], None
     return chosen, note
+
+
+def _date_only(formats: Sequence[str]) -> bool:
+    return bool(formats) and all(
+        f not in EPOCHS and not any(d in f for d in ("%H", "%I")) for f in formats
+    )
 
 
 #: GSM basic services (TS 22.003/22.002) as export codes: teleservices and data bearers.
@@ -408,12 +496,10 @@ def _all_read(values: pa.Array, fmt: str) -> bool:
 
 def _guess_from_values(
     table: pa.Table, used: set[str], sources: dict[str, str], written: dict[str, str]
-) -> str | None:
-    """Columns whose names say nothing (a file without a header): judge their values.
-    Returns the time format when a date column and a time column are read together."""
+) -> None:
+    """Columns whose names say nothing (a file without a header): judge their values
+    (dates and times of day were paired before, by ``_date_and_time``)."""
     phones: list[tuple[int, str]] = []
-    dates: list[tuple[str, str]] = []
-    clocks: list[tuple[str, str]] = []
     for src in table.column_names:
         if src in used:
             continue
@@ -423,12 +509,7 @@ def _guess_from_values(
         if not sample:
             continue
         distinct = set(sample)
-        text = pa.array(sample, type=pa.string())
-        date = next((f for f in DATE_ONLY if _all_read(text, f)), None)
-        clock = None if date else next((f for f in TIME_ONLY if _all_read(text, f)), None)
-        if date or clock:
-            (dates if date else clocks).append((src, str(date or clock)))
-        elif distinct <= set(BASIC_SERVICES) and "record_type" not in sources:
+        if distinct <= set(BASIC_SERVICES) and "record_type" not in sources:
             mapping = {k: BASIC_SERVICES[k] for k in sorted(distinct)}
             sources["record_type"] = src
             entries = ", ".join(f"{_q(k)}: {v}" for k, v in mapping.items())
@@ -458,14 +539,47 @@ def _guess_from_values(
             sources[canonical] = src
             why = "the fewest distinct numbers" if canonical == "msisdn" else "other numbers"
             written[canonical] = f"{_q(src)}  # guess: {why}"
-    if dates and clocks and "start_time" not in sources:
+    used.update(sources.values())
+
+
+def _date_and_time(
+    table: pa.Table,
+    dated: str | None,
+    used: set[str],
+    sources: dict[str, str],
+    written: dict[str, str],
+) -> str | None:
+    """Pair a column of dates with a column of times of day as ``{date, time}``.
+
+    Returns the combined format, or None (then a date-only column, if any, is used with
+    a guess marker: every record at midnight)."""
+    dates: list[tuple[str, str]] = []
+    clocks: list[tuple[str, str]] = []
+    for src in table.column_names:
+        if src in used:
+            continue
+        text = pc.utf8_trim_whitespace(table[src].combine_chunks().cast(pa.string()))
+        text = text.drop_null().slice(0, 500)
+        if len(text) == 0:
+            continue
+        date = next((f for f in DATE_ONLY if _all_read(text, f)), None)
+        clock = None if date else next((f for f in TIME_ONLY if _all_read(text, f)), None)
+        if date:
+            dates.append((src, date))
+        elif clock:
+            clocks.append((src, clock))
+    dates.sort(key=lambda d: d[0] != dated)  # the column named like a start time first
+    clocks.sort(key=lambda c: "time" not in _key(c[0]))
+    if dates and clocks:
         (dsrc, dfmt), (tsrc, tfmt) = dates[0], clocks[0]
         sources["start_time"] = dsrc
         written["start_time"] = f"{{date: {_q(dsrc)}, time: {_q(tsrc)}}}  # guess"
-        used.update(sources.values())
-        used.add(tsrc)
+        used.update((dsrc, tsrc))
         return f"{dfmt} {tfmt}"
-    used.update(sources.values())
+    if dated is not None:
+        sources["start_time"] = dated
+        written["start_time"] = f"{_q(dated)}  # guess: dates only, no time of day found"
+        used.add(dated)
     return None
 
 
@@ -496,7 +610,7 @@ def suggest_map(source: str | Path) -> str:
         "# Draft column map written by 'telediag columns suggest'. Lines marked 'guess'",
         "# were inferred from a sample: check them, then run 'telediag columns check'.",
         "version: 2",
-        f"name: {yaml.safe_dump(path.stem, default_style=None).strip().splitlines()[0]}",
+        f"name: {_q(path.stem)}",
     ]
     if dialect != CsvDialect():
         lines.append(f"csv:  # guess: {'; '.join(notes)}")
@@ -508,22 +622,31 @@ def suggest_map(source: str | Path) -> str:
             lines.append(f"  skip_rows: {dialect.skip_rows}")
         if dialect.skip_footer:
             lines.append(f"  skip_footer: {dialect.skip_footer}")
+        if dialect.encoding != "utf-8":
+            lines.append(f"  encoding: {dialect.encoding}")
     used: set[str] = set()
     sources: dict[str, str] = {}
     written: dict[str, str] = {}
+    dated: str | None = None  # a start_time candidate holding dates without times
     for canonical, known in KNOWN_NAMES.items():
         for k in known:
             if k in by_key and by_key[k] not in used:
                 src = by_key[k]
-                if canonical == "start_time" and not _time_formats(table[src].combine_chunks())[0]:
-                    continue
+                if canonical == "start_time":
+                    found = _time_formats(table[src].combine_chunks())[0]
+                    if _date_only(found):
+                        dated = dated or src
+                    if not found or _date_only(found):
+                        continue
                 used.add(src)
                 sources[canonical] = src
                 written[canonical] = _q(src)
                 break
     combined = None
+    if "start_time" not in sources:
+        combined = _date_and_time(table, dated, used, sources, written)
     if not dialect.header or len(sources) < 2:
-        combined = _guess_from_values(table, used, sources, written)
+        _guess_from_values(table, used, sources, written)
     # Value columns: the vocabulary tells direction and record type.
     kinds_source = None
     for src in names:
@@ -570,6 +693,11 @@ def suggest_map(source: str | Path) -> str:
     note: str | None = None
     if combined is not None:
         formats, note = [combined], "a date column and a time column read together"
+    elif "start_time" in sources and sources["start_time"] == dated:
+        formats, note = _time_formats(table[dated].combine_chunks())
+        note = "dates without a time of day: every record at local midnight" + (
+            f"; {note}" if note else ""
+        )
     elif "start_time" in sources:
         src = sources["start_time"]
         formats, note = _time_formats(table[src].combine_chunks())
@@ -591,12 +719,33 @@ def suggest_map(source: str | Path) -> str:
         tail.append(f"# Not found (required): {', '.join(missing)}. Name their source columns")
         tail.append("# under columns:, or give a constant (constants: {direction: mo}).")
     if unmatched:
-        tail.append(f"# Columns not used: {', '.join(unmatched)}")
+        tail.append(f"# Columns not used: {', '.join(_q(n) for n in unmatched)}")
     text = "\n".join([*lines, *body, *kinds_lines, *tail]) + "\n"
-    ColumnMap.model_validate(yaml.safe_load(text))  # the draft always loads as it is
+    ColumnMap.model_validate(yaml.load(text, Loader=TextKeyLoader))  # the draft loads as it is
     return text
 
 
 def _q(value: str) -> str:
-    """A YAML scalar in double quotes (safe for any text)."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A YAML scalar in double quotes (safe for any text: characters YAML does not allow
+    as they are, and line breaks, are written as escapes)."""
+    out = []
+    for ch in value:
+        code = ord(ch)
+        if ch in '\\"':
+            out.append("\\" + ch)
+        elif 0x20 <= code <= 0x7E or (0xA0 <= code <= 0xFFFD and code not in _YAML_BREAKS):
+            if 0xD800 <= code <= 0xDFFF:
+                out.append(f"\\u{code:04x}")
+            else:
+                out.append(ch)
+        elif code > 0xFFFF:
+            out.append(ch)
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    return '"' + "".join(out) + '"'
+
+
+#: Characters YAML reads as line breaks inside a scalar.
+_YAML_BREAKS = frozenset((0x2028, 0x2029))

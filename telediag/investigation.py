@@ -388,6 +388,7 @@ def investigate(
             column_map=column_map,
             columns=set(CONTRACT_COLUMNS),
             only=SubscriberFilter(msisdn),
+            tz=zone,
         )
     normalized = normalize(raw, tz=zone)
     report = normalized.report.to_dict()

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from telediag.chunks import encode, narrow
+from telediag.colmap import DURATION_NOTES
 from telediag.devices import plausible_imei
 from telediag.errors import InputError
 from telediag.read import RawInput
@@ -53,6 +54,8 @@ REASONS: tuple[str, ...] = (
     "unparseable start_time",
     "nonexistent local start_time",
     "ambiguous local start_time",
+    "nonexistent local duration_s",
+    "ambiguous local duration_s",
     *(f"negative {c}" for c in NON_NEGATIVE),
     *(f"unparseable {c}" for c in NUMERIC_COLUMNS),
     *(f"non-integral {c}" for c in NUMERIC_COLUMNS if pa.types.is_integer(COLUMNS[c])),
@@ -266,6 +269,10 @@ def _parse_text_numbers(name: str, arr: pa.ChunkedArray, reason: np.ndarray) -> 
     )
     parsed = pa.array(values.to_numpy(dtype="float64", na_value=np.nan), from_pandas=True)
     was_value = ~_nulls_like(arr)
+    if name == "duration_s":  # from a start and an end the zone's clock skips or repeats
+        for code, note in DURATION_NOTES.items():
+            why = "nonexistent" if code == NONEXISTENT else "ambiguous"
+            _mark(reason, pc.ends_with(arr, note), f"{why} local duration_s")
     _mark(reason, was_value & _nulls_like(parsed), f"unparseable {name}")
     return parsed
 

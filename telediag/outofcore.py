@@ -307,6 +307,8 @@ def spill(
     progress: BucketProgress | None = None,
     workers: int = 1,
     batch_rows: int = BATCH_ROWS,
+    *,
+    zone: str,
 ) -> Spilled:
     """Read every input once, ``batch_rows`` rows at a time, and write its rows into
     bucket spill files (with ``workers`` > 1, the next batch is read while the current
@@ -326,7 +328,7 @@ def spill(
         try:
             batches = _batches(item, wanted, cmap, batch_rows)
             for i, raw in enumerate(_prefetch(batches) if workers > 1 else batches):
-                table = cmap.apply(raw) if cmap is not None else raw
+                table = cmap.apply(raw, zone=zone) if cmap is not None else raw
                 if i == 0:
                     missing = [c for c in REQUIRED if c not in table.column_names]
                     if missing:
@@ -406,6 +408,7 @@ def scan_out_of_core(
             progress,
             workers,
             spill_batch_rows(budget),
+            zone=settings.tz,
         )
         timings["partition"] = time.perf_counter() - started
         started = time.perf_counter()

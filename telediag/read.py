@@ -204,7 +204,7 @@ def _key_columns(item: Path | pa.Table, cmap: ColumnMap | None) -> pa.Table:
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"{item}: cannot read Parquet: {exc}") from None
     if cmap is not None:
-        table = cmap.apply(table)
+        table = cmap.apply(table, zone="UTC")  # only the key columns are read from it
     if "msisdn" not in table.column_names:
         raise InputError(f"{item}: missing required column 'msisdn'")
     cols = {"msisdn": pc.utf8_trim_whitespace(table["msisdn"].cast(pa.string()))}
@@ -271,12 +271,14 @@ def read_input(
     column_map: ColumnMap | str | Path | None = None,
     columns: set[str] | None = None,
     only: SubscriberFilter | None = None,
+    tz: str | None = None,
 ) -> RawInput:
     """Read every input into one table of canonical column names.
 
     ``columns`` limits reading to the canonical columns the selected rules need (the
     required ones and ``record_id`` are always read). A missing required column is an
-    :class:`InputError` naming the file and the column.
+    :class:`InputError` naming the file and the column. ``tz`` is the scan's zone (see
+    :meth:`ColumnMap.apply`; default UTC).
     """
     base = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
     tables: list[pa.Table] = []
@@ -322,7 +324,7 @@ def read_input(
         check_unique(table.column_names, read_names, name)
         if cmap is not None:
             try:
-                table = cmap.apply(table, stats)
+                table = cmap.apply(table, stats, zone=tz or "UTC")
             except InputError as exc:  # the map names the column; the file is named here
                 raise InputError(f"{name}{exc}") from None
         missing = [c for c in REQUIRED if c not in table.column_names]

@@ -224,7 +224,7 @@ def scan(
             progress(name, 1, 1)
 
     t = time.perf_counter()
-    raw = read_input(source, column_map=column_map, columns=set(CONTRACT_COLUMNS))
+    raw = read_input(source, column_map=column_map, columns=set(CONTRACT_COLUMNS), tz=settings.tz)
     step("read", t)
     t = time.perf_counter()
     normalized = normalize(raw, tz=settings.tz, threads=threads)

@@ -247,7 +247,7 @@ def bucket_function(
 def mapped_schema(cmap: ColumnMap, source: pa.Schema, keep: Sequence[str]) -> pa.Schema:
     """The Arrow schema a column map gives for a source schema: contract columns present
     after the map, then the ``keep`` columns passed through; columns of no type are text."""
-    out = cmap.apply(source.empty_table())
+    out = cmap.apply(source.empty_table(), zone="UTC")  # types only
     fields = []
     for name in [*(c for c in out.column_names if c in COLUMNS), *keep]:
         t = out.schema.field(name).type if name in out.column_names else pa.string()
@@ -255,15 +255,16 @@ def mapped_schema(cmap: ColumnMap, source: pa.Schema, keep: Sequence[str]) -> pa
     return pa.schema(fields)
 
 
-def map_function(cmap: ColumnMap, schema: pa.Schema) -> Callable[[Any], Any]:
-    """mapInArrow's function: the column map on each batch, cast to ``schema``."""
+def map_function(cmap: ColumnMap, schema: pa.Schema, zone: str) -> Callable[[Any], Any]:
+    """mapInArrow's function: the column map on each batch (in the scan's ``zone``),
+    cast to ``schema``."""
 
     from telediag.colmap import MapStats
 
     def run(batches: Any) -> Any:
         for batch in batches:
             stats = MapStats()
-            mapped = cmap.apply(pa.Table.from_batches([batch]), stats)
+            mapped = cmap.apply(pa.Table.from_batches([batch]), stats, zone=zone)
             n = mapped.num_rows
             # The batch's disagreement counts ride on its first row, for the driver to sum.
             note = json.dumps(dict(stats.disagreements)) if stats.disagreements else None
@@ -760,7 +761,7 @@ def scan(
                 "Spark engine yet: give each layout's files their own map"
             )
         target = mapped_schema(cmap, arrow_source, [*position, _DISAGREE])
-        frame = frame.mapInArrow(map_function(cmap, target), _spark_schema(target))
+        frame = frame.mapInArrow(map_function(cmap, target, settings.tz), _spark_schema(target))
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise InputError(f"input: missing required column {missing[0]!r}")

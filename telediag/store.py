@@ -261,6 +261,7 @@ def prepare(
             progress,
             workers,
             spill_batch_rows(memory or default_budget()),
+            zone=zone,
         )
         reports: list[InputReport] = []
         rejects: list[pa.Table] = []

@@ -19,6 +19,20 @@ M = TypeVar("M", bound=BaseModel)
 #: The C loader is several times faster; both are safe loaders (no code, no objects).
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+#: Tags YAML resolves plain scalars to that a key must not get: the key is its text.
+_TEXT_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool", "null", "timestamp")}
+
+
+class TextKeyLoader(_Loader):  # type: ignore[misc,valid-type]
+    """A safe loader whose mapping keys are the text written: ``01: mo`` has the key
+    ``"01"`` (not 1), ``010`` stays ``"010"`` (not octal 8), ``yes`` stays ``"yes"``."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag in _TEXT_TAGS:
+                key.tag = "tag:yaml.org,2002:str"
+        return super().construct_mapping(node, deep)
+
 
 def validation_message(path: Path, exc: ValidationError) -> str:
     """``<file>: <field.path>: <what is wrong>`` for the first error (and how many more)."""
@@ -35,11 +49,15 @@ def load_yaml_model(
     error: type[TelediagError],
     what: str,
     empty_ok: bool = False,
+    text_keys: bool = False,
 ) -> M:
-    """Read ``path`` as YAML and validate it as ``model``; raise ``error`` in one line."""
+    """Read ``path`` as YAML and validate it as ``model``; raise ``error`` in one line.
+    With ``text_keys``, every mapping key is the text as written (see TextKeyLoader)."""
     p = Path(path)
     try:
-        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_Loader)
+        data = yaml.load(
+            p.read_text(encoding="utf-8"), Loader=TextKeyLoader if text_keys else _Loader
+        )
     except OSError as exc:
         raise error(f"{p}: cannot read {what}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:

@@ -288,8 +288,8 @@ def test_a_map_applies_batch_by_batch_as_to_the_whole_table(tmp_path: Path) -> N
     from telediag.csvread import read_csv
 
     table = read_csv(p, cmap.csv, lambda names: None)
-    whole = cmap.apply(table)
-    parts = [cmap.apply(batch) for batch in table.to_batches(max_chunksize=1)]
+    whole = cmap.apply(table, zone="UTC")
+    parts = [cmap.apply(batch, zone="UTC") for batch in table.to_batches(max_chunksize=1)]
     import pyarrow as pa
 
     assert pa.concat_tables(parts).equals(whole)

@@ -168,6 +168,6 @@ def test_column_map_on_a_column_with_no_values() -> None:
         table = pa.table(
             {"recordType": pa.nulls(n, pa.string()), "servedMSISDN": pa.nulls(n, pa.string())}
         )
-        mapped = cmap.apply(table)
+        mapped = cmap.apply(table, zone="UTC")
         assert mapped["record_type"].type == pa.string()
         assert mapped["record_type"].null_count == n

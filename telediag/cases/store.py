@@ -12,7 +12,7 @@ import datetime as dt
 import io
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -403,8 +403,7 @@ class CaseStore:
             raise CaseStoreError(f"closing case {case_id} needs an outcome")
         outcome = outcome.strip()
 
-        def change(conn: Connection) -> None:
-            row = self._row(conn, case_id, lock=True)
+        def check(row: sa.Row[Any]) -> None:
             if row.status == "closed":
                 raise CaseStoreError(
                     f"case {case_id} is already closed ({row.outcome}); reopen it first"
@@ -416,15 +415,10 @@ class CaseStore:
                     f"unknown outcome {outcome!r}: use one of {', '.join(allowed)} "
                     "(a policy's outcomes: adds more)"
                 )
-            when = self._event(conn, case_id, "close", who, at, text=note, outcome=outcome)
-            conn.execute(
-                sa.update(cases_t)
-                .where(cases_t.c.id == case_id)
-                .values(status="closed", outcome=outcome, closed_at=when)
-            )
 
-        self.db.write(change)
-        return self.case(case_id)
+        return self._change_status(
+            case_id, "close", who, at, note, check, outcome=outcome, status="closed"
+        )
 
     def reopen(
         self,
@@ -440,15 +434,38 @@ class CaseStore:
         who = plain_text(by if by is not None else default_by(), "--by")
         note = plain_text(note, "the note")
 
-        def change(conn: Connection) -> None:
-            row = self._row(conn, case_id, lock=True)
+        def check(row: sa.Row[Any]) -> None:
             if row.status != "closed":
                 raise CaseStoreError(f"case {case_id} is open; only a closed case can reopen")
-            self._event(conn, case_id, "reopen", who, at, text=note)
+
+        return self._change_status(case_id, "reopen", who, at, note, check, status="open")
+
+    def _change_status(
+        self,
+        case_id: int,
+        action: str,
+        who: str | None,
+        at: dt.datetime | str | None,
+        note: str | None,
+        check: Callable[[sa.Row[Any]], None],
+        *,
+        status: str,
+        outcome: str | None = None,
+    ) -> Case:
+        """Lock the case, ``check`` its row, log the ``action`` and set its status: an
+        outcome and closing time when it closes, neither when it opens again."""
+
+        def change(conn: Connection) -> None:
+            check(self._row(conn, case_id, lock=True))
+            when = self._event(conn, case_id, action, who, at, text=note, outcome=outcome)
             conn.execute(
                 sa.update(cases_t)
                 .where(cases_t.c.id == case_id)
-                .values(status="open", outcome=None, closed_at=None)
+                .values(
+                    status=status,
+                    outcome=outcome,
+                    closed_at=when if status == "closed" else None,
+                )
             )
 
         self.db.write(change)
