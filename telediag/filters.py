@@ -65,6 +65,18 @@ def dictionary_condition_mask(cond: Condition, encoded: pa.DictionaryArray) -> n
     dictionary = encoded.dictionary
     per_value = condition_mask(cond, dictionary)
     on_null = condition_mask(cond, pa.nulls(1, dictionary.type))[0]
+    hits = np.flatnonzero(per_value)
+    if hits.size <= 4 and not on_null:
+        # A few matching values (a record type, a status): compare the codes, which
+        # costs far less than a lookup through every row (nulls never match here).
+        codes = encoded.indices
+        if codes.null_count:
+            codes = pc.fill_null(codes, -1)
+        values = np.asarray(codes.to_numpy(zero_copy_only=False))
+        mask = np.zeros(values.shape[0], dtype=bool)
+        for code in hits:
+            mask |= values == code
+        return mask
     lookup = np.append(per_value, on_null)
     indices = pc.fill_null(encoded.indices, len(dictionary)).to_numpy(zero_copy_only=False)
     return np.asarray(lookup[indices], dtype=bool)
