@@ -238,3 +238,18 @@ def test_the_spill_batches_shrink_with_the_budget(
     small = telediag.scan(folder, rules=catalog, memory="1MB", spill_dir=tmp_path)
     assert seen == [40, 40]
     assert_same(telediag.scan(folder, rules=catalog), small)
+
+
+def test_a_budget_below_the_floor_is_said_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The interpreter and one batch take ~450 MB whatever --memory says: a smaller
+    budget is warned about on stderr, and the scan still runs out of core."""
+    folder = write_parts(tmp_path, month(7, 200), 2)
+    out = tmp_path / "f.parquet"
+    assert main(["scan", str(folder), "--out", str(out), "--memory", "256MB", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: --memory 256MB is below the 512MB") == 1
+    assert out.exists()
+    assert main(["scan", str(folder), "--out", str(out), "--memory", "2GB", "-q"]) == 0
+    assert "warning" not in capsys.readouterr().err
