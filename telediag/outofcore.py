@@ -289,13 +289,15 @@ class _Writers:
         self.open: dict[int, pa.ipc.RecordBatchFileWriter] = {}
         self.options = pa.ipc.IpcWriteOptions(compression="lz4")
 
-    def write(self, table: pa.Table, which: np.ndarray) -> None:
-        if table.num_rows == 0:
+    def write(self, table: pa.Table, which: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """Append ``rows`` of ``table`` (default: all), whose buckets are ``which``, to
+        their buckets' files, in one gather ordered by bucket."""
+        if which.size == 0:
             return
         order = np.argsort(which, kind="stable")
         counts = np.bincount(which, minlength=self.spilled.buckets)
         bounds = np.concatenate([[0], np.cumsum(counts)])
-        ordered = table.take(pa.array(order))
+        ordered = table.take(pa.array(order if rows is None else rows[order]))
         for b in np.flatnonzero(counts):
             part = ordered.slice(int(bounds[b]), int(counts[b]))
             writer = self.open.get(int(b))
@@ -361,10 +363,11 @@ def spill(
                 by_sub.write(table, bucket_of(table["msisdn"], buckets))
                 if handset_columns is not None:
                     keep = handset_rows(table)
-                    if keep.any():
-                        sub = table.filter(pa.array(keep))
-                        sub = sub.select([c for c in sub.column_names if c in hand_cols])
-                        by_hand.write(sub, bucket_of(sub["imei"], buckets))
+                    if keep.any():  # gathered once, with the bucket order: no filtered copy
+                        picked = np.flatnonzero(keep)
+                        sub = table.select([c for c in table.column_names if c in hand_cols])
+                        which = bucket_of(sub["imei"].take(pa.array(picked)), buckets)
+                        by_hand.write(sub, which, picked)
                 if progress is not None:
                     progress.advance(rows)
         finally:
