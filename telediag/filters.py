@@ -113,7 +113,10 @@ class FilterEvaluator:
         n = self.table.num_rows
         if key not in self._cache:
             arr = self.table[column]
-            if pa.types.is_string(arr.type):
+            # "Given or not" needs no encoding of a column of many distinct values
+            # (message ids): its validity says it.
+            only_nulls = cond.model_dump(exclude_none=True).keys() == {"is_null"}
+            if pa.types.is_string(arr.type) and (column in self._encoded or not only_nulls):
                 mask = dictionary_condition_mask(cond, self._encoding(column))
             else:
                 mask = condition_mask(cond, arr)

@@ -38,3 +38,23 @@ def test_dictionary_mask_equals_the_row_mask(
     assert (
         dictionary_condition_mask(cond, encoded).tolist() == condition_mask(cond, column).tolist()
     )
+
+
+def test_a_null_test_on_text_reads_validity_without_encoding_the_column() -> None:
+    from telediag.catalog import RecordFilter
+    from telediag.context import ScanSettings
+    from telediag.filters import FilterEvaluator
+
+    ids = pa.chunked_array([["m1", None, "m3"], [None, "m5"]])
+    table = pa.table(
+        {"mms_message_id": ids, "apn": pa.chunked_array([["cmwap", None, "x"], ["cmnet", None]])}
+    )
+    evaluator = FilterEvaluator(table, ScanSettings())
+    given = RecordFilter.model_validate({"mms_message_id": {"is_null": False}})
+    assert evaluator.mask(given).tolist() == [True, False, True, False, True]
+    assert "mms_message_id" not in evaluator._encoded
+    wap = RecordFilter.model_validate(
+        {"apn": {"prefix": ["cmwap"]}, "mms_message_id": {"is_null": True}}
+    )
+    assert evaluator.mask(wap).tolist() == [False, False, False, False, False]
+    assert "apn" in evaluator._encoded
