@@ -30,6 +30,7 @@ import json
 import math
 import shutil
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -346,9 +347,16 @@ def read_store_bucket(
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-def subscriber_input(store: str | Path, msisdn: str, follow_handsets: bool = True) -> RawInput:
+def subscriber_input(
+    store: str | Path, msisdn: str, follow_handsets: bool = True
+) -> tuple[RawInput, dict[str, int]]:
     """One subscriber's rows, plus the rows of the handsets they used, read through the
-    buckets and the row-group statistics: a few row groups, whatever the month's size."""
+    buckets and the row-group statistics: a few row groups, whatever the month's size.
+
+    The store keeps rows set aside apart (``rejects/``); the same rows an investigation
+    of the input would read and set aside are counted here, by reason."""
+    from telediag.read import _key_columns
+
     root = Path(store)
     manifest = load_manifest(root)
     number = str(msisdn).strip()
@@ -358,8 +366,20 @@ def subscriber_input(store: str | Path, msisdn: str, follow_handsets: bool = Tru
         for f in _part_files(root, "subscriber", b, manifest)
     ]
     tables = [t for t in own if t.num_rows]
-    if follow_handsets and tables:
-        imeis = pc.unique(pa.chunked_array([t["imei"] for t in tables]).drop_null())
+    # The rejects' keys read as an input's are (trimmed msisdn, plausible IMEI only).
+    rejects = store_rejects(root)
+    keys = _key_columns(rejects, None) if "msisdn" in rejects.column_names else None
+    own_rejects = (
+        np.zeros(rejects.num_rows, bool)
+        if keys is None
+        else np.asarray(pc.fill_null(pc.equal(keys["msisdn"], number), False), dtype=bool)
+    )
+    taken = own_rejects.copy()
+    if follow_handsets and (tables or own_rejects.any()):
+        found = [t["imei"] for t in tables]
+        if keys is not None:
+            found.append(keys["imei"].filter(pa.array(own_rejects)).combine_chunks())
+        imeis = pc.unique(pa.chunked_array(found, type=pa.string()).drop_null())
         if len(imeis):
             which = bucket_of(imeis, manifest.buckets)
             for hb in np.unique(which):
@@ -369,6 +389,9 @@ def subscriber_input(store: str | Path, msisdn: str, follow_handsets: bool = Tru
                     part = pq.read_table(f, filters=cond)
                     if part.num_rows:
                         tables.append(part)
+            if keys is not None:
+                taken |= np.asarray(pc.fill_null(pc.is_in(keys["imei"], imeis), False))
+    aside = Counter(rejects["reason"].filter(pa.array(taken)).to_pylist())
     if not tables:
         empty = {c: pa.array([], type=t) for c, t in COLUMNS.items()}
         tables = [pa.table(empty)]
@@ -378,7 +401,8 @@ def subscriber_input(store: str | Path, msisdn: str, follow_handsets: bool = Tru
     # in a column it has may mean something, such as visited_mcc null = at home).
     given = set().union(*(part.get("columns", COLUMNS) for part in manifest.parts))
     table = table.select([c for c in table.column_names if c in given])
-    return RawInput(table=table, stems=["store"], offsets=np.zeros(1, np.int64), files=[str(root)])
+    raw = RawInput(table=table, stems=["store"], offsets=np.zeros(1, np.int64), files=[str(root)])
+    return raw, dict(aside)
 
 
 def store_rejects(store: str | Path) -> pa.Table:

@@ -79,7 +79,7 @@ def test_one_subscriber_is_read_with_the_rows_of_their_handsets(
 ) -> None:
     store = tmp_path / "store"
     prepare([write_parts(tmp_path, frame, 2)], store, rules=catalog, buckets=5)
-    raw = subscriber_input(store, " 13800007002 ")
+    raw, _ = subscriber_input(store, " 13800007002 ")
     numbers = set(raw.table["msisdn"].to_pylist())
     assert "13800007002" in numbers
     assert "13800007001" in numbers  # the previous SIM in the same handset
@@ -177,3 +177,26 @@ def test_a_store_refuses_another_time_zone(
         telediag.scan(store, rules=catalog, tz="Asia/Shanghai")
     with pytest.raises(InputError, match="read in UTC, not Asia/Shanghai"):
         telediag.investigate(store, "13800007002", rules=catalog, tz="Asia/Shanghai")
+
+
+@pytest.mark.parametrize("msisdn", ["13800000001", "13800007002"])
+def test_investigating_the_store_counts_the_rows_set_aside_as_the_input_does(
+    tmp_path: Path, catalog: list[telediag.Rule], frame: pd.DataFrame, msisdn: str
+) -> None:
+    """Review i11 #5: the store keeps set-aside rows apart; an investigation from it still
+    reports the subscriber's (and their handsets') rows set aside, as one from the input."""
+    broken = frame.copy()
+    # A broken row of the second subscriber, on the handset of the SIM swap: followed
+    # through the handset from 13800007001's investigation.
+    extra = broken[broken["record_id"] == "swap-c"].copy()
+    extra["record_id"], extra["record_type"] = "swap-d", "telex"
+    broken = pd.concat([broken, extra], ignore_index=True)
+    folder = write_parts(tmp_path, broken, 2)
+    store = tmp_path / "store"
+    prepare([folder], store, rules=catalog, buckets=3, tz="Asia/Shanghai")
+    a = telediag.investigate(folder, msisdn, rules=catalog, tz="Asia/Shanghai")
+    b = telediag.investigate(store, msisdn, rules=catalog)
+    keys = ("rows_read", "rows_used", "rows_set_aside", "set_aside")
+    assert {k: a.input[k] for k in keys} == {k: b.input[k] for k in keys}
+    assert a.input["rows_set_aside"] >= 1
+    assert a.input["rows_read"] == a.input["rows_used"] + a.input["rows_set_aside"]
