@@ -52,7 +52,7 @@ from telediag.context import ScanSettings
 from telediag.engine import RuleError
 from telediag.errors import InputError, TelediagError
 from telediag.findings import EVIDENCE_COLUMNS, FINDING_COLUMNS, empty_evidence, empty_findings
-from telediag.normalize import REASONS, InputReport
+from telediag.normalize import REASONS, InputReport, order_rejects
 from telediag.read import _wanted_source_columns
 from telediag.scan import CONTRACT_COLUMNS, ScanResult, _resolve_rules
 from telediag.schema import COLUMNS, REQUIRED
@@ -682,7 +682,7 @@ class SparkScanResult:
 
     def rejects_table(self) -> pa.Table:
         """The set-aside rows, collected: reason, record id, then the input's columns."""
-        return self.rejects.orderBy("record_id").toArrow()
+        return order_rejects(self.rejects.toArrow())
 
     def unpersist(self) -> None:
         """Free the cached bucket results."""
@@ -783,7 +783,8 @@ def scan(
     if by_handset and "imei" in rows.columns:
         both = both.unionByName(cut(_handset_rows(rows, by_handset), 1, "imei"))
 
-    reject_fields = [(f.name, _arrow_type(f.dataType)) for f in rows.schema.fields]
+    # Rows set aside are text, as in every other mode (see Normalized.rejects).
+    reject_fields = [(f.name, pa.string()) for f in rows.schema.fields]
     schema = union_schema(reject_fields)
     fn = bucket_function(by_subscriber, by_handset, settings, schema)
     out = both.groupBy(_PASS, _BUCKET).applyInArrow(fn, _spark_schema(schema)).cache()
@@ -805,8 +806,11 @@ def scan(
     evidence = kind("evidence").select(
         "finding_id", *(F.col(_EV + c).alias(c) for c in EVIDENCE_COLUMNS[1:])
     )
+    # Columns in the order every mode gives (reason, record id, the contract's order).
+    given = [c[len(_RJ) :] for c in schema.names if c.startswith(_RJ)]
+    shown = order_rejects(pa.table({c: pa.array([], pa.string()) for c in given})).column_names
     rejects = out.filter(F.col("_kind") == "reject").select(
-        *(F.col(c).alias(c[len(_RJ) :]) for c in schema.names if c.startswith(_RJ))
+        *(F.col(_RJ + c).alias(c) for c in shown)
     )
     return SparkScanResult(
         findings=findings,

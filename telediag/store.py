@@ -54,7 +54,7 @@ from telediag.catalog import Rule
 from telediag.colmap import ColumnMap
 from telediag.context import ScanSettings
 from telediag.errors import InputError
-from telediag.normalize import InputReport, Normalized, normalize
+from telediag.normalize import InputReport, Normalized, as_text, normalize, order_rejects
 from telediag.outofcore import (
     BucketProgress,
     _read_bucket,
@@ -62,6 +62,7 @@ from telediag.outofcore import (
     default_budget,
     estimate_rows,
     plan_buckets,
+    repeated_id_warning,
     spill,
     spill_directory,
 )
@@ -122,6 +123,9 @@ class Manifest:
             rows_read=int(rep["rows_read"]),
             rows_used=int(rep["rows_used"]),
             set_aside={str(k): int(v) for k, v in rep["set_aside"].items()},
+            layouts={str(k): str(v) for k, v in rep.get("layouts", {}).items()},
+            disagreements={str(k): int(v) for k, v in rep.get("disagreements", {}).items()},
+            warnings=[str(w) for w in rep.get("warnings", [])],
         )
         return cls(
             buckets=int(data["buckets"]),
@@ -258,6 +262,21 @@ def prepare(
             workers,
             zone=zone,
         )
+
+        # The given record ids are kept by their own hash (ids/bucket=N), so a day added
+        # later is checked for repeats against the whole month, reading one bucket at a time.
+        def earlier(b: int) -> list[pa.ChunkedArray]:
+            if existing is None:
+                return []
+            files = _part_files(store, "ids", b, existing)
+            return [pq.read_table(f)["record_id"] for f in files]
+
+        def keep(b: int, ids: pa.ChunkedArray) -> None:
+            path = _bucket_dir(store, "ids", b) / name
+            _write(pa.table({"record_id": ids}), path)
+            written.append(path)
+
+        warning = repeated_id_warning(spilled, earlier, keep)
         reports: list[InputReport] = []
         rejects: list[pa.Table] = []
         given: set[str] = set()  # the contract columns the input had
@@ -286,9 +305,9 @@ def prepare(
                 progress.advance(spilled.rows[(key, b)], 1)
         report = sum_reports(reports)
         report.files = spilled.files
+        report.warnings = [warning] if warning else []
         if rejects:
-            table = pa.concat_tables(rejects, promote_options="permissive")
-            table = table.take(pc.sort_indices(table, [("record_id", "ascending")]))
+            table = order_rejects(pa.concat_tables(rejects, promote_options="permissive"))
             path = store / "rejects" / name
             _write(table, path)
             written.append(path)
@@ -312,6 +331,7 @@ def prepare(
         else:
             manifest = existing
             manifest.report = sum_reports([existing.report, report])
+            manifest.report.warnings = report.warnings  # checked against the whole store
             manifest.parts.append(entry)
         tmp = store / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8")
@@ -410,13 +430,16 @@ def store_rejects(store: str | Path) -> pa.Table:
     root = Path(store)
     manifest = load_manifest(root)
     files = [root / "rejects" / p["file"] for p in manifest.parts]
-    tables = [pq.read_table(f) for f in files if f.is_file()]
-    if not tables:
-        return pa.table(
-            {"reason": pa.array([], pa.string()), "record_id": pa.array([], pa.string())}
-        )
-    table = pa.concat_tables(tables, promote_options="permissive")
-    return table.take(pc.sort_indices(table, [("record_id", "ascending")])).combine_chunks()
+    # Text throughout (stores made before rejects were all text may hold typed parts).
+    tables = [
+        pa.table({c: as_text(t[c]) for c in t.column_names})
+        for t in (pq.read_table(f) for f in files if f.is_file())
+    ]
+    if not tables:  # no row set aside: the columns a scan of the input would show
+        given = set().union(*(part.get("columns", COLUMNS) for part in manifest.parts))
+        names = ["reason", "record_id", *(c for c in COLUMNS if c in given and c != "record_id")]
+        return pa.table({c: pa.array([], pa.string()) for c in names})
+    return order_rejects(pa.concat_tables(tables, promote_options="permissive"))
 
 
 def scan_store(

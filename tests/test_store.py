@@ -200,3 +200,39 @@ def test_investigating_the_store_counts_the_rows_set_aside_as_the_input_does(
     assert {k: a.input[k] for k in keys} == {k: b.input[k] for k in keys}
     assert a.input["rows_set_aside"] >= 1
     assert a.input["rows_read"] == a.input["rows_used"] + a.input["rows_set_aside"]
+
+
+def test_a_store_warns_of_record_ids_repeated_across_parts_and_buckets(
+    tmp_path: Path, catalog: list[telediag.Rule], frame: pd.DataFrame
+) -> None:
+    """A record id given twice, once in the month and once in a day added later, to two
+    subscribers (two buckets): the store's report warns as a scan of both inputs does."""
+    month_dir = write_parts(tmp_path, frame, 2)
+    day = frame.iloc[:3].copy()
+    day["msisdn"] = "13877770000"
+    day["record_id"] = ["late-1", "late-2", str(frame["record_id"].iloc[5])]
+    day_dir = tmp_path / "day"
+    day_dir.mkdir()
+    day.to_parquet(day_dir / "day.parquet", index=False)
+    store = tmp_path / "store"
+    prepare([month_dir], store, rules=catalog, buckets=4)
+    assert load_manifest(store).report.warnings == []
+    prepare([day_dir], store, rules=catalog)
+    whole = telediag.scan([month_dir, day_dir], rules=catalog)
+    assert whole.report.warnings and "1 id(s)" in whole.report.warnings[0]
+    assert telediag.scan(store, rules=catalog).report.warnings == whole.report.warnings
+    assert_same(whole, telediag.scan([month_dir, day_dir], rules=catalog, buckets=3))
+
+
+def test_an_empty_store_writes_the_rejects_columns_of_its_input(
+    tmp_path: Path, catalog: list[telediag.Rule], frame: pd.DataFrame
+) -> None:
+    """Review i11 #6b: no row set aside still gives the input's columns, as text."""
+    clean = frame[frame["record_id"].str.startswith("bad-") == False]  # noqa: E712
+    folder = write_parts(tmp_path, clean.reset_index(drop=True), 1)
+    store = tmp_path / "store"
+    prepare([folder], store, rules=catalog, buckets=2)
+    whole = telediag.scan(folder, rules=catalog)
+    stored = telediag.scan(store, rules=catalog)
+    assert whole.rejects().num_rows == stored.rejects().num_rows == 0
+    assert whole.rejects().schema == stored.rejects().schema
