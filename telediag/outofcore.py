@@ -18,6 +18,7 @@ interrupted.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
@@ -450,10 +451,24 @@ def scan_out_of_core(
         combined.report.files = spilled.files
         combined.report.warnings = [warning] if warning else []
         return combined
+    except OSError as exc:
+        raise spill_error(exc, directory) from None
     finally:
         shutil.rmtree(directory, ignore_errors=True)
         if progress is not None:
             progress.close()
+
+
+def spill_error(exc: OSError, directory: Path) -> InputError:
+    """One line for an error of the file system while spilling or writing a store."""
+    text = str(exc)
+    if exc.errno == errno.ENOSPC or "No space left" in text:
+        return InputError(
+            f"{directory}: no space left for spill files; give --spill-dir a place with "
+            "more room (the spill takes about the size of the input)"
+        )
+    where = exc.filename or directory
+    return InputError(f"{where}: {exc.strerror or text}")
 
 
 def spill_directory(spill_dir: str | Path | None) -> Path:

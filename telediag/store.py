@@ -65,6 +65,7 @@ from telediag.outofcore import (
     repeated_id_warning,
     spill,
     spill_directory,
+    spill_error,
 )
 from telediag.read import RawInput, _concat, labelled_sources
 from telediag.schema import COLUMNS
@@ -226,9 +227,12 @@ def prepare(
             "prepare reads Parquet files, CSV files in the default dialect and tables "
             "through one column map; convert other inputs first"
         )
+    if store.exists() and not store.is_dir():
+        raise InputError(f"{store}: exists and is not a directory; give a store directory")
     existing = load_manifest(store) if is_store(store) else None
     if existing is None and store.exists() and any(store.iterdir()):
         raise InputError(f"{store}: exists and is not a telediag store")
+    created = not store.exists()
     if existing is not None and tz is not None and tz != existing.tz:
         raise InputError(f"{store}: the store's times were read in {existing.tz}, not {tz}")
     zone = existing.tz if existing is not None else (tz or "UTC")
@@ -338,9 +342,13 @@ def prepare(
         tmp.replace(store / MANIFEST)  # the new part counts only once this lands
         written.clear()
         return manifest
+    except OSError as exc:  # a place that cannot be written, a full disk
+        raise spill_error(exc, store) from None
     finally:
         for path in written:  # a failed prepare leaves the store as it was
             path.unlink(missing_ok=True)
+        if created and not (store / MANIFEST).is_file():  # nor a half-made new store
+            shutil.rmtree(store, ignore_errors=True)
         shutil.rmtree(directory, ignore_errors=True)
         if progress is not None:
             progress.close()

@@ -236,3 +236,41 @@ def test_an_empty_store_writes_the_rejects_columns_of_its_input(
     stored = telediag.scan(store, rules=catalog)
     assert whole.rejects().num_rows == stored.rejects().num_rows == 0
     assert whole.rejects().schema == stored.rejects().schema
+
+
+def test_a_full_disk_ends_in_one_line_and_leaves_nothing_behind(
+    tmp_path: Path,
+    catalog: list[telediag.Rule],
+    frame: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review i11 #9: a full disk while spilling or writing a store."""
+    import errno
+
+    from telediag import outofcore
+
+    folder = write_parts(tmp_path, frame, 2)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+
+    def full(self: object, table: object, which: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outofcore._Writers, "write", full)
+    with pytest.raises(InputError, match="no space left for spill files"):
+        telediag.scan(folder, rules=catalog, buckets=2, spill_dir=spill)
+    assert list(spill.iterdir()) == []
+    store = tmp_path / "store"
+    with pytest.raises(InputError, match="no space left"):
+        prepare([folder], store, rules=catalog, buckets=2, spill_dir=spill)
+    assert not store.exists() and list(spill.iterdir()) == []
+    assert main(["prepare", str(folder), "--out", str(store), "-q"]) == 2
+    assert not store.exists()
+
+
+def test_prepare_refuses_a_file_as_the_store(tmp_path: Path, frame: pd.DataFrame) -> None:
+    folder = write_parts(tmp_path, frame, 1)
+    target = tmp_path / "a.parquet"
+    target.write_bytes(b"x")
+    with pytest.raises(InputError, match="exists and is not a directory"):
+        prepare([folder], target)
