@@ -39,10 +39,16 @@ def as_text(name: str, where: str, arr: pa.ChunkedArray) -> pa.ChunkedArray:
         whole = pc.and_(finite, pc.equal(pc.floor(arr), arr))
         ints = pc.cast(pc.if_else(whole, arr, 0.0), pa.int64()).cast(pa.string())
         return pc.if_else(whole, ints, arr.cast(pa.string()))
+    if pa.types.is_nested(t) or pa.types.is_union(t) or pa.types.is_map(t):
+        raise InputError(f"{where}: column {name!r} holds {t} values, which cannot be read as text")
     try:
         return arr.cast(pa.string())
     except pa.ArrowInvalid:
         raise _bad_text(name, where, arr) from None
+    except pa.ArrowNotImplementedError:
+        raise InputError(
+            f"{where}: column {name!r} holds {t} values, which cannot be read as text"
+        ) from None
 
 
 def _unsupported(name: str, where: str, t: pa.DataType) -> InputError:

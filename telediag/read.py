@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from telediag.colmap import ColumnMap, MapStats, load_column_map
+from telediag.conform import as_text as key_text
 from telediag.conform import check_unique, conform
 from telediag.csvread import DEFAULT_DIALECT, header_names, is_csv, read_csv
 from telediag.devices import plausible_imei
@@ -205,11 +206,14 @@ def _key_columns(item: Path | pa.Table, cmap: ColumnMap | None) -> pa.Table:
         table = cmap.apply(table, zone="UTC")  # only the key columns are read from it
     if "msisdn" not in table.column_names:
         raise InputError(f"{item}: missing required column 'msisdn'")
-    cols = {"msisdn": pc.utf8_trim_whitespace(table["msisdn"].cast(pa.string()))}
+    # As normalization writes numbers as text (13800000001.0 is 13800000001), so that
+    # the investigation picks the very rows a scan uses.
+    where = str(item) if isinstance(item, Path) else "input"
+    cols = {"msisdn": pc.utf8_trim_whitespace(key_text("msisdn", where, table["msisdn"]))}
     if "imei" in table.column_names:
         # Only a plausible IMEI is a handset to follow; a blank or a placeholder such as
         # 000000000000000 would pull in every subscriber that shares it.
-        imei = pc.utf8_trim_whitespace(table["imei"].cast(pa.string()))
+        imei = pc.utf8_trim_whitespace(key_text("imei", where, table["imei"]))
         cols["imei"] = pc.if_else(
             pc.fill_null(plausible_imei(imei), False), imei, pa.scalar(None, pa.string())
         )
@@ -384,5 +388,5 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
     except pa.ArrowException:
         # Parts disagree on a column's type (e.g. int in one file, text in another):
         # fall back to text, which normalization parses row by row.
-        as_text = [pa.table({c: t[c].cast(pa.string()) for c in t.column_names}) for t in aligned]
-        return pa.concat_tables(as_text, promote_options="permissive")
+        text = [pa.table({c: key_text(c, "input", t[c]) for c in t.column_names}) for t in aligned]
+        return pa.concat_tables(text, promote_options="permissive")

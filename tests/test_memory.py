@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -137,7 +138,66 @@ def test_a_mapped_source_of_bytes_that_are_not_text_is_named() -> None:
         }
     )
     cmap = ColumnMap(columns={"record_type": {"source": "kind", "values": {"SMS": "sms"}}})
-    with pytest.raises(
-        telediag.InputError, match=r"^<table 0>: column 'record_type': not UTF-8 text"
-    ):
+    with pytest.raises(telediag.InputError, match=r"^<table 0>: column 'kind': not UTF-8 text"):
         telediag.scan(table, column_map=cmap, rules=[])
+
+
+def _blank_one(frame: pd.DataFrame) -> pd.DataFrame:
+    """pd.read_csv of an export with one blank msisdn: the column becomes float64."""
+    extra = frame.iloc[:1].copy()
+    extra["record_id"], extra["msisdn"] = "zz", float("nan")
+    return pd.concat([frame, extra], ignore_index=True)
+
+
+def test_an_integral_float_in_a_mixed_object_column_keeps_its_digits() -> None:
+    """Review i10 #4: str(13800000001.0) wrote a subscriber that exists nowhere."""
+    frame = pd.read_csv(SOURCE, dtype=str)
+    frame["msisdn"] = frame["msisdn"].astype(object)
+    frame.loc[frame.index[::2], "msisdn"] = 13800000001.0  # floats among strings
+    assert _findings(frame) == _findings(SOURCE)
+
+
+@pytest.mark.parametrize("kind", ["pandas", "arrow", "polars"])
+def test_investigate_finds_what_scan_finds_whatever_the_column_types(kind: str) -> None:
+    """Review i10 #5: a float64 msisdn read by the investigation's key pass as 1.38e+10."""
+    frame = _blank_one(pd.read_csv(SOURCE))
+    assert frame["msisdn"].dtype == "float64"
+    source: Any = frame
+    if kind == "arrow":
+        source = pa.Table.from_pandas(frame, preserve_index=False)
+    elif kind == "polars":
+        source = pl.from_pandas(frame)
+    scanned = telediag.scan(source, tz=TZ)
+    assert sorted(set(scanned.findings["msisdn"])) == ["13800000001"]
+    inv = telediag.investigate(source, "13800000001", tz=TZ)
+    assert [f.rule_id for f in inv.findings] == list(scanned.findings["rule_id"])
+    assert inv.input["rows_read"] == inv.input["rows_used"] + inv.input["rows_set_aside"]
+
+
+def test_a_list_column_through_a_map_is_one_line(tmp_path: Path) -> None:
+    """Review i10 #9a: a list column as a mapped source ended in ArrowNotImplementedError."""
+    from telediag.cli import main
+
+    table = pa.table(
+        {
+            "record_type": ["sms"],
+            "direction": ["mo"],
+            "msisdn": ["138"],
+            "start_time": ["2008-07-01 10:00:00"],
+            "tags": pa.array([["x"]]),
+        }
+    )
+    cmap = tmp_path / "map.yaml"
+    cmap.write_text("columns:\n  peer_number: {source: tags, values: {x: y}}\n")
+    with pytest.raises(telediag.TelediagError, match="tags") as info:
+        telediag.scan(table, column_map=cmap)
+    assert "\n" not in str(info.value)
+    path = tmp_path / "list.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, path)
+    for args in (
+        ["scan", str(path), "--out", str(tmp_path / "f.csv")],
+        ["columns", "check", str(path)],
+    ):
+        assert main([*args, "--column-map", str(cmap)]) == 2
