@@ -323,16 +323,26 @@ def _parse_when(
     )
     try:
         parsed = pd.Timestamp(value.strip() if isinstance(value, str) else value)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime):
         parsed = None
     if parsed is None or parsed is pd.NaT:
-        raise InputError(f"cannot read date {value!r}: use YYYY-MM-DD") from None
+        raise InputError(
+            f"cannot read date {value!r}: use YYYY-MM-DD, between {_FIRST_DAY} and {_LAST_DAY}"
+        ) from None
     stamp: pd.Timestamp = parsed
+    if not (_FIRST_DAY <= stamp.strftime("%Y-%m-%d") <= _LAST_DAY):
+        raise InputError(
+            f"date {value!r} is out of range: give one between {_FIRST_DAY} and {_LAST_DAY}"
+        )
     if bare_day and day_after:
         stamp = stamp + pd.DateOffset(days=1)
     if stamp.tzinfo is not None:
         return stamp.tz_convert("UTC")
     return stamp.tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
+
+
+#: Period bounds accepted: well inside what nanosecond timestamps hold in any zone.
+_FIRST_DAY, _LAST_DAY = "1900-01-01", "2200-12-31"
 
 
 def _parse_day(value: str | dt.date, what: str) -> dt.date:

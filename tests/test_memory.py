@@ -201,3 +201,23 @@ def test_a_list_column_through_a_map_is_one_line(tmp_path: Path) -> None:
         ["columns", "check", str(path)],
     ):
         assert main([*args, "--column-map", str(cmap)]) == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--to", "9999-12-31"),
+        ("--from", "2300-01-01"),
+        ("--from", "0001-01-01"),
+        ("--to", "2262-04-12"),
+    ],
+)
+def test_a_far_off_period_bound_is_one_line(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review i9 #1: far-off dates gave a raw OverflowError."""
+    from telediag.cli import main
+
+    code = main(["investigate", str(SOURCE), "--msisdn", "13800000001", option, value])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and value in err and "2200-12-31" in err
