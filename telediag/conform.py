@@ -83,9 +83,17 @@ def conform_column(name: str, arr: pa.ChunkedArray, where: str) -> pa.ChunkedArr
             return arr.cast(pa.string())
         return as_text(name, where, arr)
     # A numeric contract column.
-    if pa.types.is_boolean(t):
-        return arr.cast(pa.int8())
+    if pa.types.is_boolean(t):  # true/false is no count, size or charge
+        raise _unsupported(name, where, t)
     if pa.types.is_decimal(t):
+        if pa.types.is_integer(target):
+            try:  # exact when every value is a whole number in range (the usual case)
+                return arr.cast(target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+            # Otherwise as text: normalization sets aside the fractions and the values
+            # out of range, row by row.
+            return pc.replace_substring_regex(arr.cast(pa.string()), r"\.0+$", "")
         return arr.cast(pa.float64())
     if pa.types.is_temporal(t):
         raise _unsupported(name, where, t)

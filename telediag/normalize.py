@@ -284,7 +284,8 @@ def _parse_text_numbers(name: str, arr: pa.ChunkedArray, reason: np.ndarray) -> 
         errors="coerce",
     )
     parsed = pa.array(values.to_numpy(dtype="float64", na_value=np.nan), from_pandas=True)
-    was_value = ~_nulls_like(arr)
+    # A blank (empty or only whitespace) is no value, as in every string column.
+    was_value = ~_nulls_like(_blank_to_null(arr))
     if name == "duration_s":  # from a start and an end the zone's clock skips or repeats
         for code, note in DURATION_NOTES.items():
             why = "nonexistent" if code == NONEXISTENT else "ambiguous"

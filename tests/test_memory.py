@@ -221,3 +221,47 @@ def test_a_far_off_period_bound_is_one_line(
     code = main(["investigate", str(SOURCE), "--msisdn", "13800000001", option, value])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and value in err and "2200-12-31" in err
+
+
+def _kinds(**columns: Any) -> pa.Table:
+    n = len(next(iter(columns.values())))
+    base = {
+        "record_type": ["sms"] * n,
+        "direction": ["mo"] * n,
+        "msisdn": ["13800000001"] * n,
+        "start_time": ["2008-07-01 10:00:00"] * n,
+    }
+    return pa.table({**base, **columns})
+
+
+def test_whole_decimals_are_read_exactly() -> None:
+    """Review i9 #3: decimals went through float64, so 2**53 + 1 became 2**53."""
+    from decimal import Decimal
+
+    big = Decimal(2**53 + 1)
+    table = _kinds(bytes_up=pa.array([Decimal(160), big, None], pa.decimal128(20, 1)))
+    result = telediag.scan(table)
+    assert result.normalized.table["bytes_up"].to_pylist() == [160, 2**53 + 1, None]
+    half = _kinds(bytes_up=pa.array([Decimal(160), Decimal("1.5")], pa.decimal128(20, 1)))
+    assert telediag.scan(half).report.set_aside == {"non-integral bytes_up": 1}
+
+
+def test_true_and_false_in_a_number_column_are_one_line() -> None:
+    """Review i9: a boolean column was read as 1 and 0 without a word."""
+    with pytest.raises(telediag.InputError, match="column 'bytes_up' holds bool values"):
+        telediag.scan(_kinds(bytes_up=[True, False]))
+
+
+def test_a_blank_number_in_a_csv_is_no_value(tmp_path: Path) -> None:
+    """Review i9 #4: '  ' was set aside as unparseable while '' read as null."""
+    path = tmp_path / "blank.csv"
+    path.write_text(
+        "record_id,record_type,direction,start_time,msisdn,duration_s,charge\n"
+        "r1,voice,mo,2008-07-01 10:00:00,13800000001,  ,0.1\n"
+        "r2,voice,mo,2008-07-01 10:01:00,13800000001,,\n"
+        "r3,voice,mo,2008-07-01 10:02:00,13800000001,60, \n"
+        "r4,voice,mo,2008-07-01 10:03:00,13800000001,6x,\n"
+    )
+    result = telediag.scan(path)
+    assert result.report.set_aside == {"unparseable duration_s": 1}
+    assert result.normalized.table["duration_s"].to_pylist() == [None, None, 60, None]
