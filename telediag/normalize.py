@@ -481,7 +481,7 @@ def normalize(raw: RawInput, tz: str | None = None, threads: int = 2) -> Normali
             )
             _mark(reason, flagged, f"unknown {name}")
 
-    warnings = [w for w in [repeated_ids.result() if repeated_ids else None] if w]
+    warnings = [*raw.warnings, *(w for w in [repeated_ids.result() if repeated_ids else None] if w)]
     table = pa.table({name: _one_chunk(columns[name]) for name in COLUMNS})
     valid = reason == 0
     counts = np.bincount(reason, minlength=len(REASONS) + 1)

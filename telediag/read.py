@@ -52,6 +52,8 @@ class RawInput:
     layouts: dict[str, str] = field(default_factory=dict)
     #: Canonical column -> rows where the map's alternatives gave different values.
     disagreements: dict[str, int] = field(default_factory=dict)
+    #: What the reader noticed about the input (identifiers held as numbers).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def num_rows(self) -> int:
@@ -290,6 +292,7 @@ def read_input(
     items = [item for item, _ in labelled]
     stats = MapStats()
     layouts: dict[str, str] = {}
+    warnings: list[str] = []
     maps = [_item_map(item, n, base, layouts) for n, item in enumerate(items)]
     selected: list[np.ndarray] | None = None
     # Inputs that cannot be read a row group at a time (CSV, or anything behind a column
@@ -332,6 +335,8 @@ def read_input(
         missing = [c for c in REQUIRED if c not in table.column_names]
         if missing:
             raise InputError(f"{name}: missing required column {missing[0]!r}")
+        if isinstance(item, pa.Table):
+            warnings.extend(_number_identifiers(table, name))
         tables.append(conform(table, name))
         stems.append(stem)
         files.append(name)
@@ -348,6 +353,7 @@ def read_input(
         time_formats=base.time_formats() if base is not None else None,
         layouts=layouts,
         disagreements=dict(stats.disagreements),
+        warnings=warnings,
     )
 
 
@@ -369,6 +375,30 @@ def _item_map(
     chosen, layout = base.for_input(names, label)
     layouts[label] = layout or "(base map)"
     return chosen
+
+
+#: Columns whose values are numbers written as text: a leading 0 or + is part of them.
+IDENTIFIERS = ("msisdn", "peer_number", "imsi", "imei")
+
+
+def _number_identifiers(table: pa.Table, name: str) -> list[str]:
+    """A warning for each identifier an in-memory table holds as numbers: whoever read
+    the file (``pd.read_csv``, ``pl.read_csv``) may have dropped leading zeros and ``+``
+    (``00447700900123`` becomes ``447700900123``, another number)."""
+    out = []
+    for column in IDENTIFIERS:
+        if column not in table.column_names:
+            continue
+        t = table[column].type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+            out.append(
+                f"{name}: {column} holds numbers ({t}), so leading zeros and '+' may have "
+                "been lost when the file was read; read identifiers as text "
+                "(pd.read_csv(..., dtype=str)) or give telediag the file itself"
+            )
+    return out
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

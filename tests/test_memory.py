@@ -265,3 +265,20 @@ def test_a_blank_number_in_a_csv_is_no_value(tmp_path: Path) -> None:
     result = telediag.scan(path)
     assert result.report.set_aside == {"unparseable duration_s": 1}
     assert result.normalized.table["duration_s"].to_pylist() == [None, None, 60, None]
+
+
+def test_identifiers_read_as_numbers_are_warned_of() -> None:
+    """Review i10 #6: pd.read_csv turns 00447700900123 into 447700900123, another number;
+    the report says so, and reading the identifiers as text keeps the finding."""
+    from .conftest import ROOT
+
+    sample = ROOT / "column-maps" / "samples" / "research-handset-log.csv"
+    cmap = ROOT / "column-maps" / "research-handset-log.yaml"
+    from_file = telediag.scan(sample, column_map=cmap, tz="Europe/London")
+    assert list(from_file.findings["rule_id"]) == ["TD010"]
+    assert from_file.report.warnings == []
+    guessed = telediag.scan(pd.read_csv(sample), column_map=cmap, tz="Europe/London")
+    assert any("leading zeros" in w and "dtype=str" in w for w in guessed.report.warnings)
+    as_text = telediag.scan(pd.read_csv(sample, dtype=str), column_map=cmap, tz="Europe/London")
+    assert list(as_text.findings["rule_id"]) == ["TD010"]
+    assert as_text.report.warnings == []
