@@ -42,7 +42,7 @@ from telediag.catalog import Rule
 from telediag.context import ScanSettings
 from telediag.engine import RuleError, run_catalog
 from telediag.findings import empty_evidence, empty_findings
-from telediag.normalize import REASONS, InputReport, normalize, order_rejects
+from telediag.normalize import REASONS, InputReport, explicit_ids, normalize, order_rejects
 from telediag.read import RawInput
 from telediag.sort import sort_records
 
@@ -163,10 +163,11 @@ def with_record_ids(raw: RawInput) -> pa.Table:
     if "record_id" not in table.column_names:
         ids: pa.Array | pa.ChunkedArray = raw.generated_ids(rows)
         return table.append_column("record_id", ids)
-    given = table["record_id"]
-    if given.null_count == 0 and pa.types.is_string(given.type):
+    # A blank id is no id (as normalization reads it): it gets a generated one here, so
+    # that a bucket does not name the row after itself.
+    text = explicit_ids(table["record_id"])
+    if text.null_count == 0 and table["record_id"].type == pa.string():
         return table
-    text = given.cast(pa.string())
     missing = np.flatnonzero(np.asarray(text.is_null().to_numpy(zero_copy_only=False)))
     if missing.size:
         generated = raw.generated_ids(missing)

@@ -122,7 +122,7 @@ class Normalized:
         taken = self.raw.table.take(pa.array(rows))
         taken = pa.table({c: as_text(taken[c]) for c in taken.column_names})
         if "record_id" in taken.column_names:
-            ids = pc.coalesce(taken["record_id"].cast(pa.string()), self.raw.generated_ids(rows))
+            ids = pc.coalesce(explicit_ids(taken["record_id"]), self.raw.generated_ids(rows))
             taken = taken.drop_columns(["record_id"])
         else:
             ids = self.raw.generated_ids(rows)

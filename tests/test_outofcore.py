@@ -216,3 +216,19 @@ def test_rows_set_aside_with_one_record_id_keep_the_input_order(
     whole = telediag.scan(folder, rules=catalog)
     for n in (2, 4, 7):
         assert_same(whole, telediag.scan(folder, rules=catalog, buckets=n))
+
+
+def test_blank_record_ids_get_the_same_generated_ids_in_every_mode(
+    tmp_path: Path, catalog: list[telediag.Rule]
+) -> None:
+    """A blank record id is no id: the row gets ``<file>:<row>`` whether the scan is whole
+    or in buckets (buckets named it ``bucket:<row>``), as evidence and as a reject."""
+    frame = month(12, 300)
+    frame.loc[frame.index[::7], "record_id"] = "  "
+    frame.loc[frame.index[::11], "record_id"] = ""
+    folder = write_parts(tmp_path, frame, 1)
+    whole = telediag.scan(folder, rules=catalog)
+    assert any(rid.startswith("part-0:") for rid in whole.evidence["record_id"])
+    assert not any(rid.startswith("bucket") for rid in whole.rejects()["record_id"].to_pylist())
+    for n in (2, 5):
+        assert_same(whole, telediag.scan(folder, rules=catalog, buckets=n))
