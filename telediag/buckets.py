@@ -44,7 +44,7 @@ from telediag.context import ScanSettings
 from telediag.devices import plausible_imei
 from telediag.engine import EngineResult, RuleError, run_catalog
 from telediag.findings import empty_evidence, empty_findings
-from telediag.normalize import REASONS, InputReport, normalize
+from telediag.normalize import REASONS, InputReport, explicit_ids, normalize, order_rejects
 from telediag.read import RawInput
 from telediag.sort import sort_records
 
@@ -176,10 +176,11 @@ def with_record_ids(raw: RawInput) -> pa.Table:
     if "record_id" not in table.column_names:
         ids: pa.Array | pa.ChunkedArray = raw.generated_ids(rows)
         return table.append_column("record_id", ids)
-    given = table["record_id"]
-    if given.null_count == 0 and pa.types.is_string(given.type):
+    # A blank id is no id (as normalization reads it): it gets a generated one here, so
+    # that a bucket does not name the row after itself.
+    text = explicit_ids(table["record_id"])
+    if text.null_count == 0 and table["record_id"].type == pa.string():
         return table
-    text = given.cast(pa.string())
     missing = np.flatnonzero(np.asarray(text.is_null().to_numpy(zero_copy_only=False)))
     if missing.size:
         generated = raw.generated_ids(missing)
@@ -236,15 +237,28 @@ def sum_reports(reports: Iterable[InputReport]) -> InputReport:
     files: list[str] = []
     read = used = 0
     aside: dict[str, int] = {}
+    layouts: dict[str, str] = {}
+    disagree: dict[str, int] = {}
     for r in reports:
         files.extend(f for f in r.files if f not in files)
         read += r.rows_read
         used += r.rows_used
         for reason, count in r.set_aside.items():
             aside[reason] = aside.get(reason, 0) + count
+        layouts.update(r.layouts)
+        for column, count in r.disagreements.items():
+            disagree[column] = disagree.get(column, 0) + count
     rank = {reason: i for i, reason in enumerate(REASONS)}
     ordered = dict(sorted(aside.items(), key=lambda kv: rank.get(kv[0], len(rank))))
-    return InputReport(files=files, rows_read=read, rows_used=used, set_aside=ordered)
+    # Warnings are about the input as a whole (repeated ids): a part's are not summed.
+    return InputReport(
+        files=files,
+        rows_read=read,
+        rows_used=used,
+        set_aside=ordered,
+        layouts=layouts,
+        disagreements=dict(sorted(disagree.items())),
+    )
 
 
 def sort_findings(
@@ -285,9 +299,7 @@ def combine(results: Iterable[BucketResult]) -> BucketResult:
     findings, evidence = sort_findings(findings, evidence)
     rejected = [p.rejects for p in parts if p.rejects.num_columns and p.rejects.num_rows]
     if rejected:
-        rejects = pa.concat_tables(rejected, promote_options="permissive")
-        rejects = rejects.take(pc.sort_indices(rejects, [("record_id", "ascending")]))
-        rejects = rejects.combine_chunks()
+        rejects = order_rejects(pa.concat_tables(rejected, promote_options="permissive"))
     else:
         # No rows: the widest empty table (a bucket with no input knows fewer columns).
         widest = max((p.rejects for p in parts), key=lambda t: t.num_columns, default=None)

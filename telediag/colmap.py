@@ -498,13 +498,13 @@ class ColumnMap(_Strict):
         consumed.update(present)
         arrays = [table[s] for s in present]
         if len(arrays) > 1:
-            arrays = [_same_type(a, arrays) for a in arrays]
+            arrays = [_same_type(a, arrays, n) for a, n in zip(arrays, present, strict=True)]
         value = arrays[0] if len(arrays) == 1 else pc.coalesce(*arrays)
         if not isinstance(value, pa.ChunkedArray):
             value = pa.chunked_array([value])
         raw = None
         if entry.values is not None:
-            raw = as_text(canonical, "", value)
+            raw = as_text(present[0] if len(present) == 1 else canonical, "", value)
             value = translate(raw, dict(entry.values), None)
             if entry.default is not None:
                 value = pc.if_else(raw.is_valid(), pc.coalesce(value, entry.default), value)
@@ -599,12 +599,14 @@ class MapStats:
             self.disagreements[column] += count
 
 
-def _same_type(arr: pa.ChunkedArray, group: list[pa.ChunkedArray]) -> pa.ChunkedArray:
+def _same_type(
+    arr: pa.ChunkedArray, group: list[pa.ChunkedArray], name: str = ""
+) -> pa.ChunkedArray:
     """Coalescing columns of different types needs one type: fall back to text."""
     types = {a.type for a in group}
     if len(types) == 1:
         return arr
-    return as_text("", "", arr)
+    return as_text(name, "", arr)
 
 
 def scale_column(arr: pa.ChunkedArray, factor: float) -> pa.ChunkedArray:

@@ -39,10 +39,16 @@ def as_text(name: str, where: str, arr: pa.ChunkedArray) -> pa.ChunkedArray:
         whole = pc.and_(finite, pc.equal(pc.floor(arr), arr))
         ints = pc.cast(pc.if_else(whole, arr, 0.0), pa.int64()).cast(pa.string())
         return pc.if_else(whole, ints, arr.cast(pa.string()))
+    if pa.types.is_nested(t) or pa.types.is_union(t) or pa.types.is_map(t):
+        raise InputError(f"{where}: column {name!r} holds {t} values, which cannot be read as text")
     try:
         return arr.cast(pa.string())
     except pa.ArrowInvalid:
         raise _bad_text(name, where, arr) from None
+    except pa.ArrowNotImplementedError:
+        raise InputError(
+            f"{where}: column {name!r} holds {t} values, which cannot be read as text"
+        ) from None
 
 
 def _unsupported(name: str, where: str, t: pa.DataType) -> InputError:
@@ -77,9 +83,17 @@ def conform_column(name: str, arr: pa.ChunkedArray, where: str) -> pa.ChunkedArr
             return arr.cast(pa.string())
         return as_text(name, where, arr)
     # A numeric contract column.
-    if pa.types.is_boolean(t):
-        return arr.cast(pa.int8())
+    if pa.types.is_boolean(t):  # true/false is no count, size or charge
+        raise _unsupported(name, where, t)
     if pa.types.is_decimal(t):
+        if pa.types.is_integer(target):
+            try:  # exact when every value is a whole number in range (the usual case)
+                return arr.cast(target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+            # Otherwise as text: normalization sets aside the fractions and the values
+            # out of range, row by row.
+            return pc.replace_substring_regex(arr.cast(pa.string()), r"\.0+$", "")
         return arr.cast(pa.float64())
     if pa.types.is_temporal(t):
         raise _unsupported(name, where, t)

@@ -29,7 +29,7 @@ from telediag.engine import RuleOutcome, run_rule
 from telediag.errors import InputError
 from telediag.filters import FilterEvaluator
 from telediag.findings import SUMMARY_FORMATTER, plain_value
-from telediag.normalize import normalize
+from telediag.normalize import InputReport, normalize
 from telediag.policy import Policy, load_policy
 from telediag.read import Sources, SubscriberFilter, read_input
 from telediag.scan import _resolve_rules
@@ -323,16 +323,26 @@ def _parse_when(
     )
     try:
         parsed = pd.Timestamp(value.strip() if isinstance(value, str) else value)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime):
         parsed = None
     if parsed is None or parsed is pd.NaT:
-        raise InputError(f"cannot read date {value!r}: use YYYY-MM-DD") from None
+        raise InputError(
+            f"cannot read date {value!r}: use YYYY-MM-DD, between {_FIRST_DAY} and {_LAST_DAY}"
+        ) from None
     stamp: pd.Timestamp = parsed
+    if not (_FIRST_DAY <= stamp.strftime("%Y-%m-%d") <= _LAST_DAY):
+        raise InputError(
+            f"date {value!r} is out of range: give one between {_FIRST_DAY} and {_LAST_DAY}"
+        )
     if bare_day and day_after:
         stamp = stamp + pd.DateOffset(days=1)
     if stamp.tzinfo is not None:
         return stamp.tz_convert("UTC")
     return stamp.tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
+
+
+#: Period bounds accepted: well inside what nanosecond timestamps hold in any zone.
+_FIRST_DAY, _LAST_DAY = "1900-01-01", "2200-12-31"
 
 
 def _parse_day(value: str | dt.date, what: str) -> dt.date:
@@ -345,6 +355,15 @@ def _parse_day(value: str | dt.date, what: str) -> dt.date:
         return dt.date.fromisoformat(str(value).strip())
     except ValueError:
         raise InputError(f"cannot read {what} {value!r}: use YYYY-MM-DD") from None
+
+
+def _with_set_aside(report: InputReport, aside: dict[str, int]) -> InputReport:
+    """``report`` with more rows read and set aside (reasons in the contract's order)."""
+    from telediag.buckets import sum_reports
+
+    extra = InputReport(files=[], rows_read=sum(aside.values()), rows_used=0, set_aside=aside)
+    total = sum_reports([report, extra])
+    return replace(report, rows_read=total.rows_read, set_aside=total.set_aside)
 
 
 def investigate(
@@ -380,8 +399,9 @@ def investigate(
     chosen = _resolve_rules(rules, None, None)
     pol = policy if isinstance(policy, Policy) else load_policy(policy)
     msisdn = str(msisdn).strip()
+    stored_aside: dict[str, int] = {}
     if store is not None:  # a prepared month: the subscriber's bucket, a few row groups
-        raw = subscriber_input(store, msisdn)
+        raw, stored_aside = subscriber_input(store, msisdn)
     else:
         raw = read_input(
             source,
@@ -391,6 +411,8 @@ def investigate(
             tz=zone,
         )
     normalized = normalize(raw, tz=zone)
+    if stored_aside:  # rows the store set aside when it was prepared count as read here
+        normalized.report = _with_set_aside(normalized.report, stored_aside)
     report = normalized.report.to_dict()
     in_period = normalized
     if lo is not None or hi is not None:

@@ -7,6 +7,7 @@ as they treat a file.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -30,7 +31,27 @@ def describe(obj: object, n: int) -> str:
 
 
 def to_arrow(obj: Any, where: str) -> pa.Table:
-    """One Arrow table from any in-memory input."""
+    """One Arrow table from any in-memory input, with view types (polars' string_view)
+    as their plain forms, which every Arrow kernel takes."""
+    return _without_views(_to_arrow(obj, where), where)
+
+
+#: View layouts and the plain layouts every kernel takes.
+_PLAIN = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
+
+
+def _without_views(table: pa.Table, where: str) -> pa.Table:
+    if not any(t in _PLAIN for t in table.schema.types):
+        return table
+    try:
+        return table.cast(
+            pa.schema([f.with_type(_PLAIN.get(f.type, f.type)) for f in table.schema])
+        )
+    except (pa.ArrowException, ValueError) as exc:
+        raise InputError(f"{where}: cannot read as a table: {exc}") from None
+
+
+def _to_arrow(obj: Any, where: str) -> pa.Table:
     try:
         if isinstance(obj, pa.Table):
             return obj
@@ -61,9 +82,19 @@ def _from_pandas(frame: pd.DataFrame, where: str) -> pa.Table:
         except (pa.ArrowException, TypeError, ValueError):
             # Mixed kinds (numbers and text, say): keep each value's text, so that
             # normalization sets aside what does not parse. Only on this rare path.
-            text = [None if _missing(v) else str(v) for v in series.tolist()]
+            text = [None if _missing(v) else _text(v) for v in series.tolist()]
             arrays.append(pa.array(text, type=pa.string()))
     return pa.table(arrays, names=names)
+
+
+def _text(value: object) -> str:
+    """A value as the text it stands for: a whole float by its digits (13800000001.0 is
+    the number 13800000001, as a column of floats reads), anything else as ``str``."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2.0**53:
+        return str(int(value))
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return str(int(value))
+    return str(value)
 
 
 def _missing(value: object) -> bool:

@@ -114,13 +114,17 @@ class Normalized:
     encoded: dict[str, pa.DictionaryArray] = field(default_factory=dict)
 
     def rejects(self) -> pa.Table:
-        """The set-aside rows as they were read, with a ``reason`` column first."""
+        """The set-aside rows as they were read, with a ``reason`` column first.
+
+        Every value is text (null stays null): rows from inputs that disagree on a
+        column's type (a Parquet month and a CSV day) stack into one table, and the table
+        is the same whether the input was scanned whole, in buckets or from a store."""
         rows = np.flatnonzero(~self.valid)
         reasons = pa.array(np.array(("",) + REASONS, dtype=object)[self.reason[rows]], pa.string())
         taken = self.raw.table.take(pa.array(rows))
-        taken = pa.table({c: _as_read(taken[c]) for c in taken.column_names})
+        taken = pa.table({c: as_text(taken[c]) for c in taken.column_names})
         if "record_id" in taken.column_names:
-            ids = pc.coalesce(taken["record_id"].cast(pa.string()), self.raw.generated_ids(rows))
+            ids = pc.coalesce(explicit_ids(taken["record_id"]), self.raw.generated_ids(rows))
             taken = taken.drop_columns(["record_id"])
         else:
             ids = self.raw.generated_ids(rows)
@@ -128,15 +132,34 @@ class Normalized:
         return taken.add_column(0, "reason", reasons)
 
 
-def _as_read(arr: pa.ChunkedArray) -> pa.ChunkedArray:
-    """A raw column in its plain type: dictionaries as their values, large strings as
-    strings (how a file was read, whole or in batches, does not show)."""
-    t = arr.type
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    if pa.types.is_large_string(t):
-        t = pa.string()
-    return arr if t == arr.type else arr.cast(t)
+def order_rejects(rejects: pa.Table) -> pa.Table:
+    """Rows set aside in the one order every mode gives: by record id, then by the
+    row's values (the reason first), so rows that repeat a record id come out alike
+    however the input was split."""
+    first = list(dict.fromkeys(["reason", "record_id", *COLUMNS]))
+    names = [c for c in first if c in rejects.column_names]
+    names += [c for c in rejects.column_names if c not in names]
+    rejects = rejects.select(names)  # the columns in the contract's order, too
+    if rejects.num_rows == 0:
+        return rejects.combine_chunks()
+    by = ["record_id", *(c for c in names if c != "record_id")]
+    keys = [(c, "ascending", "at_end") for c in by if c in names]
+    order = pc.sort_indices(rejects, sort_keys=keys)
+    return rejects.take(order).combine_chunks()
+
+
+def as_text(arr: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A raw column as read, as text (dictionaries by their values; a type Arrow cannot
+    write as text, such as a list, by its Python form)."""
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    if arr.type == pa.string():
+        return arr
+    try:
+        return arr.cast(pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        values = [None if v is None else str(v) for v in arr.to_pylist()]
+        return pa.chunked_array([pa.array(values, pa.string())])
 
 
 #: Mean rows per chunk below which a column is combined into one chunk.
@@ -268,7 +291,8 @@ def _parse_text_numbers(name: str, arr: pa.ChunkedArray, reason: np.ndarray) -> 
         errors="coerce",
     )
     parsed = pa.array(values.to_numpy(dtype="float64", na_value=np.nan), from_pandas=True)
-    was_value = ~_nulls_like(arr)
+    # A blank (empty or only whitespace) is no value, as in every string column.
+    was_value = ~_nulls_like(_blank_to_null(arr))
     if name == "duration_s":  # from a start and an end the zone's clock skips or repeats
         for code, note in DURATION_NOTES.items():
             why = "nonexistent" if code == NONEXISTENT else "ambiguous"
@@ -359,23 +383,42 @@ def _normalize_enum(arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Dictionar
     return pa.chunked_array([pc.take(cleaned, encoded.indices)]), dictionary
 
 
-def duplicate_id_warning(ids: pa.ChunkedArray) -> str | None:
-    """A one-line warning when explicit record ids repeat, naming the most repeated.
+def explicit_ids(ids: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray:
+    """The record ids an input gave, as text, blanks as null (as normalization reads them)."""
+    if isinstance(ids, pa.Array):
+        ids = pa.chunked_array([ids])
+    return _blank_to_null(ids if ids.type == pa.string() else ids.cast(pa.string()))
 
-    Exact, and cheap on unique ids: see :func:`telediag.strhash.repeated_values`.
-    """
-    counts = repeated_values(ids)
-    if counts is None:
+
+def repeated_ids(ids: pa.ChunkedArray) -> pa.StructArray:
+    """The given record ids that occur more than once, with their counts (exact, and
+    cheap when they are unique: see :func:`telediag.strhash.repeated_values`)."""
+    found = repeated_values(ids)
+    if found is None:
+        return pc.value_counts(pa.array([], type=ids.type))
+    return found
+
+
+def duplicate_id_message(repeats: pa.StructArray) -> str | None:
+    """The warning for these repeated ids (from :func:`repeated_ids`, possibly of several
+    disjoint parts): how many, and the most repeated one (the least id among equals, so
+    that any split of the input names the same)."""
+    if len(repeats) == 0:
         return None
-    repeats = np.asarray(counts.field("counts").to_numpy(zero_copy_only=False))
-    worst = int(np.argmax(repeats))
-    value = counts.field("values")[worst].as_py()
-    n_repeated = int(repeats.size)
+    counts = np.asarray(repeats.field("counts").to_numpy(zero_copy_only=False), dtype=np.int64)
+    worst = int(counts.max())
+    candidates = repeats.field("values").filter(pa.array(counts == worst))
+    value = pc.min(candidates).as_py()
     return (
-        f"record_id is not unique: {n_repeated} id(s) occur more than once "
-        f"(e.g. {value!r} x{int(repeats[worst])}); evidence is matched by position, "
+        f"record_id is not unique: {len(repeats)} id(s) occur more than once "
+        f"(e.g. {value!r} x{worst}); evidence is matched by position, "
         "but these ids alone do not name one record"
     )
+
+
+def duplicate_id_warning(ids: pa.ChunkedArray) -> str | None:
+    """A one-line warning when explicit record ids repeat, naming the most repeated."""
+    return duplicate_id_message(repeated_ids(ids))
 
 
 def normalize(raw: RawInput, tz: str | None = None, threads: int = 2) -> Normalized:
@@ -447,7 +490,7 @@ def normalize(raw: RawInput, tz: str | None = None, threads: int = 2) -> Normali
             )
             _mark(reason, flagged, f"unknown {name}")
 
-    warnings = [w for w in [repeated_ids.result() if repeated_ids else None] if w]
+    warnings = [*raw.warnings, *(w for w in [repeated_ids.result() if repeated_ids else None] if w)]
     table = pa.table({name: _one_chunk(columns[name]) for name in COLUMNS})
     valid = reason == 0
     counts = np.bincount(reason, minlength=len(REASONS) + 1)

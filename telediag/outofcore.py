@@ -18,13 +18,14 @@ interrupted.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ from telediag.catalog import Rule
 from telediag.colmap import ColumnMap
 from telediag.context import ScanSettings
 from telediag.errors import InputError, TelediagError
+from telediag.normalize import duplicate_id_message, explicit_ids, repeated_ids
 from telediag.read import RawInput, _concat, _wanted_source_columns
 from telediag.schema import COLUMNS, REQUIRED
 
@@ -268,6 +270,10 @@ def _plain(table: pa.Table) -> pa.Table:
     )
 
 
+#: The spill key of the given record ids, partitioned by their own hash.
+ID_KEY = "record_id"
+
+
 @dataclass
 class Spilled:
     """Where each bucket's rows went, and what was read."""
@@ -343,6 +349,7 @@ def spill(
         name = f"<table {n}>" if isinstance(item, pa.Table) else str(item)
         spilled.files.append(name)
         by_sub, by_hand = _Writers(spilled, "subscriber", n), _Writers(spilled, "handset", n)
+        by_id = _Writers(spilled, ID_KEY, n)
         row0 = 0
         try:
             batches = _batches(item, wanted, cmap, batch_rows)
@@ -358,6 +365,10 @@ def spill(
                     continue
                 local = np.arange(row0, row0 + rows, dtype=np.int64)
                 part = RawInput(table, [stem], np.zeros(1, np.int64), [name], local_rows=local)
+                if "record_id" in table.column_names:  # given ids, to find repeats across buckets
+                    given = explicit_ids(table["record_id"]).combine_chunks()
+                    given = given.filter(given.is_valid())
+                    by_id.write(pa.table({"record_id": given}), bucket_of(given, buckets))
                 table = with_record_ids(part)
                 row0 += rows
                 by_sub.write(table, bucket_of(table["msisdn"], buckets))
@@ -373,8 +384,40 @@ def spill(
         finally:
             by_sub.close()
             by_hand.close()
+            by_id.close()
         spilled.rows_read += row0
     return spilled
+
+
+def repeated_id_warning(
+    spilled: Spilled,
+    earlier: Callable[[int], list[pa.ChunkedArray]] | None = None,
+    keep: Callable[[int, pa.ChunkedArray], None] | None = None,
+) -> str | None:
+    """The input's warning about repeated record ids, found across subscriber buckets: the
+    given ids were spilled a second time by their own hash, so every repeat of an id
+    lies in one id bucket. ``earlier`` gives an id bucket's ids read before (a store's
+    earlier parts), and ``keep`` receives the new ones. Id spill files are removed as
+    they are read."""
+    found: list[pa.StructArray] = []
+    for b in range(spilled.buckets):
+        paths = spilled.parts.pop((ID_KEY, b), [])
+        spilled.rows.pop((ID_KEY, b), None)
+        new = _read_bucket(paths)["record_id"] if paths else None
+        for path in paths:
+            path.unlink(missing_ok=True)
+        if new is not None and keep is not None:
+            keep(b, new)
+        ids = [*(earlier(b) if earlier is not None else []), *([new] if new is not None else [])]
+        if ids:
+            repeats = repeated_ids(
+                pa.chunked_array([c for a in ids for c in a.chunks], pa.string())
+            )
+            if len(repeats):
+                found.append(repeats)
+    if not found:
+        return None
+    return duplicate_id_message(pa.concat_arrays(found))
 
 
 def _read_bucket(paths: list[Path]) -> pa.Table:
@@ -430,6 +473,7 @@ def scan_out_of_core(
             spill_batch_rows(budget),
             zone=settings.tz,
         )
+        warning = repeated_id_warning(spilled)
         timings["partition"] = time.perf_counter() - started
         started = time.perf_counter()
         jobs: list[tuple[Key, int]] = [("subscriber", b) for b in range(n_buckets)]
@@ -464,11 +508,26 @@ def scan_out_of_core(
         timings["scan buckets"] = time.perf_counter() - started
         combined = combine(results[job] for job in jobs)
         combined.report.files = spilled.files
+        combined.report.warnings = [warning] if warning else []
         return combined
+    except OSError as exc:
+        raise spill_error(exc, directory) from None
     finally:
         shutil.rmtree(directory, ignore_errors=True)
         if progress is not None:
             progress.close()
+
+
+def spill_error(exc: OSError, directory: Path) -> InputError:
+    """One line for an error of the file system while spilling or writing a store."""
+    text = str(exc)
+    if exc.errno == errno.ENOSPC or "No space left" in text:
+        return InputError(
+            f"{directory}: no space left for spill files; give --spill-dir a place with "
+            "more room (the spill takes about the size of the input)"
+        )
+    where = exc.filename or directory
+    return InputError(f"{where}: {exc.strerror or text}")
 
 
 def spill_directory(spill_dir: str | Path | None) -> Path:

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from telediag.colmap import ColumnMap, MapStats, load_column_map
+from telediag.conform import as_text as key_text
 from telediag.conform import check_unique, conform
 from telediag.csvread import DEFAULT_DIALECT, header_names, is_csv, read_csv
 from telediag.devices import plausible_imei
@@ -51,6 +52,8 @@ class RawInput:
     layouts: dict[str, str] = field(default_factory=dict)
     #: Canonical column -> rows where the map's alternatives gave different values.
     disagreements: dict[str, int] = field(default_factory=dict)
+    #: What the reader noticed about the input (identifiers held as numbers).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def num_rows(self) -> int:
@@ -207,11 +210,14 @@ def _key_columns(item: Path | pa.Table, cmap: ColumnMap | None) -> pa.Table:
         table = cmap.apply(table, zone="UTC")  # only the key columns are read from it
     if "msisdn" not in table.column_names:
         raise InputError(f"{item}: missing required column 'msisdn'")
-    cols = {"msisdn": pc.utf8_trim_whitespace(table["msisdn"].cast(pa.string()))}
+    # As normalization writes numbers as text (13800000001.0 is 13800000001), so that
+    # the investigation picks the very rows a scan uses.
+    where = str(item) if isinstance(item, Path) else "input"
+    cols = {"msisdn": pc.utf8_trim_whitespace(key_text("msisdn", where, table["msisdn"]))}
     if "imei" in table.column_names:
         # Only a plausible IMEI is a handset to follow; a blank or a placeholder such as
         # 000000000000000 would pull in every subscriber that shares it.
-        imei = pc.utf8_trim_whitespace(table["imei"].cast(pa.string()))
+        imei = pc.utf8_trim_whitespace(key_text("imei", where, table["imei"]))
         cols["imei"] = pc.if_else(
             pc.fill_null(plausible_imei(imei), False), imei, pa.scalar(None, pa.string())
         )
@@ -288,6 +294,7 @@ def read_input(
     items = [item for item, _ in labelled]
     stats = MapStats()
     layouts: dict[str, str] = {}
+    warnings: list[str] = []
     maps = [_item_map(item, n, base, layouts) for n, item in enumerate(items)]
     selected: list[np.ndarray] | None = None
     # Inputs that cannot be read a row group at a time (CSV, or anything behind a column
@@ -330,6 +337,8 @@ def read_input(
         missing = [c for c in REQUIRED if c not in table.column_names]
         if missing:
             raise InputError(f"{name}: missing required column {missing[0]!r}")
+        if isinstance(item, pa.Table):
+            warnings.extend(_number_identifiers(table, name))
         tables.append(conform(table, name))
         stems.append(stem)
         files.append(name)
@@ -346,6 +355,7 @@ def read_input(
         time_formats=base.time_formats() if base is not None else None,
         layouts=layouts,
         disagreements=dict(stats.disagreements),
+        warnings=warnings,
     )
 
 
@@ -369,6 +379,30 @@ def _item_map(
     return chosen
 
 
+#: Columns whose values are numbers written as text: a leading 0 or + is part of them.
+IDENTIFIERS = ("msisdn", "peer_number", "imsi", "imei")
+
+
+def _number_identifiers(table: pa.Table, name: str) -> list[str]:
+    """A warning for each identifier an in-memory table holds as numbers: whoever read
+    the file (``pd.read_csv``, ``pl.read_csv``) may have dropped leading zeros and ``+``
+    (``00447700900123`` becomes ``447700900123``, another number)."""
+    out = []
+    for column in IDENTIFIERS:
+        if column not in table.column_names:
+            continue
+        t = table[column].type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+            out.append(
+                f"{name}: {column} holds numbers ({t}), so leading zeros and '+' may have "
+                "been lost when the file was read; read identifiers as text "
+                "(pd.read_csv(..., dtype=str)) or give telediag the file itself"
+            )
+    return out
+
+
 def _concat(tables: list[pa.Table]) -> pa.Table:
     if len(tables) == 1:
         return tables[0]
@@ -386,5 +420,5 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
     except pa.ArrowException:
         # Parts disagree on a column's type (e.g. int in one file, text in another):
         # fall back to text, which normalization parses row by row.
-        as_text = [pa.table({c: t[c].cast(pa.string()) for c in t.column_names}) for t in aligned]
-        return pa.concat_tables(as_text, promote_options="permissive")
+        text = [pa.table({c: key_text(c, "input", t[c]) for c in t.column_names}) for t in aligned]
+        return pa.concat_tables(text, promote_options="permissive")

@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from telediag.catalog import Rule, load_rules, select_rules
 from telediag.colmap import ColumnMap, load_column_map
 from telediag.context import ScanSettings
 from telediag.derived import DERIVED_COLUMNS
 from telediag.engine import Progress, RuleError, default_workers, run_catalog
-from telediag.normalize import InputReport, Normalized, normalize
+from telediag.normalize import InputReport, Normalized, normalize, order_rejects
 from telediag.read import Sources, labelled_sources, read_input
 from telediag.schema import COLUMNS
 from telediag.sort import SortedRecords, sort_records
@@ -84,8 +83,7 @@ class ScanResult:
             return self.set_aside_rows
         if self.normalized is None:
             raise ValueError("this result holds no input")
-        rejects = self.normalized.rejects()
-        return rejects.take(pc.sort_indices(rejects, [("record_id", "ascending")])).combine_chunks()
+        return order_rejects(self.normalized.rejects())
 
     def evidence_for(self, finding_id: str) -> list[str]:
         """The record ids behind one finding, in time order."""

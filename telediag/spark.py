@@ -31,9 +31,11 @@ Python::
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -44,15 +46,17 @@ from urllib.parse import unquote, urlparse
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from telediag.buckets import sort_findings
 from telediag.catalog import Rule
 from telediag.colmap import ColumnMap, load_column_map
 from telediag.context import ScanSettings
+from telediag.csvread import CsvDialect
 from telediag.engine import RuleError
 from telediag.errors import InputError, TelediagError
 from telediag.findings import EVIDENCE_COLUMNS, FINDING_COLUMNS, empty_evidence, empty_findings
-from telediag.normalize import REASONS, InputReport
+from telediag.normalize import REASONS, InputReport, order_rejects
 from telediag.read import _wanted_source_columns
 from telediag.scan import CONTRACT_COLUMNS, ScanResult, _resolve_rules
 from telediag.schema import COLUMNS, REQUIRED
@@ -70,6 +74,17 @@ ROWS_PER_BUCKET = 1_000_000
 #: Spark's CSV reader turns an unquoted empty field into this, then into null, while a
 #: quoted empty field stays an empty string: the same as the local CSV reader.
 _CSV_NULL = "\u0000telediag-null\u0000"
+
+_SESSION_TZ = "spark.sql.session.timeZone"
+
+#: Encodings Spark's CSV reader takes without its legacy Java-charsets setting.
+_SPARK_CHARSETS = frozenset(
+    ("iso8859-1", "latin-1", "ascii", "utf-16", "utf-16-be", "utf-16-le", "utf-32", "utf-8")
+)
+
+#: Whitespace at either end as Arrow's utf8_trim_whitespace has it: Unicode's, and the
+#: separators U+001C..U+001F, which Java's ``\s`` leaves.
+_TRIM = r"(?U)^[\s\x{1C}-\x{1F}]+|[\s\x{1C}-\x{1F}]+$"
 
 #: Columns added to the input for record ids and buckets; never part of the result.
 _FILE, _BLOCK, _MONO, _PASS, _BUCKET = "_td_file", "_td_block", "_td_mono", "_td_pass", "_td_bucket"
@@ -376,9 +391,14 @@ def _id_names(keys: list[str]) -> dict[str, str]:
 
 
 def _kind_of(path: str) -> str:
-    """``csv`` or ``parquet``, from the ending (a local directory: from what it holds)."""
+    """``csv`` or ``parquet``, from the ending as the local reader judges it (a local
+    directory: from what it holds)."""
+    from telediag.csvread import CSV_ENDINGS
+
     lower = path.lower().rstrip("/")
-    if lower.endswith((".csv", ".txt", ".csv.gz")):
+    for ending in (".gz", ".bz2", ".zst"):
+        lower = lower.removesuffix(ending)
+    if lower.endswith(CSV_ENDINGS):
         return "csv"
     if _is_local(path):
         p = Path(_local_path(path))
@@ -389,37 +409,144 @@ def _kind_of(path: str) -> str:
     return "parquet"
 
 
+def java_message(exc: BaseException) -> str:
+    """The reason of a failed Spark call in one line: the innermost Java cause's message
+    (without its error class and SQL state), else the first line of the Python error."""
+    java = getattr(exc, "java_exception", None)
+    message = None
+    try:
+        while java is not None:
+            text = java.getMessage()
+            if text:
+                message = str(text)
+            java = java.getCause()
+    except Exception:  # a broken gateway: fall back to the Python text
+        pass
+    text = message or _first_line(exc)
+    text = re.sub(r"^\[[A-Z_.]+\]\s*", "", text.strip().splitlines()[0] if text.strip() else text)
+    return re.sub(r"\s*SQLSTATE: \w+\s*$", "", text)
+
+
+def _csv_frame(spark: SparkSession, path: str, dialect: CsvDialect) -> DataFrame:
+    """A CSV input read by Spark as the local reader reads it: every column text, the
+    map's delimiter, quote, encoding and column names (the null spellings are applied by
+    :func:`_csv_nulls`, after the file columns are taken)."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    for key in ("skip_rows", "skip_footer"):
+        if getattr(dialect, key):
+            raise InputError(
+                f"{path}: the column map's csv.{key} cannot be honoured by Spark's CSV "
+                "reader; strip those lines first, or scan with the local engine"
+            )
+    options: dict[str, Any] = {
+        "header": dialect.header,
+        "inferSchema": False,
+        "sep": dialect.delimiter,
+        "quote": dialect.quote if dialect.quote is not None else "\u0000",
+        "escape": dialect.quote if dialect.quote is not None else "\\",
+        "encoding": dialect.encoding,
+        "nullValue": _CSV_NULL,
+        "mode": "PERMISSIVE",
+    }
+    if codecs.lookup(dialect.encoding).name not in _SPARK_CHARSETS:
+        # Spark 4 reads only a few charsets unless told to use Java's (GBK, GB18030...).
+        spark.conf.set("spark.sql.legacy.javaCharsets", "true")
+    reader = spark.read.options(**options)
+    if not dialect.header and dialect.names:
+        reader = reader.schema(StructType([StructField(n, StringType()) for n in dialect.names]))
+    return reader.csv(path)
+
+
+def _csv_nulls(frame: DataFrame, dialect: CsvDialect) -> DataFrame:
+    """The local reader's null spellings (``NULL``, ``NA``, ``N/A``, ``nan``...) as null."""
+    from pyspark.sql import functions as F
+
+    nulls = (
+        list(dialect.null_values)
+        if dialect.null_values is not None
+        else [v for v in pacsv.ConvertOptions().null_values if v]
+    )
+    if not nulls:
+        return frame
+    hidden = {_FILE, _BLOCK, _MONO}
+    return frame.select(
+        *(
+            F.col(f"`{c}`")
+            if c in hidden
+            else F.when(F.col(f"`{c}`").isin(nulls), F.lit(None).cast("string"))
+            .otherwise(F.col(f"`{c}`"))
+            .alias(c)
+            for c in frame.columns
+        )
+    )
+
+
+def _unify_types(frames: list[DataFrame]) -> list[DataFrame]:
+    """Inputs that disagree on a column's type have that column as text in all of them,
+    as the local reader joins them; instants become text with their UTC offset, so a
+    CSV's naive times are still read in the scan's zone and Parquet's times are not moved.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, TimestampType
+
+    types: dict[str, set[str]] = {}
+    for frame in frames:
+        for fld in frame.schema.fields:
+            types.setdefault(fld.name, set()).add(fld.dataType.simpleString())
+    mixed = {name for name, seen in types.items() if len(seen) > 1}
+    if not mixed:
+        return frames
+    out = []
+    for frame in frames:
+        cols = []
+        for fld in frame.schema.fields:
+            col = F.col(f"`{fld.name}`")
+            if fld.name in mixed and not isinstance(fld.dataType, StringType):
+                if isinstance(fld.dataType, TimestampType):
+                    col = F.date_format(
+                        F.to_utc_timestamp(col, str(frame.sparkSession.conf.get(_SESSION_TZ))),
+                        "yyyy-MM-dd HH:mm:ss.SSSSSS'Z'",
+                    )
+                else:
+                    col = col.cast("string")
+            cols.append(col.alias(fld.name))
+        out.append(frame.select(*cols))
+    return out
+
+
 def read(
     spark: SparkSession,
     inputs: str | Sequence[str],
     column_map: ColumnMap | str | Path | None = None,
 ) -> DataFrame:
-    """Parquet or CSV inputs as one Spark DataFrame of source columns (CSV as text, like
-    the local reader). Each input is read on its own, so CSV files with different
-    headers line up by column name."""
-    from pyspark.errors import AnalysisException
+    """Parquet or CSV inputs as one Spark DataFrame of source columns (CSV as text, by the
+    column map's dialect, like the local reader). Each input is read on its own, so CSV
+    files with different headers line up by column name."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    from telediag.csvread import DEFAULT_DIALECT
 
     items = [inputs] if isinstance(inputs, str) else list(inputs)
     if not items:
         raise InputError("no input given")
+    cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
+    dialect = (cmap.csv if cmap is not None else None) or DEFAULT_DIALECT
     frames = []
     for item in items:
         path = str(item)
         try:
             if _kind_of(path) == "csv":
-                reader = spark.read.options(
-                    header=True,
-                    inferSchema=False,
-                    nullValue=_CSV_NULL,
-                    escape='"',
-                    mode="PERMISSIVE",
+                frame = _csv_nulls(
+                    _with_file_metadata(_csv_frame(spark, path, dialect), path), dialect
                 )
-                frame = reader.csv(path)
             else:
-                frame = spark.read.parquet(path)
-        except AnalysisException as exc:
-            raise InputError(f"{path}: cannot read: {_first_line(exc)}") from None
-        frames.append(_with_file_metadata(frame, path))
+                frame = _with_file_metadata(spark.read.parquet(path), path)
+        except (PySparkException, Py4JJavaError) as exc:
+            raise InputError(f"{path}: cannot read: {java_message(exc)}") from None
+        frames.append(frame)
+    frames = _unify_types(frames)
     out = frames[0]
     for frame in frames[1:]:
         out = out.unionByName(frame, allowMissingColumns=True)
@@ -592,7 +719,7 @@ def _trimmed(column: str) -> Any:
     """The column as text without surrounding whitespace (Unicode-aware, like Arrow's)."""
     from pyspark.sql import functions as F
 
-    return F.regexp_replace(F.col(column).cast("string"), r"(?U)^\s+|\s+$", "")
+    return F.regexp_replace(F.col(column).cast("string"), _TRIM, "")
 
 
 def _of_rule_kinds(rules: Sequence[Rule], columns: Sequence[str]) -> Any:
@@ -682,7 +809,7 @@ class SparkScanResult:
 
     def rejects_table(self) -> pa.Table:
         """The set-aside rows, collected: reason, record id, then the input's columns."""
-        return self.rejects.orderBy("record_id").toArrow()
+        return order_rejects(self.rejects.toArrow())
 
     def unpersist(self) -> None:
         """Free the cached bucket results."""
@@ -783,7 +910,8 @@ def scan(
     if by_handset and "imei" in rows.columns:
         both = both.unionByName(cut(_handset_rows(rows, by_handset), 1, "imei"))
 
-    reject_fields = [(f.name, _arrow_type(f.dataType)) for f in rows.schema.fields]
+    # Rows set aside are text, as in every other mode (see Normalized.rejects).
+    reject_fields = [(f.name, pa.string()) for f in rows.schema.fields]
     schema = union_schema(reject_fields)
     fn = bucket_function(by_subscriber, by_handset, settings, schema)
     out = both.groupBy(_PASS, _BUCKET).applyInArrow(fn, _spark_schema(schema)).cache()
@@ -805,8 +933,11 @@ def scan(
     evidence = kind("evidence").select(
         "finding_id", *(F.col(_EV + c).alias(c) for c in EVIDENCE_COLUMNS[1:])
     )
+    # Columns in the order every mode gives (reason, record id, the contract's order).
+    given = [c[len(_RJ) :] for c in schema.names if c.startswith(_RJ)]
+    shown = order_rejects(pa.table({c: pa.array([], pa.string()) for c in given})).column_names
     rejects = out.filter(F.col("_kind") == "reject").select(
-        *(F.col(c).alias(c[len(_RJ) :]) for c in schema.names if c.startswith(_RJ))
+        *(F.col(_RJ + c).alias(c) for c in shown)
     )
     return SparkScanResult(
         findings=findings,
@@ -932,5 +1063,5 @@ def scan_command(
         )
         result.write(out, evidence=evidence, rejects=rejects)
     except (PySparkException, Py4JJavaError) as exc:  # a Spark job failed: one line
-        raise SparkError(f"the Spark job failed: {_first_line(exc)}") from None
+        raise SparkError(f"the Spark job failed: {java_message(exc)}") from None
     return result

@@ -30,6 +30,7 @@ import json
 import math
 import shutil
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +56,7 @@ from telediag.catalog import Rule
 from telediag.colmap import ColumnMap
 from telediag.context import ScanSettings
 from telediag.errors import InputError
-from telediag.normalize import InputReport, Normalized, normalize
+from telediag.normalize import InputReport, Normalized, as_text, normalize, order_rejects
 from telediag.outofcore import (
     BASE_BYTES,
     BYTES_PER_ROW,
@@ -65,9 +66,11 @@ from telediag.outofcore import (
     default_budget,
     estimate_rows,
     plan_buckets,
+    repeated_id_warning,
     spill,
     spill_batch_rows,
     spill_directory,
+    spill_error,
 )
 from telediag.read import RawInput, _concat, labelled_sources
 from telediag.schema import COLUMNS
@@ -126,6 +129,9 @@ class Manifest:
             rows_read=int(rep["rows_read"]),
             rows_used=int(rep["rows_used"]),
             set_aside={str(k): int(v) for k, v in rep["set_aside"].items()},
+            layouts={str(k): str(v) for k, v in rep.get("layouts", {}).items()},
+            disagreements={str(k): int(v) for k, v in rep.get("disagreements", {}).items()},
+            warnings=[str(w) for w in rep.get("warnings", [])],
         )
         return cls(
             buckets=int(data["buckets"]),
@@ -226,9 +232,12 @@ def prepare(
             "prepare reads Parquet files, CSV files in the default dialect and tables "
             "through one column map; convert other inputs first"
         )
+    if store.exists() and not store.is_dir():
+        raise InputError(f"{store}: exists and is not a directory; give a store directory")
     existing = load_manifest(store) if is_store(store) else None
     if existing is None and store.exists() and any(store.iterdir()):
         raise InputError(f"{store}: exists and is not a telediag store")
+    created = not store.exists()
     if existing is not None and tz is not None and tz != existing.tz:
         raise InputError(f"{store}: the store's times were read in {existing.tz}, not {tz}")
     zone = existing.tz if existing is not None else (tz or "UTC")
@@ -263,6 +272,21 @@ def prepare(
             spill_batch_rows(memory or default_budget()),
             zone=zone,
         )
+
+        # The given record ids are kept by their own hash (ids/bucket=N), so a day added
+        # later is checked for repeats against the whole month, reading one bucket at a time.
+        def earlier(b: int) -> list[pa.ChunkedArray]:
+            if existing is None:
+                return []
+            files = _part_files(store, "ids", b, existing)
+            return [pq.read_table(f)["record_id"] for f in files]
+
+        def keep(b: int, ids: pa.ChunkedArray) -> None:
+            path = _bucket_dir(store, "ids", b) / name
+            _write(pa.table({"record_id": ids}), path)
+            written.append(path)
+
+        warning = repeated_id_warning(spilled, earlier, keep)
         reports: list[InputReport] = []
         rejects: list[pa.Table] = []
         given: set[str] = set()  # the contract columns the input had
@@ -291,9 +315,9 @@ def prepare(
                 progress.advance(spilled.rows[(key, b)], 1)
         report = sum_reports(reports)
         report.files = spilled.files
+        report.warnings = [warning] if warning else []
         if rejects:
-            table = pa.concat_tables(rejects, promote_options="permissive")
-            table = table.take(pc.sort_indices(table, [("record_id", "ascending")]))
+            table = order_rejects(pa.concat_tables(rejects, promote_options="permissive"))
             path = store / "rejects" / name
             _write(table, path)
             written.append(path)
@@ -317,15 +341,20 @@ def prepare(
         else:
             manifest = existing
             manifest.report = sum_reports([existing.report, report])
+            manifest.report.warnings = report.warnings  # checked against the whole store
             manifest.parts.append(entry)
         tmp = store / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8")
         tmp.replace(store / MANIFEST)  # the new part counts only once this lands
         written.clear()
         return manifest
+    except OSError as exc:  # a place that cannot be written, a full disk
+        raise spill_error(exc, store) from None
     finally:
         for path in written:  # a failed prepare leaves the store as it was
             path.unlink(missing_ok=True)
+        if created and not (store / MANIFEST).is_file():  # nor a half-made new store
+            shutil.rmtree(store, ignore_errors=True)
         shutil.rmtree(directory, ignore_errors=True)
         if progress is not None:
             progress.close()
@@ -352,9 +381,16 @@ def read_store_bucket(
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-def subscriber_input(store: str | Path, msisdn: str, follow_handsets: bool = True) -> RawInput:
+def subscriber_input(
+    store: str | Path, msisdn: str, follow_handsets: bool = True
+) -> tuple[RawInput, dict[str, int]]:
     """One subscriber's rows, plus the rows of the handsets they used, read through the
-    buckets and the row-group statistics: a few row groups, whatever the month's size."""
+    buckets and the row-group statistics: a few row groups, whatever the month's size.
+
+    The store keeps rows set aside apart (``rejects/``); the same rows an investigation
+    of the input would read and set aside are counted here, by reason."""
+    from telediag.read import _key_columns
+
     root = Path(store)
     manifest = load_manifest(root)
     number = str(msisdn).strip()
@@ -364,8 +400,20 @@ def subscriber_input(store: str | Path, msisdn: str, follow_handsets: bool = Tru
         for f in _part_files(root, "subscriber", b, manifest)
     ]
     tables = [t for t in own if t.num_rows]
-    if follow_handsets and tables:
-        imeis = pc.unique(pa.chunked_array([t["imei"] for t in tables]).drop_null())
+    # The rejects' keys read as an input's are (trimmed msisdn, plausible IMEI only).
+    rejects = store_rejects(root)
+    keys = _key_columns(rejects, None) if "msisdn" in rejects.column_names else None
+    own_rejects = (
+        np.zeros(rejects.num_rows, bool)
+        if keys is None
+        else np.asarray(pc.fill_null(pc.equal(keys["msisdn"], number), False), dtype=bool)
+    )
+    taken = own_rejects.copy()
+    if follow_handsets and (tables or own_rejects.any()):
+        found = [t["imei"] for t in tables]
+        if keys is not None:
+            found.append(keys["imei"].filter(pa.array(own_rejects)).combine_chunks())
+        imeis = pc.unique(pa.chunked_array(found, type=pa.string()).drop_null())
         if len(imeis):
             which = bucket_of(imeis, manifest.buckets)
             for hb in np.unique(which):
@@ -375,6 +423,9 @@ def subscriber_input(store: str | Path, msisdn: str, follow_handsets: bool = Tru
                     part = pq.read_table(f, filters=cond)
                     if part.num_rows:
                         tables.append(part)
+            if keys is not None:
+                taken |= np.asarray(pc.fill_null(pc.is_in(keys["imei"], imeis), False))
+    aside = Counter(rejects["reason"].filter(pa.array(taken)).to_pylist())
     if not tables:
         empty = {c: pa.array([], type=t) for c, t in COLUMNS.items()}
         tables = [pa.table(empty)]
@@ -384,7 +435,8 @@ def subscriber_input(store: str | Path, msisdn: str, follow_handsets: bool = Tru
     # in a column it has may mean something, such as visited_mcc null = at home).
     given = set().union(*(part.get("columns", COLUMNS) for part in manifest.parts))
     table = table.select([c for c in table.column_names if c in given])
-    return RawInput(table=table, stems=["store"], offsets=np.zeros(1, np.int64), files=[str(root)])
+    raw = RawInput(table=table, stems=["store"], offsets=np.zeros(1, np.int64), files=[str(root)])
+    return raw, dict(aside)
 
 
 def store_rejects(store: str | Path) -> pa.Table:
@@ -392,13 +444,16 @@ def store_rejects(store: str | Path) -> pa.Table:
     root = Path(store)
     manifest = load_manifest(root)
     files = [root / "rejects" / p["file"] for p in manifest.parts]
-    tables = [pq.read_table(f) for f in files if f.is_file()]
-    if not tables:
-        return pa.table(
-            {"reason": pa.array([], pa.string()), "record_id": pa.array([], pa.string())}
-        )
-    table = pa.concat_tables(tables, promote_options="permissive")
-    return table.take(pc.sort_indices(table, [("record_id", "ascending")])).combine_chunks()
+    # Text throughout (stores made before rejects were all text may hold typed parts).
+    tables = [
+        pa.table({c: as_text(t[c]) for c in t.column_names})
+        for t in (pq.read_table(f) for f in files if f.is_file())
+    ]
+    if not tables:  # no row set aside: the columns a scan of the input would show
+        given = set().union(*(part.get("columns", COLUMNS) for part in manifest.parts))
+        names = ["reason", "record_id", *(c for c in COLUMNS if c in given and c != "record_id")]
+        return pa.table({c: pa.array([], pa.string()) for c in names})
+    return order_rejects(pa.concat_tables(tables, promote_options="permissive"))
 
 
 def store_plan(rows: int, buckets: int, budget: int, workers: int) -> tuple[int, int]:

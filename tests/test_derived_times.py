@@ -382,7 +382,7 @@ def test_a_prepared_store_reads_durations_in_its_zone(tmp_path: Path) -> None:
     )
     cmap = ColumnMap.model_validate(DATED)
     prepare([p], tmp_path / "store", column_map=cmap, tz="Europe/London", buckets=2)
-    table = subscriber_input(tmp_path / "store", "1").table
+    table = subscriber_input(tmp_path / "store", "1")[0].table
     got = dict(zip(table["record_id"].to_pylist(), table["duration_s"].to_pylist(), strict=True))
     assert got == {"spring": 1200.0, "autumn": 8400.0}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -137,7 +138,147 @@ def test_a_mapped_source_of_bytes_that_are_not_text_is_named() -> None:
         }
     )
     cmap = ColumnMap(columns={"record_type": {"source": "kind", "values": {"SMS": "sms"}}})
-    with pytest.raises(
-        telediag.InputError, match=r"^<table 0>: column 'record_type': not UTF-8 text"
-    ):
+    with pytest.raises(telediag.InputError, match=r"^<table 0>: column 'kind': not UTF-8 text"):
         telediag.scan(table, column_map=cmap, rules=[])
+
+
+def _blank_one(frame: pd.DataFrame) -> pd.DataFrame:
+    """pd.read_csv of an export with one blank msisdn: the column becomes float64."""
+    extra = frame.iloc[:1].copy()
+    extra["record_id"], extra["msisdn"] = "zz", float("nan")
+    return pd.concat([frame, extra], ignore_index=True)
+
+
+def test_an_integral_float_in_a_mixed_object_column_keeps_its_digits() -> None:
+    """Review i10 #4: str(13800000001.0) wrote a subscriber that exists nowhere."""
+    frame = pd.read_csv(SOURCE, dtype=str)
+    frame["msisdn"] = frame["msisdn"].astype(object)
+    frame.loc[frame.index[::2], "msisdn"] = 13800000001.0  # floats among strings
+    assert _findings(frame) == _findings(SOURCE)
+
+
+@pytest.mark.parametrize("kind", ["pandas", "arrow", "polars"])
+def test_investigate_finds_what_scan_finds_whatever_the_column_types(kind: str) -> None:
+    """Review i10 #5: a float64 msisdn read by the investigation's key pass as 1.38e+10."""
+    frame = _blank_one(pd.read_csv(SOURCE))
+    assert frame["msisdn"].dtype == "float64"
+    source: Any = frame
+    if kind == "arrow":
+        source = pa.Table.from_pandas(frame, preserve_index=False)
+    elif kind == "polars":
+        source = pl.from_pandas(frame)
+    scanned = telediag.scan(source, tz=TZ)
+    assert sorted(set(scanned.findings["msisdn"])) == ["13800000001"]
+    inv = telediag.investigate(source, "13800000001", tz=TZ)
+    assert [f.rule_id for f in inv.findings] == list(scanned.findings["rule_id"])
+    assert inv.input["rows_read"] == inv.input["rows_used"] + inv.input["rows_set_aside"]
+
+
+def test_a_list_column_through_a_map_is_one_line(tmp_path: Path) -> None:
+    """Review i10 #9a: a list column as a mapped source ended in ArrowNotImplementedError."""
+    from telediag.cli import main
+
+    table = pa.table(
+        {
+            "record_type": ["sms"],
+            "direction": ["mo"],
+            "msisdn": ["138"],
+            "start_time": ["2008-07-01 10:00:00"],
+            "tags": pa.array([["x"]]),
+        }
+    )
+    cmap = tmp_path / "map.yaml"
+    cmap.write_text("columns:\n  peer_number: {source: tags, values: {x: y}}\n")
+    with pytest.raises(telediag.TelediagError, match="tags") as info:
+        telediag.scan(table, column_map=cmap)
+    assert "\n" not in str(info.value)
+    path = tmp_path / "list.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, path)
+    for args in (
+        ["scan", str(path), "--out", str(tmp_path / "f.csv")],
+        ["columns", "check", str(path)],
+    ):
+        assert main([*args, "--column-map", str(cmap)]) == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--to", "9999-12-31"),
+        ("--from", "2300-01-01"),
+        ("--from", "0001-01-01"),
+        ("--to", "2262-04-12"),
+    ],
+)
+def test_a_far_off_period_bound_is_one_line(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review i9 #1: far-off dates gave a raw OverflowError."""
+    from telediag.cli import main
+
+    code = main(["investigate", str(SOURCE), "--msisdn", "13800000001", option, value])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and value in err and "2200-12-31" in err
+
+
+def _kinds(**columns: Any) -> pa.Table:
+    n = len(next(iter(columns.values())))
+    base = {
+        "record_type": ["sms"] * n,
+        "direction": ["mo"] * n,
+        "msisdn": ["13800000001"] * n,
+        "start_time": ["2008-07-01 10:00:00"] * n,
+    }
+    return pa.table({**base, **columns})
+
+
+def test_whole_decimals_are_read_exactly() -> None:
+    """Review i9 #3: decimals went through float64, so 2**53 + 1 became 2**53."""
+    from decimal import Decimal
+
+    big = Decimal(2**53 + 1)
+    table = _kinds(bytes_up=pa.array([Decimal(160), big, None], pa.decimal128(20, 1)))
+    result = telediag.scan(table)
+    assert result.normalized.table["bytes_up"].to_pylist() == [160, 2**53 + 1, None]
+    half = _kinds(bytes_up=pa.array([Decimal(160), Decimal("1.5")], pa.decimal128(20, 1)))
+    assert telediag.scan(half).report.set_aside == {"non-integral bytes_up": 1}
+
+
+def test_true_and_false_in_a_number_column_are_one_line() -> None:
+    """Review i9: a boolean column was read as 1 and 0 without a word."""
+    with pytest.raises(telediag.InputError, match="column 'bytes_up' holds bool values"):
+        telediag.scan(_kinds(bytes_up=[True, False]))
+
+
+def test_a_blank_number_in_a_csv_is_no_value(tmp_path: Path) -> None:
+    """Review i9 #4: '  ' was set aside as unparseable while '' read as null."""
+    path = tmp_path / "blank.csv"
+    path.write_text(
+        "record_id,record_type,direction,start_time,msisdn,duration_s,charge\n"
+        "r1,voice,mo,2008-07-01 10:00:00,13800000001,  ,0.1\n"
+        "r2,voice,mo,2008-07-01 10:01:00,13800000001,,\n"
+        "r3,voice,mo,2008-07-01 10:02:00,13800000001,60, \n"
+        "r4,voice,mo,2008-07-01 10:03:00,13800000001,6x,\n"
+    )
+    result = telediag.scan(path)
+    assert result.report.set_aside == {"unparseable duration_s": 1}
+    assert result.normalized.table["duration_s"].to_pylist() == [None, None, 60, None]
+
+
+def test_identifiers_read_as_numbers_are_warned_of() -> None:
+    """Review i10 #6: pd.read_csv turns 00447700900123 into 447700900123, another number;
+    the report says so, and reading the identifiers as text keeps the finding."""
+    from .conftest import ROOT
+
+    sample = ROOT / "column-maps" / "samples" / "research-handset-log.csv"
+    cmap = ROOT / "column-maps" / "research-handset-log.yaml"
+    from_file = telediag.scan(sample, column_map=cmap, tz="Europe/London")
+    assert list(from_file.findings["rule_id"]) == ["TD010"]
+    assert from_file.report.warnings == []
+    guessed = telediag.scan(pd.read_csv(sample), column_map=cmap, tz="Europe/London")
+    assert any("leading zeros" in w and "dtype=str" in w for w in guessed.report.warnings)
+    as_text = telediag.scan(pd.read_csv(sample, dtype=str), column_map=cmap, tz="Europe/London")
+    assert list(as_text.findings["rule_id"]) == ["TD010"]
+    assert as_text.report.warnings == []

@@ -170,6 +170,70 @@ def test_an_unusable_spill_directory_is_one_line(
     assert "cannot make a spill directory" in capsys.readouterr().err
 
 
+def _late_csv(path: Path) -> None:
+    """Five records of a new subscriber as a CSV day, one of them of an unknown type."""
+    path.write_text(
+        "record_id,record_type,direction,start_time,msisdn,charge\n"
+        + "".join(
+            f"late-{i},{'fax' if i == 2 else 'sms'},mo,2008-07-20 10:0{i}:00,13812340000,0.1\n"
+            for i in range(5)
+        )
+    )
+
+
+@pytest.mark.parametrize("n_buckets", [2, 4])
+def test_inputs_whose_types_differ_give_the_in_memory_rejects(
+    tmp_path: Path, catalog: list[telediag.Rule], n_buckets: int
+) -> None:
+    """Review i11 #8: typed Parquet plus a CSV day, and a text column in one file."""
+    folder = write_parts(tmp_path, month(7, 300), 2)
+    _late_csv(folder / "late.csv")
+    text = month(8, 50)
+    text["msisdn"] = "13899990000"
+    text["sms_length"] = text["sms_length"].map(lambda v: None if v != v else f"{v:g}")
+    text.loc[text.index[:2], "record_type"] = "telex"
+    pq.write_table(pa.Table.from_pandas(text, preserve_index=False), folder / "text.parquet")
+    whole = telediag.scan(folder, rules=catalog)
+    assert whole.rejects().num_rows >= 3 + 1 + 2
+    assert_same(whole, telediag.scan(folder, rules=catalog, buckets=n_buckets))
+
+
+def test_rows_set_aside_with_one_record_id_keep_the_input_order(
+    tmp_path: Path, catalog: list[telediag.Rule]
+) -> None:
+    """Review i11 #6a: repeated record ids of rows set aside come out in input order."""
+    frame = month(9, 200)
+    dup = pd.DataFrame(
+        {
+            "record_id": "dup",
+            "record_type": "fax",
+            "direction": "mo",
+            "start_time": frame["start_time"].iloc[0],
+            "msisdn": ["13800000011", "13800000022", "13800000033", "13800000044"],
+        }
+    )
+    folder = write_parts(tmp_path, pd.concat([frame, dup], ignore_index=True), 1)
+    whole = telediag.scan(folder, rules=catalog)
+    for n in (2, 4, 7):
+        assert_same(whole, telediag.scan(folder, rules=catalog, buckets=n))
+
+
+def test_blank_record_ids_get_the_same_generated_ids_in_every_mode(
+    tmp_path: Path, catalog: list[telediag.Rule]
+) -> None:
+    """A blank record id is no id: the row gets ``<file>:<row>`` whether the scan is whole
+    or in buckets (buckets named it ``bucket:<row>``), as evidence and as a reject."""
+    frame = month(12, 300)
+    frame.loc[frame.index[::7], "record_id"] = "  "
+    frame.loc[frame.index[::11], "record_id"] = ""
+    folder = write_parts(tmp_path, frame, 1)
+    whole = telediag.scan(folder, rules=catalog)
+    assert any(rid.startswith("part-0:") for rid in whole.evidence["record_id"])
+    assert not any(rid.startswith("bucket") for rid in whole.rejects()["record_id"].to_pylist())
+    for n in (2, 5):
+        assert_same(whole, telediag.scan(folder, rules=catalog, buckets=n))
+
+
 def test_a_gzipped_csv_is_sized_by_its_text_not_its_compressed_bytes(
     tmp_path: Path, catalog: list[telediag.Rule]
 ) -> None:

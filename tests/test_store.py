@@ -79,7 +79,7 @@ def test_one_subscriber_is_read_with_the_rows_of_their_handsets(
 ) -> None:
     store = tmp_path / "store"
     prepare([write_parts(tmp_path, frame, 2)], store, rules=catalog, buckets=5)
-    raw = subscriber_input(store, " 13800007002 ")
+    raw, _ = subscriber_input(store, " 13800007002 ")
     numbers = set(raw.table["msisdn"].to_pylist())
     assert "13800007002" in numbers
     assert "13800007001" in numbers  # the previous SIM in the same handset
@@ -177,6 +177,103 @@ def test_a_store_refuses_another_time_zone(
         telediag.scan(store, rules=catalog, tz="Asia/Shanghai")
     with pytest.raises(InputError, match="read in UTC, not Asia/Shanghai"):
         telediag.investigate(store, "13800007002", rules=catalog, tz="Asia/Shanghai")
+
+
+@pytest.mark.parametrize("msisdn", ["13800000001", "13800007002"])
+def test_investigating_the_store_counts_the_rows_set_aside_as_the_input_does(
+    tmp_path: Path, catalog: list[telediag.Rule], frame: pd.DataFrame, msisdn: str
+) -> None:
+    """Review i11 #5: the store keeps set-aside rows apart; an investigation from it still
+    reports the subscriber's (and their handsets') rows set aside, as one from the input."""
+    broken = frame.copy()
+    # A broken row of the second subscriber, on the handset of the SIM swap: followed
+    # through the handset from 13800007001's investigation.
+    extra = broken[broken["record_id"] == "swap-c"].copy()
+    extra["record_id"], extra["record_type"] = "swap-d", "telex"
+    broken = pd.concat([broken, extra], ignore_index=True)
+    folder = write_parts(tmp_path, broken, 2)
+    store = tmp_path / "store"
+    prepare([folder], store, rules=catalog, buckets=3, tz="Asia/Shanghai")
+    a = telediag.investigate(folder, msisdn, rules=catalog, tz="Asia/Shanghai")
+    b = telediag.investigate(store, msisdn, rules=catalog)
+    keys = ("rows_read", "rows_used", "rows_set_aside", "set_aside")
+    assert {k: a.input[k] for k in keys} == {k: b.input[k] for k in keys}
+    assert a.input["rows_set_aside"] >= 1
+    assert a.input["rows_read"] == a.input["rows_used"] + a.input["rows_set_aside"]
+
+
+def test_a_store_warns_of_record_ids_repeated_across_parts_and_buckets(
+    tmp_path: Path, catalog: list[telediag.Rule], frame: pd.DataFrame
+) -> None:
+    """A record id given twice, once in the month and once in a day added later, to two
+    subscribers (two buckets): the store's report warns as a scan of both inputs does."""
+    month_dir = write_parts(tmp_path, frame, 2)
+    day = frame.iloc[:3].copy()
+    day["msisdn"] = "13877770000"
+    day["record_id"] = ["late-1", "late-2", str(frame["record_id"].iloc[5])]
+    day_dir = tmp_path / "day"
+    day_dir.mkdir()
+    day.to_parquet(day_dir / "day.parquet", index=False)
+    store = tmp_path / "store"
+    prepare([month_dir], store, rules=catalog, buckets=4)
+    assert load_manifest(store).report.warnings == []
+    prepare([day_dir], store, rules=catalog)
+    whole = telediag.scan([month_dir, day_dir], rules=catalog)
+    assert whole.report.warnings and "1 id(s)" in whole.report.warnings[0]
+    assert telediag.scan(store, rules=catalog).report.warnings == whole.report.warnings
+    assert_same(whole, telediag.scan([month_dir, day_dir], rules=catalog, buckets=3))
+
+
+def test_an_empty_store_writes_the_rejects_columns_of_its_input(
+    tmp_path: Path, catalog: list[telediag.Rule], frame: pd.DataFrame
+) -> None:
+    """Review i11 #6b: no row set aside still gives the input's columns, as text."""
+    clean = frame[frame["record_id"].str.startswith("bad-") == False]  # noqa: E712
+    folder = write_parts(tmp_path, clean.reset_index(drop=True), 1)
+    store = tmp_path / "store"
+    prepare([folder], store, rules=catalog, buckets=2)
+    whole = telediag.scan(folder, rules=catalog)
+    stored = telediag.scan(store, rules=catalog)
+    assert whole.rejects().num_rows == stored.rejects().num_rows == 0
+    assert whole.rejects().schema == stored.rejects().schema
+
+
+def test_a_full_disk_ends_in_one_line_and_leaves_nothing_behind(
+    tmp_path: Path,
+    catalog: list[telediag.Rule],
+    frame: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review i11 #9: a full disk while spilling or writing a store."""
+    import errno
+
+    from telediag import outofcore
+
+    folder = write_parts(tmp_path, frame, 2)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+
+    def full(self: object, table: object, which: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outofcore._Writers, "write", full)
+    with pytest.raises(InputError, match="no space left for spill files"):
+        telediag.scan(folder, rules=catalog, buckets=2, spill_dir=spill)
+    assert list(spill.iterdir()) == []
+    store = tmp_path / "store"
+    with pytest.raises(InputError, match="no space left"):
+        prepare([folder], store, rules=catalog, buckets=2, spill_dir=spill)
+    assert not store.exists() and list(spill.iterdir()) == []
+    assert main(["prepare", str(folder), "--out", str(store), "-q"]) == 2
+    assert not store.exists()
+
+
+def test_prepare_refuses_a_file_as_the_store(tmp_path: Path, frame: pd.DataFrame) -> None:
+    folder = write_parts(tmp_path, frame, 1)
+    target = tmp_path / "a.parquet"
+    target.write_bytes(b"x")
+    with pytest.raises(InputError, match="exists and is not a directory"):
+        prepare([folder], target)
 
 
 def test_a_store_scan_keeps_to_the_budget(
