@@ -69,6 +69,9 @@ MIN_BATCH_ROWS = 1 << 14
 #: ahead, its copy ordered by bucket and the handset rows' copy (measured peak, with a
 #: margin).
 SPILL_BYTES_PER_ROW = 1000
+#: Text bytes per gzip byte of a CSV, when the gzip trailer cannot say (measured on
+#: a 2M-row CSV export, 68 MB gzipped: about 3.5x; compressors do 3-10x on CSV).
+GZIP_RATIO = 4
 #: CSV rows per byte of file, to estimate a CSV's rows without reading it.
 CSV_BYTES_PER_ROW = 120
 
@@ -123,7 +126,9 @@ def estimate_rows(sources: Sequence[object]) -> int:
 def text_bytes(path: Path) -> int:
     """Bytes of a text file once decompressed. A gzip file records its size (modulo
     2**32) in its last four bytes; text compresses at least twofold, which settles
-    how many times the size wrapped around. Other files: their size on disk."""
+    how many times the size wrapped around. A file of several gzip members records
+    only its last member's size: when that is too small and no wrap-around is possible,
+    CSV's usual ratio (:data:`GZIP_RATIO`) stands in. Other files: their size on disk."""
     size = path.stat().st_size
     if not path.name.lower().endswith(".gz") or size < 18:
         return size
@@ -132,7 +137,11 @@ def text_bytes(path: Path) -> int:
             f.seek(-4, os.SEEK_END)
             total = int.from_bytes(f.read(4), "little")
     except OSError:
-        return size
+        return size * GZIP_RATIO
+    if total >= 2 * size:
+        return total
+    if size * GZIP_RATIO < 2**32:  # too small to have wrapped: several members
+        return size * GZIP_RATIO
     while total < 2 * size:
         total += 2**32
     return total

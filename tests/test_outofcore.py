@@ -317,3 +317,19 @@ def test_a_budget_below_the_floor_is_said_once(
     assert out.exists()
     assert main(["scan", str(folder), "--out", str(out), "--memory", "2GB", "-q"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_a_gzip_of_several_members_is_sized_by_the_usual_ratio(tmp_path: Path) -> None:
+    """Only the last member's size is in the trailer: a small last member must not make
+    a large file look small, nor stand for a wrap-around past 4 GiB."""
+    import gzip
+
+    from telediag.outofcore import GZIP_RATIO, text_bytes
+
+    text = b"".join(b"r%06d,sms,mo,2008-07-01T00:00:00Z,13800000001\n" % i for i in range(20000))
+    path = tmp_path / "two.csv.gz"
+    path.write_bytes(gzip.compress(text) + gzip.compress(b"last,row\n"))
+    assert text_bytes(path) == path.stat().st_size * GZIP_RATIO
+    one = tmp_path / "one.csv.gz"
+    one.write_bytes(gzip.compress(text))
+    assert text_bytes(one) == len(text)
