@@ -174,6 +174,21 @@ def _argsort_packed(key: np.ndarray) -> np.ndarray:
     return packed.view(np.int64)
 
 
+def _sort_with_keys(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the permutation that sorts ``key``, the sorted keys), by one plain sort of the
+    key with the row number in its low bits. ``key`` (int64, not negative, with room for
+    the row number in 64 bits) is used up: the sorted keys are written over it."""
+    n = key.shape[0]
+    index_bits = max(1, (n - 1).bit_length())
+    packed = key.view(np.uint64)
+    packed <<= np.uint64(index_bits)
+    packed |= np.arange(n, dtype=np.uint64)
+    packed.sort()
+    perm = (packed & np.uint64((1 << index_bits) - 1)).view(np.int64)
+    packed >>= np.uint64(index_bits)
+    return perm, packed.view(np.int64)
+
+
 def _argsort_by_subscriber_ranges(
     key: np.ndarray, codes: np.ndarray, threads: int = 2
 ) -> np.ndarray:
@@ -260,20 +275,35 @@ def sort_records(normalized: Normalized, threads: int = 2) -> SortedRecords:
         return SortedRecords(normalized, empty, empty.astype(np.int32), empty, msisdns)
     t0 = int(times.min())
     key = times - t0
-    if _whole_seconds(key):  # a shorter key sorts the same way
-        key //= 1000
+    unit = 1000 if _whole_seconds(key) else 1
+    if unit > 1:  # a shorter key sorts the same way
+        key //= unit
     code_bits = max(1, int(codes.max()).bit_length())
     time_bits = max(1, int(key.max()).bit_length())
+    sorted_key = None
     if code_bits + time_bits <= 63:
         high = codes.astype(np.int64)
         high <<= time_bits
         key |= high
         del high
-        perm = _argsort_by_subscriber_ranges(key, codes, threads)
+        if code_bits + time_bits + (codes.size - 1).bit_length() <= 64:
+            perm, sorted_key = _sort_with_keys(key)
+        else:
+            perm = _argsort_by_subscriber_ranges(key, codes, threads)
     else:  # more than 63 bits: fall back to a two-key sort
         perm = np.lexsort((times, codes))
     del key
-    subscriber, time_ms = codes[perm], times[perm]
+    if sorted_key is not None:
+        # The sorted keys hold each position's subscriber and time: read them there
+        # rather than gathering both through the permutation.
+        subscriber = (sorted_key >> time_bits).astype(np.int32)
+        sorted_key &= (1 << time_bits) - 1
+        if unit > 1:
+            sorted_key *= unit
+        sorted_key += t0
+        time_ms = sorted_key
+    else:
+        subscriber, time_ms = codes[perm], times[perm]
     tied = (subscriber[1:] == subscriber[:-1]) & (time_ms[1:] == time_ms[:-1])
     rows = perm if valid_rows is None else valid_rows[perm]
     return SortedRecords(

@@ -245,3 +245,15 @@ def test_two_blocked_senders_are_both_found(tmp_path) -> None:  # type: ignore[n
     rule = [r for r in telediag.load_rules() if r.id == "TD008"]
     found = telediag.scan(path, rules=rule, tz="Asia/Shanghai").findings
     assert sorted(found["group"]) == ["10658000", "10658111"]
+
+
+def test_one_packed_sort_gives_the_order_and_the_sorted_keys() -> None:
+    from telediag.sort import _sort_with_keys
+
+    rng = np.random.default_rng(8)
+    key = rng.integers(0, 1 << 40, 5000)
+    key[1::2] = key[::2]  # every key twice: ties
+    perm, ordered = _sort_with_keys(key.copy())
+    assert np.array_equal(ordered, np.sort(key))
+    assert np.array_equal(key[perm], ordered)
+    assert sorted(perm.tolist()) == list(range(5000))
