@@ -147,7 +147,7 @@ def bucket_of(keys: pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
     return (key_hash(keys) % np.uint64(buckets)).astype(np.int32)
 
 
-def handset_rows(table: pa.Table) -> np.ndarray:
+def handset_rows(table: pa.Table, where: str = "<table>") -> np.ndarray:
     """Rows that handset buckets need: every row whose IMEI names a handset, whatever
     its kind. A handset rule reads all the records of a handset (a new SIM's arrival on
     it is its first record there), and nothing without one.
@@ -155,13 +155,14 @@ def handset_rows(table: pa.Table) -> np.ndarray:
     The IMEI is judged as normalization judges it (its text, trimmed, a plausible IMEI):
     a blank or a placeholder such as ``000000000000000`` is no handset there, so rows
     carrying one would only swell a single handset bucket with rows no rule reads.
+    ``where`` names the input in the message about an IMEI column that is not text.
     """
     if "imei" not in table.column_names:
         return np.zeros(table.num_rows, dtype=bool)
     imei = table["imei"]
     if pa.types.is_dictionary(imei.type):
         imei = imei.cast(imei.type.value_type)
-    text = pc.utf8_trim_whitespace(as_text("imei", "imei", imei))
+    text = pc.utf8_trim_whitespace(as_text("imei", where, imei))
     return np.asarray(
         pc.fill_null(plausible_imei(text), False).to_numpy(zero_copy_only=False), dtype=bool
     )

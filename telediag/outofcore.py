@@ -382,7 +382,7 @@ def spill(
                 row0 += rows
                 by_sub.write(table, bucket_of(table["msisdn"], buckets))
                 if handset_columns is not None:
-                    keep = handset_rows(table)
+                    keep = handset_rows(table, name)
                     if keep.any():  # gathered once, with the bucket order: no filtered copy
                         picked = np.flatnonzero(keep)
                         sub = table.select([c for c in table.column_names if c in hand_cols])

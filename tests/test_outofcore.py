@@ -333,3 +333,25 @@ def test_a_gzip_of_several_members_is_sized_by_the_usual_ratio(tmp_path: Path) -
     one = tmp_path / "one.csv.gz"
     one.write_bytes(gzip.compress(text))
     assert text_bytes(one) == len(text)
+
+
+def test_an_imei_column_that_is_not_text_is_named_alike_out_of_core(tmp_path: Path) -> None:
+    path = tmp_path / "m.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "record_type": ["sms"],
+                "direction": ["mo"],
+                "start_time": ["2008-07-01T00:00:00Z"],
+                "msisdn": ["13800000001"],
+                "imei": pa.array([b"\xff\xfe"], pa.binary()),
+            }
+        ),
+        path,
+    )
+    messages = []
+    for kwargs in ({}, {"buckets": 2, "spill_dir": tmp_path}):
+        with pytest.raises(InputError) as caught:
+            telediag.scan(path, **kwargs)  # type: ignore[arg-type]
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1] == f"{path}: column 'imei': not UTF-8 text (b'\\xff\\xfe')"
