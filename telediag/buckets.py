@@ -214,7 +214,8 @@ def scan_bucket(
     if key not in KEY_COLUMN:
         raise ValueError(f"key must be 'subscriber' or 'handset', not {key!r}")
     raw = RawInput(table=table, stems=["bucket"], offsets=np.zeros(1, dtype=np.int64))
-    normalized = normalize(raw, tz=settings.tz, threads=workers)
+    # Repeated record ids are checked over the whole input by the caller, not here.
+    normalized = normalize(raw, tz=settings.tz, threads=workers, check_ids=False)
     records = sort_records(normalized, threads=workers)
     if len(records) == 0:  # nothing to look at (an empty bucket): the catalog finds nothing
         outcome = EngineResult(empty_findings(), empty_evidence(), [], {})

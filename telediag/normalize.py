@@ -421,11 +421,14 @@ def duplicate_id_warning(ids: pa.ChunkedArray) -> str | None:
     return duplicate_id_message(repeated_ids(ids))
 
 
-def normalize(raw: RawInput, tz: str | None = None, threads: int = 2) -> Normalized:
+def normalize(
+    raw: RawInput, tz: str | None = None, threads: int = 2, *, check_ids: bool = True
+) -> Normalized:
     """Cast every contract column to its type and mark the rows that break the contract.
 
     The string columns are cleaned in up to ``threads`` threads. Columns of many small
-    chunks come out as one chunk (see :func:`_one_chunk`).
+    chunks come out as one chunk (see :func:`_one_chunk`). ``check_ids`` False skips
+    the warning about repeated record ids (a bucket's caller checks the whole input).
     """
     zone = _zone(tz)
     src = raw.table
@@ -445,7 +448,7 @@ def normalize(raw: RawInput, tz: str | None = None, threads: int = 2) -> Normali
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         repeated_ids = (
             pool.submit(duplicate_id_warning, columns["record_id"])
-            if "record_id" in columns
+            if "record_id" in columns and check_ids
             else None
         )
         subscriber = pool.submit(_normalize_subscriber, src["msisdn"])
