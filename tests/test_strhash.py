@@ -89,3 +89,21 @@ def test_the_warning_names_the_most_repeated_id() -> None:
         "record_id is not unique: 2 id(s) occur more than once (e.g. 'r0' x3)"
     )
     assert duplicate_id_warning(pa.chunked_array([["r0", None, None]])) is None
+
+
+def test_buckets_leave_the_id_check_to_their_caller() -> None:
+    from telediag.normalize import normalize
+    from telediag.read import RawInput
+
+    table = pa.table(
+        {
+            "record_id": ["r1", "r1"],
+            "record_type": ["sms", "sms"],
+            "direction": ["mo", "mo"],
+            "start_time": ["2008-07-01T00:00:00Z", "2008-07-01T00:01:00Z"],
+            "msisdn": ["13800000001", "13800000001"],
+        }
+    )
+    raw = RawInput(table=table, stems=["t"], offsets=np.zeros(1, dtype=np.int64))
+    assert any("record_id is not unique" in w for w in normalize(raw).report.warnings)
+    assert normalize(raw, check_ids=False).report.warnings == []
