@@ -328,6 +328,14 @@ def _blank_to_null(arr: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.if_else(blank, pa.scalar(None, arr.type), arr)
 
 
+def _clean_text(name: str, arr: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A text column in its contract type, blanks as null; for ``imei``, only the
+    values that name a handset."""
+    target = COLUMNS[name]
+    text = _blank_to_null(arr if arr.type == target else arr.cast(target))
+    return _handsets_only(text) if name == "imei" else text
+
+
 def _handsets_only(imei: pa.ChunkedArray) -> pa.ChunkedArray:
     """IMEIs that are not plausible (wrong length, letters, an all-zero TAC) as null, so
     that a placeholder never stands for a handset that subscribers share."""
@@ -445,6 +453,17 @@ def normalize(
         columns["record_id"] = _blank_to_null(
             ids if ids.type == pa.string() else ids.cast(pa.string())
         )
+    # Text columns are cleaned (blanks to null, IMEIs that name no handset to null)
+    # in the pool too: that marks no row, so it runs while this thread marks the rows
+    # that break the contract, in the order of REASONS.
+    text_names = [
+        c
+        for c, t in COLUMNS.items()
+        if c in src.column_names
+        and pa.types.is_string(t)
+        and c not in ENUMS
+        and c not in ("msisdn", "record_id")
+    ]
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         repeated_ids = (
             pool.submit(duplicate_id_warning, columns["record_id"])
@@ -453,33 +472,37 @@ def normalize(
         )
         subscriber = pool.submit(_normalize_subscriber, src["msisdn"])
         enums = {c: pool.submit(_normalize_enum, src[c]) for c in enum_names}
+        texts = {c: pool.submit(_clean_text, c, src[c]) for c in text_names}
         columns["msisdn"], encoded["msisdn"] = subscriber.result()
         for c, future in enums.items():
             columns[c], encoded[c] = future.result()
 
-    empty = pc.equal(encoded["msisdn"].dictionary, "")
-    _mark(reason, _per_row(empty, encoded["msisdn"]), "missing msisdn")
-    for name in ("record_type", "direction"):
-        values = encoded[name].dictionary
-        _mark(reason, _per_row(values.is_null(), encoded[name]), f"missing {name}")
-        known = pc.is_in(values, pa.array(ENUMS[name]))
-        _mark(reason, _per_row(pc.invert(known), encoded[name]), f"unknown {name}")
+        empty = pc.equal(encoded["msisdn"].dictionary, "")
+        _mark(reason, _per_row(empty, encoded["msisdn"]), "missing msisdn")
+        for name in ("record_type", "direction"):
+            values = encoded[name].dictionary
+            _mark(reason, _per_row(values.is_null(), encoded[name]), f"missing {name}")
+            known = pc.is_in(values, pa.array(ENUMS[name]))
+            _mark(reason, _per_row(pc.invert(known), encoded[name]), f"unknown {name}")
 
-    times = src["start_time"]
-    _mark(reason, times.is_null(), "missing start_time")
-    columns["start_time"] = _parse_time(times, zone, raw.time_formats, reason)
+        times = src["start_time"]
+        _mark(reason, times.is_null(), "missing start_time")
+        columns["start_time"] = _parse_time(times, zone, raw.time_formats, reason)
 
-    for name, target in COLUMNS.items():
-        if name in columns:
-            continue
-        if name not in src.column_names:
-            columns[name] = pa.chunked_array([pa.nulls(n, target)])
-        elif name in NUMERIC_COLUMNS:
-            columns[name] = _parse_numeric(name, src[name], target, reason)
-        else:
-            arr = src[name]
-            columns[name] = _blank_to_null(arr if arr.type == target else arr.cast(target))
-    columns["imei"] = _handsets_only(columns["imei"])
+        for name, target in COLUMNS.items():
+            if name in columns:
+                continue
+            if name in texts:
+                columns[name] = texts[name].result()
+            elif name not in src.column_names:
+                columns[name] = pa.chunked_array([pa.nulls(n, target)])
+            elif name in NUMERIC_COLUMNS:
+                columns[name] = _parse_numeric(name, src[name], target, reason)
+            else:
+                arr = src[name]
+                columns[name] = _blank_to_null(arr if arr.type == target else arr.cast(target))
+    if "imei" not in texts:  # absent: all null
+        columns["imei"] = _handsets_only(columns["imei"])
 
     for name in NON_NEGATIVE:
         _mark(reason, pc.less(columns[name], 0), f"negative {name}")
