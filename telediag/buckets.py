@@ -39,8 +39,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from telediag.catalog import Rule
+from telediag.conform import as_text
 from telediag.context import ScanSettings
-from telediag.engine import RuleError, run_catalog
+from telediag.devices import plausible_imei
+from telediag.engine import EngineResult, RuleError, run_catalog
 from telediag.findings import empty_evidence, empty_findings
 from telediag.normalize import REASONS, InputReport, explicit_ids, normalize, order_rejects
 from telediag.read import RawInput
@@ -146,12 +148,23 @@ def bucket_of(keys: pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
 
 
 def handset_rows(table: pa.Table) -> np.ndarray:
-    """Rows that handset buckets need: every row with an IMEI (any non-null value),
-    whatever its kind. A handset rule reads all the records of a handset (a new SIM's
-    arrival on it is its first record there), and nothing without an IMEI."""
+    """Rows that handset buckets need: every row whose IMEI names a handset, whatever
+    its kind. A handset rule reads all the records of a handset (a new SIM's arrival on
+    it is its first record there), and nothing without one.
+
+    The IMEI is judged as normalization judges it (its text, trimmed, a plausible IMEI):
+    a blank or a placeholder such as ``000000000000000`` is no handset there, so rows
+    carrying one would only swell a single handset bucket with rows no rule reads.
+    """
     if "imei" not in table.column_names:
         return np.zeros(table.num_rows, dtype=bool)
-    return np.asarray(table["imei"].is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    imei = table["imei"]
+    if pa.types.is_dictionary(imei.type):
+        imei = imei.cast(imei.type.value_type)
+    text = pc.utf8_trim_whitespace(as_text("imei", "imei", imei))
+    return np.asarray(
+        pc.fill_null(plausible_imei(text), False).to_numpy(zero_copy_only=False), dtype=bool
+    )
 
 
 def with_record_ids(raw: RawInput) -> pa.Table:
@@ -207,7 +220,10 @@ def scan_bucket(
     )
     normalized = normalize(raw, tz=settings.tz, threads=workers)
     records = sort_records(normalized, threads=workers)
-    outcome = run_catalog(records, list(rules), settings, workers=workers)
+    if len(records) == 0:  # nothing to look at (an empty bucket): the catalog finds nothing
+        outcome = EngineResult(empty_findings(), empty_evidence(), [], {})
+    else:
+        outcome = run_catalog(records, list(rules), settings, workers=workers)
     if key == "subscriber":
         report, rejects = normalized.report, normalized.rejects()
     else:

@@ -138,6 +138,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         output_format(args.evidence)
     if args.engine == "spark":
         return _scan_on_spark(args)
+    _warn_small_budget(args.memory)
     show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
     result = scan(
         list(args.inputs),
@@ -166,9 +167,20 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _warn_small_budget(memory: str | None) -> None:
+    """A budget no scan can keep to is said on stderr (the scan still runs)."""
+    from telediag.outofcore import budget_warning, parse_size
+
+    note = budget_warning(parse_size(memory)) if memory else None
+    if note is not None:
+        print(f"telediag: warning: {note}", file=sys.stderr)
+
+
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from telediag.outofcore import parse_size
     from telediag.store import prepare
+
+    _warn_small_budget(args.memory)
 
     show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
     started = time.perf_counter()

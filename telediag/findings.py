@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from telediag.catalog import Rule
+from telediag.chunks import take_rows
 from telediag.detectors import segments as sg
 from telediag.detectors.base import Candidates
 from telediag.sort import SortedRecords
@@ -381,7 +382,7 @@ def build_findings(
             "record_ids": evidence_ids,
         }
     )
-    rtype = records.table["record_type"].take(pa.array(rows))
+    rtype = take_rows(records.table["record_type"], rows)
     evidence = pd.DataFrame(
         {
             "finding_id": np.repeat(np.array(finding_ids, dtype=object), count),

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from telediag.chunks import encode, narrow
 from telediag.colmap import DURATION_NOTES
 from telediag.devices import plausible_imei
 from telediag.errors import InputError
@@ -31,6 +32,7 @@ from telediag.schema import (
     STATUSES,
     VALUE_RANGES,
 )
+from telediag.strhash import repeated_values
 from telediag.timeparse import AMBIGUOUS, NONEXISTENT, parse_timestamps
 
 #: Enumerated columns: values are matched after trimming and lower-casing.
@@ -185,9 +187,14 @@ def _zone(tz: str | None) -> str:
 
 
 def _mark(reason: np.ndarray, bad: np.ndarray | pa.Array | pa.ChunkedArray, why: str) -> None:
-    """Give ``why`` to rows that are bad and have no reason yet."""
+    """Give ``why`` to rows that are bad and have no reason yet (most checks find no bad
+    row at all: one reduction says so, and no row mask is built)."""
     if not isinstance(bad, np.ndarray):
+        if not pc.any(bad).as_py():
+            return
         bad = pc.fill_null(bad, False).to_numpy(zero_copy_only=False)
+    elif not bad.any():
+        return
     reason[(reason == 0) & bad] = _CODE[why]
 
 
@@ -313,11 +320,11 @@ def _blank_to_null(arr: pa.ChunkedArray) -> pa.ChunkedArray:
     """Empty and whitespace-only strings as null: a blank is no value."""
     if arr.null_count == len(arr):
         return arr
-    lengths = pc.binary_length(arr)
+    empty = pc.equal(arr, "")  # a bitmap, where lengths would be 4 bytes a row
     spaces = pc.utf8_is_space(arr)  # non-empty and nothing but whitespace
-    if pc.min(lengths).as_py() > 0 and not pc.any(spaces).as_py():
+    if not pc.any(empty).as_py() and not pc.any(spaces).as_py():
         return arr  # the usual case: no blank at all, nothing to rebuild
-    blank = pc.or_(pc.equal(lengths, 0), spaces)
+    blank = pc.or_(empty, spaces)
     return pc.if_else(blank, pa.scalar(None, arr.type), arr)
 
 
@@ -340,7 +347,7 @@ def _normalize_subscriber(arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Dic
     rebuilding the column only when a value changed) avoids a pass over every string.
     """
     text = arr.cast(pa.string()) if arr.type != pa.string() else arr
-    encoded = pc.dictionary_encode(text.combine_chunks())
+    encoded = encode(text)
     trimmed = pc.utf8_trim_whitespace(encoded.dictionary)
     if pc.all(pc.equal(trimmed, encoded.dictionary)).as_py() in (True, None):
         return text, encoded
@@ -351,6 +358,8 @@ def _normalize_subscriber(arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Dic
 def _per_row(per_value: pa.Array, encoded: pa.DictionaryArray) -> np.ndarray:
     """A per-distinct-value answer spread over the rows (null rows take the null answer)."""
     values = np.asarray(pc.fill_null(per_value, False).to_numpy(zero_copy_only=False), dtype=bool)
+    if not values.any() and encoded.indices.null_count == 0:
+        return np.zeros(len(encoded), dtype=bool)  # no row to flag (zero pages cost little)
     lookup = np.append(values, True)
     indices = pc.fill_null(encoded.indices, len(values)).to_numpy(zero_copy_only=False)
     return np.asarray(lookup[indices], dtype=bool)
@@ -370,7 +379,7 @@ def _normalize_enum(arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Dictionar
     cleaned = pc.utf8_lower(pc.utf8_trim_whitespace(encoded.dictionary))
     # A blank value is no value: null, like a missing one.
     cleaned = pc.if_else(pc.equal(cleaned, ""), pa.scalar(None, pa.string()), cleaned)
-    dictionary = pa.DictionaryArray.from_arrays(encoded.indices, cleaned)
+    dictionary = narrow(pa.DictionaryArray.from_arrays(encoded.indices, cleaned))
     return pa.chunked_array([pc.take(cleaned, encoded.indices)]), dictionary
 
 
@@ -382,9 +391,12 @@ def explicit_ids(ids: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray:
 
 
 def repeated_ids(ids: pa.ChunkedArray) -> pa.StructArray:
-    """The given record ids that occur more than once, with their counts."""
-    counts = pc.value_counts(ids.drop_null())
-    return counts.filter(pc.greater(counts.field("counts"), 1))
+    """The given record ids that occur more than once, with their counts (exact, and
+    cheap when they are unique: see :func:`telediag.strhash.repeated_values`)."""
+    found = repeated_values(ids)
+    if found is None:
+        return pc.value_counts(pa.array([], type=ids.type))
+    return found
 
 
 def duplicate_id_message(repeats: pa.StructArray) -> str | None:
@@ -406,9 +418,6 @@ def duplicate_id_message(repeats: pa.StructArray) -> str | None:
 
 def duplicate_id_warning(ids: pa.ChunkedArray) -> str | None:
     """A one-line warning when explicit record ids repeat, naming the most repeated."""
-    given = len(ids) - ids.null_count
-    if given < 2 or len(pc.unique(ids)) - (1 if ids.null_count else 0) == given:
-        return None
     return duplicate_id_message(repeated_ids(ids))
 
 

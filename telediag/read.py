@@ -167,7 +167,9 @@ def _read_parquet(path: Path, wanted: set[str] | None, cmap: ColumnMap | None) -
         cols = _wanted_source_columns(schema.names, wanted, cmap)
         names = schema.names if cols is None else cols
         as_dictionary = [c for c in FEW_VALUES if c in names and cmap is None]
-        return pq.read_table(path, columns=cols, read_dictionary=as_dictionary)
+        # No pre-buffering: it holds every column chunk of the file's row groups in
+        # memory on top of the decoded table (300 MB more peak for a 10M-row month).
+        return pq.read_table(path, columns=cols, read_dictionary=as_dictionary, pre_buffer=False)
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}: cannot read Parquet: {exc}") from None
 

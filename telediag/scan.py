@@ -179,6 +179,7 @@ def scan(
             chosen,
             settings,
             workers=threads,
+            budget=parse_size(memory) if isinstance(memory, str) else memory,
             progress=bucket_progress,
             timings=timings,
         )

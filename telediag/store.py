@@ -42,10 +42,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from telediag.buckets import (
+    KEY_COLUMN,
     BucketResult,
     Key,
     bucket_of,
     combine,
+    key_hash,
     scan_bucket,
     split_rules,
     sum_reports,
@@ -56,6 +58,8 @@ from telediag.context import ScanSettings
 from telediag.errors import InputError
 from telediag.normalize import InputReport, Normalized, as_text, normalize, order_rejects
 from telediag.outofcore import (
+    BASE_BYTES,
+    BYTES_PER_ROW,
     BucketProgress,
     _read_bucket,
     can_stream,
@@ -64,6 +68,7 @@ from telediag.outofcore import (
     plan_buckets,
     repeated_id_warning,
     spill,
+    spill_batch_rows,
     spill_directory,
     spill_error,
 )
@@ -263,6 +268,7 @@ def prepare(
             cmap,
             progress,
             workers,
+            spill_batch_rows(memory or default_budget()),
             zone=zone,
         )
 
@@ -454,16 +460,45 @@ def store_rejects(store: str | Path) -> pa.Table:
     return order_rejects(pa.concat_tables(tables, promote_options="permissive"))
 
 
+def store_plan(rows: int, buckets: int, budget: int, workers: int) -> tuple[int, int]:
+    """(buckets scanned at once, parts each bucket is scanned in) for a store of
+    ``rows`` rows in ``buckets`` buckets, so that the scans in flight fit ``budget``.
+
+    A store's buckets were sized when it was prepared, perhaps under a larger budget: a
+    bucket too large for this one is scanned in parts, cut by a finer hash of its key
+    (every subscriber, or handset, lands whole in one part).
+    """
+    room = max(budget - BASE_BYTES, 64 * 2**20)
+    # Buckets vary around the mean: allow half as much again.
+    need = math.ceil(rows / max(1, buckets) * 1.5) * BYTES_PER_ROW
+    parts = max(1, math.ceil(need / room))
+    at_once = max(1, min(workers, int(room // max(1, math.ceil(need / parts)))))
+    return at_once, parts
+
+
+def _split_bucket(table: pa.Table, key: Key, buckets: int, parts: int) -> list[pa.Table]:
+    """One store bucket cut into ``parts`` by the key's hash (the bucket number being
+    the hash modulo ``buckets``, the part is the next digit in base ``buckets``)."""
+    if parts <= 1:
+        return [table]
+    which = (key_hash(table[KEY_COLUMN[key]]) // np.uint64(buckets)) % np.uint64(parts)
+    which = which.astype(np.int64)
+    return [table.filter(pa.array(which == p)) for p in range(parts)]
+
+
 def scan_store(
     store: str | Path,
     rules: Sequence[Rule],
     settings: ScanSettings,
     *,
     workers: int = 1,
+    budget: int | None = None,
     progress: BucketProgress | None = None,
     timings: dict[str, float] | None = None,
 ) -> BucketResult:
-    """Scan a store bucket by bucket: no read of the raw input, no spill."""
+    """Scan a store bucket by bucket: no read of the raw input, no spill. Up to
+    ``workers`` buckets run at once, fewer (and large buckets in parts) when ``budget``
+    (bytes; default: :func:`~telediag.outofcore.default_budget`) calls for it."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     root = Path(store)
@@ -472,6 +507,12 @@ def scan_store(
     jobs: list[tuple[Key, int]] = [("subscriber", b) for b in range(manifest.buckets)]
     if by_handset:
         jobs += [("handset", b) for b in range(manifest.buckets)]
+    at_once, parts = store_plan(
+        manifest.report.rows_read,
+        manifest.buckets,
+        budget if budget is not None else default_budget(),
+        workers,
+    )
     started = time.perf_counter()
     if progress is not None:
         progress.phase("scanning buckets", manifest.report.rows_used, len(jobs))
@@ -482,11 +523,18 @@ def scan_store(
         if table.num_rows == 0:
             return _none(), 0
         chosen = by_subscriber if key == "subscriber" else by_handset
-        result = scan_bucket(table, chosen, settings, key=key, workers=1)
-        return result, table.num_rows if key == "subscriber" else 0
+        rows = table.num_rows if key == "subscriber" else 0
+        pieces = _split_bucket(table, key, manifest.buckets, parts)
+        del table
+        found = []
+        while pieces:  # one part at a time; each is let go once scanned
+            piece = pieces.pop(0)
+            found.append(scan_bucket(piece, chosen, settings, key=key, workers=1))
+            del piece
+        return (found[0] if len(found) == 1 else combine(found)), rows
 
     results: dict[tuple[Key, int], BucketResult] = {}
-    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    pool = ThreadPoolExecutor(max_workers=at_once)
     try:
         futures = {pool.submit(one, job): job for job in jobs}
         for future in as_completed(futures):

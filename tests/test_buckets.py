@@ -216,3 +216,27 @@ def reference_hash(text: str) -> int:
 def test_key_hash_matches_the_plain_definition(values: list[str]) -> None:
     got = key_hash(pa.array(values, type=pa.string()))
     assert [int(v) for v in got] == [reference_hash(v) for v in values]
+
+
+def test_placeholder_imeis_stay_out_of_the_handset_buckets(catalog: list[telediag.Rule]) -> None:
+    """A placeholder IMEI on most rows (blank, all zeros, trimmed or not) names no
+    handset: no handset bucket takes those rows, and the findings do not change."""
+    frame = month(12, 500)
+    rng = np.random.default_rng(3)
+    common = rng.random(len(frame)) < 0.6
+    common &= ~frame["record_id"].astype(str).str.startswith("swap").to_numpy()
+    frame.loc[common, "imei"] = rng.choice(
+        ["000000000000000", " 00000000000000", "", "  "], common.sum()
+    )
+    raw = read_input(to_table(frame))
+    table = with_record_ids(raw)
+    cut = split_table(table, 3, "handset")
+    kept = sum(t.num_rows for t in cut)
+    plausible = frame["imei"].notna() & ~common
+    assert kept == int(plausible.sum())
+    assert not any(t["imei"].is_null().to_numpy(zero_copy_only=False).any() for t in cut)
+    whole = telediag.scan(to_table(frame), rules=catalog)
+    parts = scan_in_buckets(raw, catalog, ScanSettings(), 3)
+    pd.testing.assert_frame_equal(whole.findings, parts.findings)
+    pd.testing.assert_frame_equal(whole.evidence, parts.evidence)
+    assert "TD004" in set(whole.findings["rule_id"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 
 import telediag
 from telediag.conditions import Condition
@@ -100,15 +101,17 @@ def test_segment_reductions_match_pandas() -> None:
     assert list(top) == list(expected)
 
 
-def test_bucketed_argsort_equals_plain_argsort(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("time_bits", [30, 45])  # one packed sort; ranges sorted apart
+def test_bucketed_argsort_equals_plain_argsort(monkeypatch, time_bits: int) -> None:  # type: ignore[no-untyped-def]
     from telediag import sort as sort_mod
 
     monkeypatch.setattr(sort_mod, "_BUCKET_ROWS", 1000)
     rng = np.random.default_rng(5)
     codes = rng.integers(0, 3000, 20_000).astype(np.int32)
-    times = rng.integers(0, 10**9, 20_000)
-    key = (codes.astype(np.int64) << 30) | times
-    got = sort_mod._argsort_by_subscriber_ranges(key, codes)
+    times = rng.integers(0, 1 << time_bits, 20_000)
+    times[1::2] = times[::2]  # ties (on codes that happen to match)
+    key = (codes.astype(np.int64) << time_bits) | times
+    got = sort_mod._argsort_by_subscriber_ranges(key.copy(), codes)
     assert np.array_equal(key[got], np.sort(key))
     assert sorted(got.tolist()) == list(range(20_000))
 

@@ -232,3 +232,88 @@ def test_blank_record_ids_get_the_same_generated_ids_in_every_mode(
     assert not any(rid.startswith("bucket") for rid in whole.rejects()["record_id"].to_pylist())
     for n in (2, 5):
         assert_same(whole, telediag.scan(folder, rules=catalog, buckets=n))
+
+
+def test_a_gzipped_csv_is_sized_by_its_text_not_its_compressed_bytes(
+    tmp_path: Path, catalog: list[telediag.Rule]
+) -> None:
+    """A .csv.gz holds several times its size in text: sized from the compressed bytes
+    it looked small enough to scan in memory under any budget."""
+    import gzip
+
+    from telediag.outofcore import estimate_rows, fits_in_memory
+
+    plain = tmp_path / "m.csv"
+    pacsv.write_csv(to_table(month(8, 3000)), plain)
+    packed = tmp_path / "m.csv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert packed.stat().st_size * 3 < plain.stat().st_size
+    assert estimate_rows([packed]) == estimate_rows([plain])
+    budget = 300 * 2**20 + estimate_rows([plain]) * 500 - 1
+    assert not fits_in_memory(estimate_rows([packed]), budget)
+    small = telediag.scan(packed, rules=catalog, memory=budget, spill_dir=tmp_path)
+    assert "partition" in small.timings
+    assert_same(telediag.scan(packed, rules=catalog, memory="4GB"), small)
+
+
+def test_empty_buckets_run_no_rules(
+    tmp_path: Path, catalog: list[telediag.Rule], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More buckets than subscribers: the empty ones cost no catalog run, and the
+    result is still the one-piece scan's."""
+    from telediag import buckets as buckets_mod
+
+    folder = write_parts(tmp_path, month(5, 200), 2)
+    whole = telediag.scan(folder, rules=catalog)
+    calls: list[int] = []
+    real = buckets_mod.run_catalog
+
+    def counted(records, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(len(records))
+        return real(records, *args, **kwargs)
+
+    monkeypatch.setattr(buckets_mod, "run_catalog", counted)
+    parts = telediag.scan(folder, rules=catalog, buckets=60, spill_dir=tmp_path)
+    assert_same(whole, parts)
+    assert calls and min(calls) > 0
+
+
+def test_the_spill_batches_shrink_with_the_budget(
+    tmp_path: Path, catalog: list[telediag.Rule], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spill pass holds a few batches at once: under a small budget they are small
+    (a fixed 512k-row batch alone took ~450 MB whatever --memory said)."""
+    from telediag import outofcore
+
+    assert outofcore.spill_batch_rows(2 * 2**30) == outofcore.BATCH_ROWS
+    sizes = [outofcore.spill_batch_rows(m * 2**20) for m in (1, 256, 400, 600, 800, 1024)]
+    assert sizes == sorted(sizes) and sizes[0] == outofcore.MIN_BATCH_ROWS
+    assert sizes[3] * outofcore.SPILL_BYTES_PER_ROW <= 300 * 2**20
+    seen: list[int] = []
+    real = outofcore._batches
+
+    def recorded(item, wanted, cmap, rows=outofcore.BATCH_ROWS):  # type: ignore[no-untyped-def]
+        seen.append(rows)
+        return real(item, wanted, cmap, rows)
+
+    monkeypatch.setattr(outofcore, "_batches", recorded)
+    monkeypatch.setattr(outofcore, "MIN_BATCH_ROWS", 40)
+    folder = write_parts(tmp_path, month(6, 300), 2)
+    small = telediag.scan(folder, rules=catalog, memory="1MB", spill_dir=tmp_path)
+    assert seen == [40, 40]
+    assert_same(telediag.scan(folder, rules=catalog), small)
+
+
+def test_a_budget_below_the_floor_is_said_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The interpreter and one batch take ~450 MB whatever --memory says: a smaller
+    budget is warned about on stderr, and the scan still runs out of core."""
+    folder = write_parts(tmp_path, month(7, 200), 2)
+    out = tmp_path / "f.parquet"
+    assert main(["scan", str(folder), "--out", str(out), "--memory", "256MB", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: --memory 256MB is below the 512MB") == 1
+    assert out.exists()
+    assert main(["scan", str(folder), "--out", str(out), "--memory", "2GB", "-q"]) == 0
+    assert "warning" not in capsys.readouterr().err

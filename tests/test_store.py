@@ -274,3 +274,38 @@ def test_prepare_refuses_a_file_as_the_store(tmp_path: Path, frame: pd.DataFrame
     target.write_bytes(b"x")
     with pytest.raises(InputError, match="exists and is not a directory"):
         prepare([folder], target)
+
+
+def test_a_store_scan_keeps_to_the_budget(
+    tmp_path: Path,
+    catalog: list[telediag.Rule],
+    frame: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Buckets sized for a larger budget: under a small one fewer run at once and each
+    is scanned in parts (whole subscribers, whole handsets), with the same findings."""
+    from telediag import store as store_mod
+    from telediag.store import store_plan
+
+    mb = 2**20
+    assert store_plan(10_000_000, 4, 64 * 2**30, 2) == (2, 1)
+    assert store_plan(10_000_000, 4, 3 * 2**30, 2) == (1, 1)
+    assert store_plan(10_000_000, 4, 2 * 2**30, 2) == (1, 2)
+    at_once, parts = store_plan(10_000_000, 4, 600 * mb, 2)
+    assert at_once == 1 and parts > 2
+    folder = write_parts(tmp_path, frame, 2)
+    store = tmp_path / "store"
+    prepare([folder], store, rules=catalog, buckets=2, tz="Asia/Shanghai")
+    whole = telediag.scan(folder, rules=catalog, tz="Asia/Shanghai")
+    sizes: list[int] = []
+    real = store_mod.scan_bucket
+
+    def recorded(table, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sizes.append(table.num_rows)
+        return real(table, *args, **kwargs)
+
+    monkeypatch.setattr(store_mod, "scan_bucket", recorded)
+    monkeypatch.setattr(store_mod, "BYTES_PER_ROW", 2**20)  # each row "needs" 1 MB
+    small = telediag.scan(store, rules=catalog, memory="400MB", workers=2)
+    assert len(sizes) > 4  # 2 subscriber and up to 2 handset buckets, each in parts
+    assert_same(whole, small)

@@ -1,0 +1,37 @@
+"""telediag picks Arrow's memory pool unless the user did (telediag.allocator)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOW = "import telediag, pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+
+
+def _pool(**env: str) -> str:
+    environ = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    environ.update(env)
+    done = subprocess.run(
+        [sys.executable, "-c", SHOW], cwd=ROOT, env=environ, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_importing_telediag_chooses_jemalloc_or_the_system_allocator() -> None:
+    import pyarrow as pa
+
+    try:
+        pa.jemalloc_memory_pool()
+        expected = "jemalloc"
+    except NotImplementedError:
+        expected = "system"
+    assert _pool() == expected
+
+
+def test_a_pool_the_user_chose_is_kept() -> None:
+    assert _pool(ARROW_DEFAULT_MEMORY_POOL="mimalloc") == "mimalloc"
+    assert _pool(ARROW_DEFAULT_MEMORY_POOL="system") == "system"
