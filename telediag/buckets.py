@@ -213,7 +213,12 @@ def scan_bucket(
     """
     if key not in KEY_COLUMN:
         raise ValueError(f"key must be 'subscriber' or 'handset', not {key!r}")
-    raw = RawInput(table=table, stems=["bucket"], offsets=np.zeros(1, dtype=np.int64))
+    raw = RawInput(
+        table=table,
+        stems=["bucket"],
+        offsets=np.zeros(1, dtype=np.int64),
+        time_formats=settings.time_formats,
+    )
     # Repeated record ids are checked over the whole input by the caller, not here.
     normalized = normalize(raw, tz=settings.tz, threads=workers, check_ids=False)
     records = sort_records(normalized, threads=workers)
@@ -305,7 +310,7 @@ def combine(results: Iterable[BucketResult]) -> BucketResult:
     else:
         # No rows: the widest empty table (a bucket with no input knows fewer columns).
         widest = max((p.rejects for p in parts), key=lambda t: t.num_columns, default=None)
-        rejects = widest.combine_chunks() if widest is not None else pa.table({})
+        rejects = order_rejects(widest) if widest is not None else pa.table({})
     return BucketResult(
         findings=findings,
         evidence=evidence,

@@ -21,3 +21,6 @@ class ScanSettings:
 
     tz: str = "UTC"
     home: HomeCountry = field(default_factory=_default_home)
+    #: Time formats the column map declares (None: only unambiguous ones). Buckets that
+    #: read text times parse them with these, as the one-piece scan does.
+    time_formats: tuple[str, ...] | None = None

@@ -13,7 +13,8 @@ import codecs
 import csv
 import io
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -177,15 +178,56 @@ def _unique_names(path: Path, names: Sequence[str], used: set[str]) -> list[str]
     return out
 
 
-def read_csv(
+@dataclass
+class _Plan:
+    """How pyarrow reads one CSV file by its dialect (shared by whole and batch reads)."""
+
+    path: Path
+    dialect: CsvDialect
+    unique: list[str]
+    read_options: pacsv.ReadOptions
+    parse_options: pacsv.ParseOptions
+    convert: dict[str, object]
+
+    def convert_options(self) -> pacsv.ConvertOptions:
+        return pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in self.unique}, **self.convert
+        )
+
+    def source(self, stream: bool) -> str | pa.NativeFile | io.BytesIO:
+        """What pyarrow reads: the path, its decompressed stream, or the bytes before
+        the trailer lines (of an uncompressed file, mapped rather than read when
+        ``stream``)."""
+        path, footer = self.path, self.dialect.skip_footer
+        compressed = any(path.name.lower().endswith(e) for e in COMPRESSED)
+        if footer and stream and not compressed:
+            return _mapped_without_footer(path, footer)
+        if footer:
+            return _without_footer(path, footer)
+        if compressed:
+            return _open(path)
+        return str(path)
+
+    def fail(self, exc: BaseException) -> InputError:
+        """The one-line error for a failed read (naming a cell that is not text)."""
+        if isinstance(exc, UnicodeDecodeError) or "UTF8" in str(exc) or "utf8" in str(exc):
+            _raise_encoding_error(
+                self.path,
+                self.dialect,
+                self.read_options,
+                self.parse_options,
+                self.convert,
+                self.unique,
+            )
+        return InputError(f"{self.path}: cannot read CSV: {_one_line(exc)}")
+
+
+def _plan(
     path: Path,
     dialect: CsvDialect | None,
     choose: Callable[[list[str]], list[str] | None],
-) -> pa.Table:
-    """Read a CSV file as text columns.
-
-    ``choose`` gets the (trimmed) header names and returns those to read (None: all).
-    """
+    block_size: int | None = None,
+) -> _Plan:
     dialect = dialect or DEFAULT_DIALECT
     names = header_names(path, dialect)
     chosen = choose(names)
@@ -198,6 +240,7 @@ def read_csv(
         column_names=unique,
         skip_rows=skip,
         encoding="utf8" if dialect.is_utf8 else dialect.encoding,
+        **({"block_size": block_size} if block_size else {}),
     )
     parse_options = pacsv.ParseOptions(
         delimiter=dialect.delimiter,
@@ -210,26 +253,76 @@ def read_csv(
     }
     if dialect.null_values is not None:
         convert["null_values"] = list(dialect.null_values)
-    source: str | pa.NativeFile | io.BytesIO = str(path)
-    if dialect.skip_footer:
-        source = _without_footer(path, dialect.skip_footer)
-    elif any(path.name.lower().endswith(e) for e in COMPRESSED):
-        source = _open(path)
+    return _Plan(path, dialect, unique, read_options, parse_options, convert)
+
+
+def read_csv(
+    path: Path,
+    dialect: CsvDialect | None,
+    choose: Callable[[list[str]], list[str] | None],
+) -> pa.Table:
+    """Read a CSV file as text columns.
+
+    ``choose`` gets the (trimmed) header names and returns those to read (None: all).
+    """
+    plan = _plan(path, dialect, choose)
     try:
         return pacsv.read_csv(
-            source,
-            read_options=read_options,
-            parse_options=parse_options,
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in unique}, **convert
-            ),
+            plan.source(stream=False),
+            read_options=plan.read_options,
+            parse_options=plan.parse_options,
+            convert_options=plan.convert_options(),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        if isinstance(exc, UnicodeDecodeError) or "UTF8" in str(exc) or "utf8" in str(exc):
-            _raise_encoding_error(path, dialect, read_options, parse_options, convert, unique)
-        raise InputError(f"{path}: cannot read CSV: {_one_line(exc)}") from None
+        raise plan.fail(exc) from None
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}: cannot read CSV: {_one_line(exc)}") from None
+
+
+def iter_csv(
+    path: Path,
+    dialect: CsvDialect | None,
+    choose: Callable[[list[str]], list[str] | None],
+    block_size: int = 1 << 24,
+) -> Iterator[pa.Table]:
+    """The same text columns as :func:`read_csv`, a block at a time (first an empty
+    table with the columns), so a file larger than memory streams through."""
+    plan = _plan(path, dialect, choose, block_size)
+    try:
+        reader = pacsv.open_csv(
+            plan.source(stream=True),
+            read_options=plan.read_options,
+            parse_options=plan.parse_options,
+            convert_options=plan.convert_options(),
+        )
+        yield reader.schema.empty_table()
+        for batch in reader:
+            yield pa.Table.from_batches([batch])
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise plan.fail(exc) from None
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{path}: cannot read CSV: {_one_line(exc)}") from None
+
+
+def _mapped_without_footer(path: Path, lines: int) -> pa.BufferReader:
+    """An uncompressed file up to its last ``lines`` lines, memory-mapped (only the tail
+    is read to find where the trailer starts)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            f.seek(max(0, size - 65536))
+            tail = f.read()
+        mapped = pa.memory_map(str(path))
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{path}: cannot read CSV: {_one_line(exc)}") from None
+    start = size - len(tail)
+    end = len(tail.rstrip(b"\r\n"))
+    for _ in range(lines):
+        end = tail.rfind(b"\n", 0, end)
+        if end < 0:  # a trailer longer than the tail read: read it all
+            data = _without_footer(path, lines).getvalue()
+            return pa.BufferReader(pa.py_buffer(data))
+    return pa.BufferReader(mapped.read_at(start + end + 1, 0))
 
 
 def _without_footer(path: Path, lines: int) -> io.BytesIO:

@@ -33,7 +33,6 @@ from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from telediag.buckets import (
@@ -47,11 +46,12 @@ from telediag.buckets import (
     with_record_ids,
 )
 from telediag.catalog import Rule
-from telediag.colmap import ColumnMap
+from telediag.colmap import ColumnMap, MapStats
 from telediag.context import ScanSettings
+from telediag.csvread import is_csv, iter_csv
 from telediag.errors import InputError, TelediagError
 from telediag.normalize import duplicate_id_message, explicit_ids, repeated_ids
-from telediag.read import RawInput, _concat, _wanted_source_columns
+from telediag.read import RawInput, _concat, _item_map, _wanted_source_columns
 from telediag.schema import COLUMNS, REQUIRED
 
 #: Peak memory of an in-memory scan per input row, all stages included (measured on
@@ -149,10 +149,8 @@ def text_bytes(path: Path) -> int:
 
 def can_stream(sources: Sequence[object], cmap: ColumnMap | None = None) -> bool:
     """Can the spill pass read these inputs a batch at a time? Parquet files, CSV files
-    with the default dialect and Arrow tables, through one column map; other kinds of
-    input (a CSV dialect, per-file layouts) are scanned in memory."""
-    if cmap is not None and (cmap.csv is not None or cmap.layouts):
-        return False
+    (in the column map's dialect, each through its layout) and Arrow tables; other kinds
+    of input are scanned in memory."""
     return all(
         isinstance(item, pa.Table)
         or (isinstance(item, Path) and (item.suffix.lower() == ".parquet" or _is_csv(item)))
@@ -208,7 +206,7 @@ class BucketProgress(Protocol):
 
 
 def _is_csv(path: Path) -> bool:
-    return path.suffix.lower() in (".csv", ".txt") or path.name.endswith(".csv.gz")
+    return is_csv(path)
 
 
 def _batches(
@@ -225,21 +223,13 @@ def _batches(
         return
     try:
         if _is_csv(item):
-            header = pacsv.open_csv(item).schema.names
-            cols = _wanted_source_columns(header, wanted, cmap)
-            reader = pacsv.open_csv(
+            dialect = cmap.csv if cmap is not None else None
+            yield from iter_csv(
                 item,
-                read_options=pacsv.ReadOptions(block_size=max(1 << 20, rows * CSV_BYTES_PER_ROW)),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={name: pa.string() for name in header},
-                    include_columns=cols,
-                    strings_can_be_null=True,
-                    quoted_strings_can_be_null=False,
-                ),
+                dialect,
+                lambda names: _wanted_source_columns(names, wanted, cmap),
+                block_size=max(1 << 20, rows * CSV_BYTES_PER_ROW),
             )
-            yield reader.schema.empty_table()
-            for batch in reader:
-                yield pa.Table.from_batches([batch])
         else:
             pf = pq.ParquetFile(item)
             cols = _wanted_source_columns(pf.schema_arrow.names, wanted, cmap)
@@ -294,6 +284,10 @@ class Spilled:
     parts: dict[tuple[str, int], list[Path]] = field(default_factory=dict)
     rows: dict[tuple[str, int], int] = field(default_factory=dict)
     rows_read: int = 0
+    #: Input name -> the column map layout it was read with (maps with layouts only).
+    layouts: dict[str, str] = field(default_factory=dict)
+    #: Canonical column -> rows where the map's alternatives gave different values.
+    disagreements: dict[str, int] = field(default_factory=dict)
 
 
 class _Writers:
@@ -354,16 +348,20 @@ def spill(
     spilled = Spilled(directory=directory, buckets=buckets)
     wanted = subscriber_columns | (handset_columns or set())
     hand_cols = (handset_columns or set()) | {"record_id", "msisdn", "imei"}
+    stats = MapStats()
+    base = cmap
     for n, (item, stem) in enumerate(sources):
         name = f"<table {n}>" if isinstance(item, pa.Table) else str(item)
         spilled.files.append(name)
+        # The map for this input: the layout its header calls for (as read_input has it).
+        cmap = _item_map(item, n, base, spilled.layouts)
         by_sub, by_hand = _Writers(spilled, "subscriber", n), _Writers(spilled, "handset", n)
         by_id = _Writers(spilled, ID_KEY, n)
         row0 = 0
         try:
             batches = _batches(item, wanted, cmap, batch_rows)
             for i, raw in enumerate(_prefetch(batches) if workers > 1 else batches):
-                table = cmap.apply(raw, zone=zone) if cmap is not None else raw
+                table = cmap.apply(raw, stats, zone=zone) if cmap is not None else raw
                 if i == 0:
                     missing = [c for c in REQUIRED if c not in table.column_names]
                     if missing:
@@ -395,6 +393,7 @@ def spill(
             by_hand.close()
             by_id.close()
         spilled.rows_read += row0
+    spilled.disagreements = dict(stats.disagreements)
     return spilled
 
 
@@ -518,6 +517,8 @@ def scan_out_of_core(
         combined = combine(results[job] for job in jobs)
         combined.report.files = spilled.files
         combined.report.warnings = [warning] if warning else []
+        combined.report.layouts = dict(spilled.layouts)
+        combined.report.disagreements = dict(spilled.disagreements)
         return combined
     except OSError as exc:
         raise spill_error(exc, directory) from None

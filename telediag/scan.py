@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -194,6 +194,8 @@ def scan(
     items = [item for item, _ in labelled]
     large = buckets is not None or (by_path and not fits_in_memory(estimate_rows(items), budget))
     cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
+    if cmap is not None:
+        settings = replace(settings, time_formats=cmap.time_formats())
     if not by_path and labelled:
         source = items  # already read into tables
     if large and can_stream(items, cmap):

@@ -870,6 +870,8 @@ def scan(
 
     _zone(settings.tz)  # an unknown zone is a one-line error here, not in every bucket
     cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
+    if cmap is not None:
+        settings = ScanSettings(tz=settings.tz, time_formats=cmap.time_formats())
     spark = spark_df.sparkSession
     _use_this_interpreter(spark)
 

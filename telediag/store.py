@@ -229,8 +229,7 @@ def prepare(
     items = [item for item, _ in labelled]
     if not can_stream(items, cmap):
         raise InputError(
-            "prepare reads Parquet files, CSV files in the default dialect and tables "
-            "through one column map; convert other inputs first"
+            "prepare reads Parquet and CSV files and tables; convert other inputs first"
         )
     if store.exists() and not store.is_dir():
         raise InputError(f"{store}: exists and is not a directory; give a store directory")
@@ -297,7 +296,10 @@ def prepare(
             raw = _read_bucket(spilled.parts[(key, b)])
             if key == "subscriber":
                 given.update(c for c in raw.column_names if c in COLUMNS)
-            normalized = normalize(RawInput(raw, ["bucket"], np.zeros(1, np.int64)), tz=zone)
+            formats = cmap.time_formats() if cmap is not None else None
+            normalized = normalize(
+                RawInput(raw, ["bucket"], np.zeros(1, np.int64), time_formats=formats), tz=zone
+            )
             table = _sorted_valid(normalized, "msisdn" if key == "subscriber" else "imei")
             if key == "subscriber":
                 reports.append(normalized.report)
@@ -316,6 +318,8 @@ def prepare(
         report = sum_reports(reports)
         report.files = spilled.files
         report.warnings = [warning] if warning else []
+        report.layouts = dict(spilled.layouts)
+        report.disagreements = dict(spilled.disagreements)
         if rejects:
             table = order_rejects(pa.concat_tables(rejects, promote_options="permissive"))
             path = store / "rejects" / name

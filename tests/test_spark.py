@@ -281,20 +281,22 @@ def test_spark_reads_csv_null_spellings_as_the_local_reader(spark: Any, tmp_path
 def test_a_column_maps_csv_dialect_reaches_spark(spark: Any, tmp_path: Path) -> None:
     """Review i13 #2b: delimiter, no header, names, quote, encoding and the file ending."""
     rows = [
-        "r1;sms;mo;2008-07-01 10:00:00;13800000001;短信",
-        "r2;sms;mo;2008-07-01 10:01:00;13800000001;NULL",
-        "r3;fax;mo;2008-07-01 10:02:00;13800000002;x",
+        "r1;sms;mo;01/07/2008 10:00:00;13800000001;短信",
+        "r2;sms;mo;13/07/2008 10:01:00;13800000001;NULL",
+        "r3;fax;mo;01/07/2008 10:02:00;13800000002;x",
     ]
     path = tmp_path / "feed.dat"
     path.write_bytes(("\n".join(rows) + "\n").encode("gb18030"))
     cmap = tmp_path / "map.yaml"
     cmap.write_text(
-        "version: 2\ncsv:\n  delimiter: ';'\n  header: false\n  encoding: gb18030\n"
+        "version: 2\ntimes: {formats: ['%d/%m/%Y %H:%M:%S']}\n"
+        "csv:\n  delimiter: ';'\n  header: false\n  encoding: gb18030\n"
         "  names: [record_id, record_type, direction, start_time, msisdn, note]\n",
         encoding="utf-8",
     )
     local = telediag.scan(path, rules=RULES, tz=TZ, column_map=cmap)
     assert local.report.rows_read == 3 and local.report.set_aside == {"unknown record_type": 1}
+    assert local.normalized.table["start_time"].to_pylist()[1].day == 13
     frame = ts.read(spark, str(path), cmap)
     result = ts.scan(frame, rules=RULES, tz=TZ, column_map=cmap, buckets=2)
     _same_scan(local, result)
