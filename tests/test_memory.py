@@ -221,6 +221,7 @@ def test_a_far_off_period_bound_is_one_line(
     code = main(["investigate", str(SOURCE), "--msisdn", "13800000001", option, value])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and value in err and "2200-12-31" in err
+    assert option in err  # the option to correct is named, not only the date
 
 
 def _kinds(**columns: Any) -> pa.Table:
