@@ -157,19 +157,57 @@ def test_an_integral_float_in_a_mixed_object_column_keeps_its_digits() -> None:
     assert _findings(frame) == _findings(SOURCE)
 
 
-@pytest.mark.parametrize("kind", ["pandas", "arrow", "polars"])
-def test_investigate_finds_what_scan_finds_whatever_the_column_types(kind: str) -> None:
-    """Review i10 #5: a float64 msisdn read by the investigation's key pass as 1.38e+10."""
+KINDS = [
+    "pandas-float",
+    "pandas-int",
+    "pandas-object",
+    "pandas-string",
+    "arrow",
+    "reader",
+    "polars",
+    "duckdb",
+]
+
+
+def _source_of_kind(kind: str) -> Any:
+    """The TD001 fixture as ``kind`` holds it, the msisdn column in that kind's type."""
+    if kind == "pandas-int":  # no blank: pd.read_csv gives int64
+        frame = pd.read_csv(SOURCE)
+        assert frame["msisdn"].dtype == "int64"
+        return frame
     frame = _blank_one(pd.read_csv(SOURCE))
     assert frame["msisdn"].dtype == "float64"
-    source: Any = frame
+    if kind == "pandas-float":
+        return frame
+    if kind == "pandas-object":  # floats, ints and text in one column
+        mixed = frame["msisdn"].astype(object)
+        mixed[::3] = [None if pd.isna(v) else int(v) for v in mixed[::3]]
+        mixed[1::3] = [None if pd.isna(v) else str(int(v)) for v in mixed[1::3]]
+        return frame.assign(msisdn=mixed)
+    if kind == "pandas-string":
+        return frame.assign(msisdn=frame["msisdn"].astype("Int64").astype("string"))
+    table = pa.Table.from_pandas(frame, preserve_index=False)
     if kind == "arrow":
-        source = pa.Table.from_pandas(frame, preserve_index=False)
-    elif kind == "polars":
-        source = pl.from_pandas(frame)
-    scanned = telediag.scan(source, tz=TZ)
+        return table
+    if kind == "reader":
+        return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+    if kind == "polars":
+        return pl.from_pandas(frame)
+    import duckdb
+
+    return duckdb.from_arrow(table)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_investigate_finds_what_scan_finds_whatever_the_column_types(kind: str) -> None:
+    """Review i10 #5: a float64 msisdn read by the investigation's key pass as 1.38e+10.
+    Scan and investigate agree for every kind of in-memory input."""
+    scanned = telediag.scan(_source_of_kind(kind), tz=TZ)
     assert sorted(set(scanned.findings["msisdn"])) == ["13800000001"]
-    inv = telediag.investigate(source, "13800000001", tz=TZ)
+    report = scanned.report
+    assert report.rows_read == report.rows_used + sum(report.set_aside.values())
+    # A stream is read once: each call gets its own.
+    inv = telediag.investigate(_source_of_kind(kind), "13800000001", tz=TZ)
     assert [f.rule_id for f in inv.findings] == list(scanned.findings["rule_id"])
     assert inv.input["rows_read"] == inv.input["rows_used"] + inv.input["rows_set_aside"]
 
