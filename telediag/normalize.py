@@ -25,6 +25,7 @@ from telediag.read import RawInput
 from telediag.schema import (
     COLUMNS,
     DIRECTIONS,
+    IDENTIFIERS,
     MMS_EVENTS,
     NON_NEGATIVE,
     NUMERIC_COLUMNS,
@@ -62,6 +63,8 @@ REASONS: tuple[str, ...] = (
     *(f"out-of-range {c}" for c in NUMERIC_COLUMNS),
     "unknown status",
     "unknown mms_event",
+    # Added after the others, so that earlier reasons keep their codes.
+    *(f"non-integral {c}" for c in IDENTIFIERS),
 )
 _CODE = {r: i + 1 for i, r in enumerate(REASONS)}
 
@@ -316,6 +319,21 @@ def _parse_time(
     return pa.chunked_array([parsed.times])
 
 
+#: An identifier as a float writes a number with a fraction (13800000001.5 is
+#: ``1.38000000015e+10`` from Arrow, ``13800000001.5`` from ``str``) or one too large to
+#: be exact (``1e+17``): no subscriber, handset or peer has such a number.
+_FRACTION = r"^\s*[+-]?(\d+\.\d*[1-9]\d*|\d+(\.\d+)?[eE][+-]?\d+)\s*$"
+
+
+def _may_be_fraction(arr: pa.ChunkedArray) -> bool:
+    """A cheap test before the regular expression: a fraction has a '.', an exponent
+    an 'e+' or 'e-' (most identifier columns have neither)."""
+    return any(
+        pc.any(pc.match_substring(arr, part, ignore_case=True)).as_py()
+        for part in (".", "e+", "e-")
+    )
+
+
 def _blank_to_null(arr: pa.ChunkedArray) -> pa.ChunkedArray:
     """Empty and whitespace-only strings as null: a blank is no value."""
     if arr.null_count == len(arr):
@@ -456,6 +474,8 @@ def normalize(raw: RawInput, tz: str | None = None, threads: int = 2) -> Normali
 
     empty = pc.equal(encoded["msisdn"].dictionary, "")
     _mark(reason, _per_row(empty, encoded["msisdn"]), "missing msisdn")
+    fraction = pc.match_substring_regex(encoded["msisdn"].dictionary, _FRACTION)
+    _mark(reason, _per_row(fraction, encoded["msisdn"]), "non-integral msisdn")
     for name in ("record_type", "direction"):
         values = encoded[name].dictionary
         _mark(reason, _per_row(values.is_null(), encoded[name]), f"missing {name}")
@@ -476,6 +496,9 @@ def normalize(raw: RawInput, tz: str | None = None, threads: int = 2) -> Normali
         else:
             arr = src[name]
             columns[name] = _blank_to_null(arr if arr.type == target else arr.cast(target))
+            if name in IDENTIFIERS and _may_be_fraction(columns[name]):
+                fraction = pc.match_substring_regex(columns[name], _FRACTION)
+                _mark(reason, _as_mask(fraction), f"non-integral {name}")
     columns["imei"] = _handsets_only(columns["imei"])
 
     for name in NON_NEGATIVE:

@@ -24,7 +24,7 @@ from telediag.csvread import DEFAULT_DIALECT, header_names, is_csv, read_csv
 from telediag.devices import plausible_imei
 from telediag.errors import InputError
 from telediag.memory import is_in_memory, to_arrow
-from telediag.schema import COLUMNS, REQUIRED
+from telediag.schema import COLUMNS, IDENTIFIERS, REQUIRED
 
 #: A path, or a table in memory: pandas DataFrame, Arrow table, batch or stream, or any
 #: object with ``__arrow_c_stream__`` (polars, DuckDB).
@@ -377,10 +377,6 @@ def _item_map(
     chosen, layout = base.for_input(names, label)
     layouts[label] = layout or "(base map)"
     return chosen
-
-
-#: Columns whose values are numbers written as text: a leading 0 or + is part of them.
-IDENTIFIERS = ("msisdn", "peer_number", "imsi", "imei")
 
 
 def _number_identifiers(table: pa.Table, name: str) -> list[str]:

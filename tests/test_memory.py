@@ -204,8 +204,7 @@ def test_investigate_finds_what_scan_finds_whatever_the_column_types(kind: str) 
     Scan and investigate agree for every kind of in-memory input."""
     scanned = telediag.scan(_source_of_kind(kind), tz=TZ)
     assert sorted(set(scanned.findings["msisdn"])) == ["13800000001"]
-    report = scanned.report
-    assert report.rows_read == report.rows_used + sum(report.set_aside.values())
+    _accounted(scanned)
     # A stream is read once: each call gets its own.
     inv = telediag.investigate(_source_of_kind(kind), "13800000001", tz=TZ)
     assert [f.rule_id for f in inv.findings] == list(scanned.findings["rule_id"])
@@ -281,8 +280,20 @@ def test_whole_decimals_are_read_exactly() -> None:
     table = _kinds(bytes_up=pa.array([Decimal(160), big, None], pa.decimal128(20, 1)))
     result = telediag.scan(table)
     assert result.normalized.table["bytes_up"].to_pylist() == [160, 2**53 + 1, None]
+    _accounted(result)
     half = _kinds(bytes_up=pa.array([Decimal(160), Decimal("1.5")], pa.decimal128(20, 1)))
-    assert telediag.scan(half).report.set_aside == {"non-integral bytes_up": 1}
+    assert _accounted(telediag.scan(half)).set_aside == {"non-integral bytes_up": 1}
+    huge = _kinds(bytes_up=pa.array([Decimal(160), Decimal(2**70)], pa.decimal128(38, 0)))
+    result = telediag.scan(huge)
+    assert _accounted(result).set_aside == {"out-of-range bytes_up": 1}
+    assert result.normalized.table["bytes_up"].to_pylist() == [160, None]
+
+
+def _accounted(result: Any) -> Any:
+    """The input report, once its rows are accounted for (read = used + set aside)."""
+    report = result.report
+    assert report.rows_read == report.rows_used + sum(report.set_aside.values())
+    return report
 
 
 def test_true_and_false_in_a_number_column_are_one_line() -> None:
@@ -302,7 +313,7 @@ def test_a_blank_number_in_a_csv_is_no_value(tmp_path: Path) -> None:
         "r4,voice,mo,2008-07-01 10:03:00,13800000001,6x,\n"
     )
     result = telediag.scan(path)
-    assert result.report.set_aside == {"unparseable duration_s": 1}
+    assert _accounted(result).set_aside == {"unparseable duration_s": 1}
     assert result.normalized.table["duration_s"].to_pylist() == [None, None, 60, None]
 
 
@@ -315,9 +326,87 @@ def test_identifiers_read_as_numbers_are_warned_of() -> None:
     cmap = ROOT / "column-maps" / "research-handset-log.yaml"
     from_file = telediag.scan(sample, column_map=cmap, tz="Europe/London")
     assert list(from_file.findings["rule_id"]) == ["TD010"]
+    _accounted(from_file)
     assert from_file.report.warnings == []
     guessed = telediag.scan(pd.read_csv(sample), column_map=cmap, tz="Europe/London")
+    _accounted(guessed)
     assert any("leading zeros" in w and "dtype=str" in w for w in guessed.report.warnings)
+    named = [w.split(" holds ")[0] for w in guessed.report.warnings]
+    assert named == ["<table 0>: msisdn", "<table 0>: peer_number"]  # each column named
     as_text = telediag.scan(pd.read_csv(sample, dtype=str), column_map=cmap, tz="Europe/London")
     assert list(as_text.findings["rule_id"]) == ["TD010"]
+    _accounted(as_text)
     assert as_text.report.warnings == []
+
+
+@pytest.mark.parametrize("column", ["msisdn", "peer_number", "imsi", "imei"])
+@pytest.mark.parametrize("mixed", [False, True])
+def test_a_fraction_in_an_identifier_is_set_aside(column: str, mixed: bool) -> None:
+    """Review i10 #4: 13800000001.5 is no identifier; it was kept as '13800000001.5'
+    (mixed object column) or '1.38000000015e+10' (float column), a subscriber or peer
+    that exists nowhere. Whole floats keep their digits, the fraction is set aside."""
+    values: list[Any] = [13800000001.0, 13800000001.5, 13800000002.0]
+    if mixed:
+        values[2] = "13800000002"
+    frame = pd.DataFrame({"record_type": ["sms"] * 3, "direction": "mo", "msisdn": "13800000009"})
+    frame["start_time"] = "2008-07-01 10:00:00"
+    frame[column] = pd.Series(values, dtype=object if mixed else "float64")
+    result = telediag.scan(frame)
+    report = _accounted(result)
+    assert report.set_aside == {f"non-integral {column}": 1} and report.rows_read == 3
+    kept = result.normalized.table.filter(pa.array(result.normalized.valid))[column]
+    expected = ["13800000001", "13800000002"]
+    if column == "imei":  # a 11-digit number is no handset: normalization drops it
+        expected = [None, None]
+    assert kept.to_pylist() == expected
+
+
+NESTED = {
+    "list": pa.array([["x"]], pa.list_(pa.string())),
+    "struct": pa.array([{"a": "x"}], pa.struct([("a", pa.string())])),
+}
+NESTED_MAPS = {
+    "values": "columns:\n  peer_number: {source: tags, values: {x: y}}\n",
+    "alternatives": "columns:\n  peer_number: [tags, msisdn]\n",
+    "date-time": "columns:\n  start_time: {date: tags, time: start_time}\n",
+    "start-end": "columns:\n  duration_s: {start: tags, end: start_time}\n",
+    "record-kinds": "record_kinds:\n  source: tags\n  values:\n    x: {direction: mo}\n",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NESTED))
+@pytest.mark.parametrize("form", sorted(NESTED_MAPS))
+def test_a_nested_source_column_is_one_line_naming_column_and_type(
+    kind: str, form: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review i10 #9a: a list or struct column used through a map ended in
+    ArrowNotImplementedError; now one line naming the column and its type, exit 2."""
+    from telediag.cli import main
+
+    table = pa.table(
+        {
+            "record_type": ["sms"],
+            "direction": ["mo"],
+            "msisdn": ["138"],
+            "start_time": ["2008-07-01 10:00:00"],
+            "tags": NESTED[kind],
+        }
+    )
+    cmap = tmp_path / "map.yaml"
+    cmap.write_text(NESTED_MAPS[form])
+    with pytest.raises(telediag.InputError) as info:
+        telediag.scan(table, column_map=cmap)
+    message = str(info.value)
+    assert "\n" not in message and "'tags'" in message and kind in message
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "nested.parquet"
+    pq.write_table(table, path)
+    for args in (
+        ["scan", str(path), "--out", str(tmp_path / "f.csv")],
+        ["columns", "check", str(path)],
+    ):
+        capsys.readouterr()
+        assert main([*args, "--column-map", str(cmap)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "'tags'" in err and kind in err and str(path) in err
