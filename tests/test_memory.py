@@ -332,7 +332,14 @@ def test_identifiers_read_as_numbers_are_warned_of() -> None:
     _accounted(guessed)
     assert any("leading zeros" in w and "dtype=str" in w for w in guessed.report.warnings)
     named = [w.split(" holds ")[0] for w in guessed.report.warnings]
-    assert named == ["<table 0>: msisdn", "<table 0>: peer_number"]  # each column named
+    # Each column named as the frame has it, with the canonical column it makes.
+    assert named == [
+        "<table 0>: column 'user' (msisdn)",
+        "<table 0>: column 'contact' (peer_number)",
+    ]
+    frame = _blank_one(pd.read_csv(SOURCE))  # no map: the canonical names themselves
+    warned = [w.split(" holds ")[0] for w in _accounted(telediag.scan(frame, tz=TZ)).warnings]
+    assert warned == [f"<table 0>: column {c!r}" for c in ("msisdn", "peer_number", "imsi", "imei")]
     as_text = telediag.scan(pd.read_csv(sample, dtype=str), column_map=cmap, tz="Europe/London")
     assert list(as_text.findings["rule_id"]) == ["TD010"]
     _accounted(as_text)
