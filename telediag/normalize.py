@@ -321,8 +321,10 @@ def _parse_time(
 
 #: An identifier as a float writes a number with a fraction (13800000001.5 is
 #: ``1.38000000015e+10`` from Arrow, ``13800000001.5`` from ``str``) or one too large to
-#: be exact (``1e+17``): no subscriber, handset or peer has such a number.
-_FRACTION = r"^\s*[+-]?(\d+\.\d*[1-9]\d*|\d+(\.\d+)?[eE][+-]?\d+)\s*$"
+#: be exact (``1e+17``): no subscriber, handset or peer has such a number. Only these
+#: shapes (no '+', no leading zero, a lower-case exponent with its sign) count, so that a
+#: text export's separators (``+86.138...``, ``0044.7700...``) are kept as written.
+_FRACTION = r"^-?((0|[1-9][0-9]*)\.[0-9]*[1-9][0-9]*|[1-9](\.[0-9]+)?e[+-][0-9]+)$"
 
 
 def _blank_to_null(arr: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -417,3 +417,19 @@ def test_a_nested_source_column_is_one_line_naming_column_and_type(
         assert main([*args, "--column-map", str(cmap)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "'tags'" in err and kind in err and str(path) in err
+
+
+def test_dotted_numbers_in_a_text_file_are_no_fraction(tmp_path: Path) -> None:
+    """Only the shapes a float writes are set aside as non-integral: a number written
+    with a separator in a text export ('+86.13800000001', '0044.7700900123') is kept."""
+    path = tmp_path / "dotted.csv"
+    path.write_text(
+        "record_id,record_type,direction,start_time,msisdn,peer_number\n"
+        "r1,sms,mo,2008-07-01 10:00:00,13800000001,+86.13800000002\n"
+        "r2,sms,mo,2008-07-01 10:01:00,13800000001,0044.7700900123\n"
+        "r3,sms,mo,2008-07-01 10:02:00,13800000001,1.38000000015e+10\n"
+    )
+    result = telediag.scan(path)
+    assert _accounted(result).set_aside == {"non-integral peer_number": 1}
+    kept = result.normalized.table.filter(pa.array(result.normalized.valid))["peer_number"]
+    assert kept.to_pylist() == ["+86.13800000002", "0044.7700900123"]
