@@ -278,13 +278,15 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 
 def _cmd_investigate(args: argparse.Namespace) -> int:
-    from telediag.investigation import investigate
+    from telediag.investigation import check_bound, investigate
     from telediag.views.report import render
 
     fmt = args.format
     if fmt is None:
         suffix = Path(args.out).suffix.lower() if args.out else ""
         fmt = {".md": "md", ".html": "html", ".htm": "html", ".json": "json"}.get(suffix, "text")
+    check_bound(args.date_from, "--from")  # a bad bound names the option given
+    check_bound(args.date_to, "--to")
     inv = investigate(
         list(args.inputs),
         args.msisdn,

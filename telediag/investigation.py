@@ -309,13 +309,18 @@ def _to_local(ts: pd.Timestamp, tz: str) -> dt.datetime:
 
 
 def _parse_when(
-    value: str | dt.date | dt.datetime | None, tz: str, *, day_after: bool = False
+    value: str | dt.date | dt.datetime | None,
+    tz: str,
+    *,
+    day_after: bool = False,
+    what: str = "date",
 ) -> pd.Timestamp | None:
     """A period bound as a UTC instant. A bare date means its local midnight, or with
     ``day_after`` the next calendar day's (so an inclusive end day covers 23, 24 or 25
     hours, as that day has). A local time that does not exist (a midnight skipped by the
     spring change, as in Sao Paulo on 2018-11-04) moves forward to the first one that
-    does; one that occurs twice counts from its first occurrence."""
+    does; one that occurs twice counts from its first occurrence. ``what`` names the
+    bound in messages (``start``, or the CLI's ``--from``)."""
     if value is None:
         return None
     bare_day = (isinstance(value, dt.date) and not isinstance(value, dt.datetime)) or (
@@ -327,12 +332,12 @@ def _parse_when(
         parsed = None
     if parsed is None or parsed is pd.NaT:
         raise InputError(
-            f"cannot read date {value!r}: use YYYY-MM-DD, between {_FIRST_DAY} and {_LAST_DAY}"
+            f"cannot read {what} {value!r}: use YYYY-MM-DD, between {_FIRST_DAY} and {_LAST_DAY}"
         ) from None
     stamp: pd.Timestamp = parsed
     if not (_FIRST_DAY <= stamp.strftime("%Y-%m-%d") <= _LAST_DAY):
         raise InputError(
-            f"date {value!r} is out of range: give one between {_FIRST_DAY} and {_LAST_DAY}"
+            f"{what} {value!r} is out of range: give a date between {_FIRST_DAY} and {_LAST_DAY}"
         )
     if bare_day and day_after:
         stamp = stamp + pd.DateOffset(days=1)
@@ -343,6 +348,11 @@ def _parse_when(
 
 #: Period bounds accepted: well inside what nanosecond timestamps hold in any zone.
 _FIRST_DAY, _LAST_DAY = "1900-01-01", "2200-12-31"
+
+
+def check_bound(value: str | None, option: str) -> None:
+    """A one-line InputError naming ``option`` when ``value`` is no date in the range."""
+    _parse_when(value, "UTC", what=option)
 
 
 def _parse_day(value: str | dt.date, what: str) -> dt.date:
@@ -393,8 +403,8 @@ def investigate(
     zone = store_zone(store, tz) if store is not None else (tz or "UTC")
     # Everything the caller typed is checked before any record is read.
     complaint_day = None if complaint_date is None else _parse_day(complaint_date, "complaint date")
-    lo = _parse_when(start, zone)
-    hi = _parse_when(end, zone, day_after=True)
+    lo = _parse_when(start, zone, what="start")
+    hi = _parse_when(end, zone, day_after=True, what="end")
     settings = ScanSettings(tz=zone) if home is None else ScanSettings(zone, home)
     chosen = _resolve_rules(rules, None, None)
     pol = policy if isinstance(policy, Policy) else load_policy(policy)

@@ -24,7 +24,7 @@ from telediag.csvread import DEFAULT_DIALECT, header_names, is_csv, read_csv
 from telediag.devices import plausible_imei
 from telediag.errors import InputError
 from telediag.memory import is_in_memory, to_arrow
-from telediag.schema import COLUMNS, REQUIRED
+from telediag.schema import COLUMNS, IDENTIFIERS, REQUIRED
 
 #: A path, or a table in memory: pandas DataFrame, Arrow table, batch or stream, or any
 #: object with ``__arrow_c_stream__`` (polars, DuckDB).
@@ -329,6 +329,8 @@ def read_input(
             table = _read_parquet(item, columns, cmap)
         read_names = set(COLUMNS) | (cmap.source_columns() if cmap else set())
         check_unique(table.column_names, read_names, name)
+        if isinstance(item, pa.Table):
+            warnings.extend(_number_identifiers(table, cmap, name))
         if cmap is not None:
             try:
                 table = cmap.apply(table, stats, zone=tz or "UTC")
@@ -337,8 +339,6 @@ def read_input(
         missing = [c for c in REQUIRED if c not in table.column_names]
         if missing:
             raise InputError(f"{name}: missing required column {missing[0]!r}")
-        if isinstance(item, pa.Table):
-            warnings.extend(_number_identifiers(table, name))
         tables.append(conform(table, name))
         stems.append(stem)
         files.append(name)
@@ -379,27 +379,28 @@ def _item_map(
     return chosen
 
 
-#: Columns whose values are numbers written as text: a leading 0 or + is part of them.
-IDENTIFIERS = ("msisdn", "peer_number", "imsi", "imei")
-
-
-def _number_identifiers(table: pa.Table, name: str) -> list[str]:
-    """A warning for each identifier an in-memory table holds as numbers: whoever read
-    the file (``pd.read_csv``, ``pl.read_csv``) may have dropped leading zeros and ``+``
-    (``00447700900123`` becomes ``447700900123``, another number)."""
+def _number_identifiers(table: pa.Table, cmap: ColumnMap | None, name: str) -> list[str]:
+    """A warning for each source column of an identifier that an in-memory table holds
+    as numbers: whoever read the file (``pd.read_csv``, ``pl.read_csv``) may have dropped
+    leading zeros and ``+`` (``00447700900123`` becomes ``447700900123``, another
+    number). The column is named as the table has it, with the identifier it makes."""
     out = []
     for column in IDENTIFIERS:
-        if column not in table.column_names:
-            continue
-        t = table[column].type
-        if pa.types.is_dictionary(t):
-            t = t.value_type
-        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-            out.append(
-                f"{name}: {column} holds numbers ({t}), so leading zeros and '+' may have "
-                "been lost when the file was read; read identifiers as text "
-                "(pd.read_csv(..., dtype=str)) or give telediag the file itself"
-            )
+        sources = sorted(cmap.sources_for({column})) if cmap is not None else [column]
+        for source in sources:
+            if source not in table.column_names:
+                continue
+            t = table[source].type
+            if pa.types.is_dictionary(t):
+                t = t.value_type
+            if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+                label = repr(source) if source == column else f"{source!r} ({column})"
+                out.append(
+                    f"{name}: column {label} holds numbers ({t}), so leading zeros and '+' "
+                    "may have been lost when the file was read; read identifiers as text "
+                    "(pd.read_csv(..., dtype=str), pl.read_csv(..., infer_schema=False)) "
+                    "or give telediag the file itself"
+                )
     return out
 
 

@@ -57,6 +57,8 @@ VALUE_RANGES: Final[dict[str, tuple[int, int]]] = {
     "sms_class": (0, 3),
 }
 
+#: Identifiers: numbers written as text, where a leading 0 or + is part of the value.
+IDENTIFIERS: Final = ("msisdn", "peer_number", "imsi", "imei")
 STRING_COLUMNS: Final = tuple(n for n, t in COLUMNS.items() if pa.types.is_string(t))
 NUMERIC_COLUMNS: Final = tuple(
     n for n, t in COLUMNS.items() if pa.types.is_integer(t) or pa.types.is_floating(t)

@@ -157,19 +157,56 @@ def test_an_integral_float_in_a_mixed_object_column_keeps_its_digits() -> None:
     assert _findings(frame) == _findings(SOURCE)
 
 
-@pytest.mark.parametrize("kind", ["pandas", "arrow", "polars"])
-def test_investigate_finds_what_scan_finds_whatever_the_column_types(kind: str) -> None:
-    """Review i10 #5: a float64 msisdn read by the investigation's key pass as 1.38e+10."""
+KINDS = [
+    "pandas-float",
+    "pandas-int",
+    "pandas-object",
+    "pandas-string",
+    "arrow",
+    "reader",
+    "polars",
+    "duckdb",
+]
+
+
+def _source_of_kind(kind: str) -> Any:
+    """The TD001 fixture as ``kind`` holds it, the msisdn column in that kind's type."""
+    if kind == "pandas-int":  # no blank: pd.read_csv gives int64
+        frame = pd.read_csv(SOURCE)
+        assert frame["msisdn"].dtype == "int64"
+        return frame
     frame = _blank_one(pd.read_csv(SOURCE))
     assert frame["msisdn"].dtype == "float64"
-    source: Any = frame
+    if kind == "pandas-float":
+        return frame
+    if kind == "pandas-object":  # floats, ints and text in one column
+        mixed = frame["msisdn"].astype(object)
+        mixed[::3] = [None if pd.isna(v) else int(v) for v in mixed[::3]]
+        mixed[1::3] = [None if pd.isna(v) else str(int(v)) for v in mixed[1::3]]
+        return frame.assign(msisdn=mixed)
+    if kind == "pandas-string":
+        return frame.assign(msisdn=frame["msisdn"].astype("Int64").astype("string"))
+    table = pa.Table.from_pandas(frame, preserve_index=False)
     if kind == "arrow":
-        source = pa.Table.from_pandas(frame, preserve_index=False)
-    elif kind == "polars":
-        source = pl.from_pandas(frame)
-    scanned = telediag.scan(source, tz=TZ)
+        return table
+    if kind == "reader":
+        return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+    if kind == "polars":
+        return pl.from_pandas(frame)
+    import duckdb
+
+    return duckdb.from_arrow(table)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_investigate_finds_what_scan_finds_whatever_the_column_types(kind: str) -> None:
+    """Review i10 #5: a float64 msisdn read by the investigation's key pass as 1.38e+10.
+    Scan and investigate agree for every kind of in-memory input."""
+    scanned = telediag.scan(_source_of_kind(kind), tz=TZ)
     assert sorted(set(scanned.findings["msisdn"])) == ["13800000001"]
-    inv = telediag.investigate(source, "13800000001", tz=TZ)
+    _accounted(scanned)
+    # A stream is read once: each call gets its own.
+    inv = telediag.investigate(_source_of_kind(kind), "13800000001", tz=TZ)
     assert [f.rule_id for f in inv.findings] == list(scanned.findings["rule_id"])
     assert inv.input["rows_read"] == inv.input["rows_used"] + inv.input["rows_set_aside"]
 
@@ -221,6 +258,7 @@ def test_a_far_off_period_bound_is_one_line(
     code = main(["investigate", str(SOURCE), "--msisdn", "13800000001", option, value])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and value in err and "2200-12-31" in err
+    assert option in err  # the option to correct is named, not only the date
 
 
 def _kinds(**columns: Any) -> pa.Table:
@@ -242,8 +280,20 @@ def test_whole_decimals_are_read_exactly() -> None:
     table = _kinds(bytes_up=pa.array([Decimal(160), big, None], pa.decimal128(20, 1)))
     result = telediag.scan(table)
     assert result.normalized.table["bytes_up"].to_pylist() == [160, 2**53 + 1, None]
+    _accounted(result)
     half = _kinds(bytes_up=pa.array([Decimal(160), Decimal("1.5")], pa.decimal128(20, 1)))
-    assert telediag.scan(half).report.set_aside == {"non-integral bytes_up": 1}
+    assert _accounted(telediag.scan(half)).set_aside == {"non-integral bytes_up": 1}
+    huge = _kinds(bytes_up=pa.array([Decimal(160), Decimal(2**70)], pa.decimal128(38, 0)))
+    result = telediag.scan(huge)
+    assert _accounted(result).set_aside == {"out-of-range bytes_up": 1}
+    assert result.normalized.table["bytes_up"].to_pylist() == [160, None]
+
+
+def _accounted(result: Any) -> Any:
+    """The input report, once its rows are accounted for (read = used + set aside)."""
+    report = result.report
+    assert report.rows_read == report.rows_used + sum(report.set_aside.values())
+    return report
 
 
 def test_true_and_false_in_a_number_column_are_one_line() -> None:
@@ -263,7 +313,7 @@ def test_a_blank_number_in_a_csv_is_no_value(tmp_path: Path) -> None:
         "r4,voice,mo,2008-07-01 10:03:00,13800000001,6x,\n"
     )
     result = telediag.scan(path)
-    assert result.report.set_aside == {"unparseable duration_s": 1}
+    assert _accounted(result).set_aside == {"unparseable duration_s": 1}
     assert result.normalized.table["duration_s"].to_pylist() == [None, None, 60, None]
 
 
@@ -276,9 +326,110 @@ def test_identifiers_read_as_numbers_are_warned_of() -> None:
     cmap = ROOT / "column-maps" / "research-handset-log.yaml"
     from_file = telediag.scan(sample, column_map=cmap, tz="Europe/London")
     assert list(from_file.findings["rule_id"]) == ["TD010"]
+    _accounted(from_file)
     assert from_file.report.warnings == []
     guessed = telediag.scan(pd.read_csv(sample), column_map=cmap, tz="Europe/London")
+    _accounted(guessed)
     assert any("leading zeros" in w and "dtype=str" in w for w in guessed.report.warnings)
+    named = [w.split(" holds ")[0] for w in guessed.report.warnings]
+    # Each column named as the frame has it, with the canonical column it makes.
+    assert named == [
+        "<table 0>: column 'user' (msisdn)",
+        "<table 0>: column 'contact' (peer_number)",
+    ]
+    frame = _blank_one(pd.read_csv(SOURCE))  # no map: the canonical names themselves
+    warned = [w.split(" holds ")[0] for w in _accounted(telediag.scan(frame, tz=TZ)).warnings]
+    assert warned == [f"<table 0>: column {c!r}" for c in ("msisdn", "peer_number", "imsi", "imei")]
     as_text = telediag.scan(pd.read_csv(sample, dtype=str), column_map=cmap, tz="Europe/London")
     assert list(as_text.findings["rule_id"]) == ["TD010"]
+    _accounted(as_text)
     assert as_text.report.warnings == []
+
+
+@pytest.mark.parametrize("column", ["msisdn", "peer_number", "imsi", "imei"])
+@pytest.mark.parametrize("mixed", [False, True])
+def test_a_fraction_in_an_identifier_is_set_aside(column: str, mixed: bool) -> None:
+    """Review i10 #4: 13800000001.5 is no identifier; it was kept as '13800000001.5'
+    (mixed object column) or '1.38000000015e+10' (float column), a subscriber or peer
+    that exists nowhere. Whole floats keep their digits, the fraction is set aside."""
+    values: list[Any] = [13800000001.0, 13800000001.5, 13800000002.0]
+    if mixed:
+        values[2] = "13800000002"
+    frame = pd.DataFrame({"record_type": ["sms"] * 3, "direction": "mo", "msisdn": "13800000009"})
+    frame["start_time"] = "2008-07-01 10:00:00"
+    frame[column] = pd.Series(values, dtype=object if mixed else "float64")
+    result = telediag.scan(frame)
+    report = _accounted(result)
+    assert report.set_aside == {f"non-integral {column}": 1} and report.rows_read == 3
+    kept = result.normalized.table.filter(pa.array(result.normalized.valid))[column]
+    expected = ["13800000001", "13800000002"]
+    if column == "imei":  # a 11-digit number is no handset: normalization drops it
+        expected = [None, None]
+    assert kept.to_pylist() == expected
+
+
+NESTED = {
+    "list": pa.array([["x"]], pa.list_(pa.string())),
+    "struct": pa.array([{"a": "x"}], pa.struct([("a", pa.string())])),
+}
+NESTED_MAPS = {
+    "values": "columns:\n  peer_number: {source: tags, values: {x: y}}\n",
+    "alternatives": "columns:\n  peer_number: [tags, msisdn]\n",
+    "date-time": "columns:\n  start_time: {date: tags, time: start_time}\n",
+    "start-end": "columns:\n  duration_s: {start: tags, end: start_time}\n",
+    "record-kinds": "record_kinds:\n  source: tags\n  values:\n    x: {direction: mo}\n",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NESTED))
+@pytest.mark.parametrize("form", sorted(NESTED_MAPS))
+def test_a_nested_source_column_is_one_line_naming_column_and_type(
+    kind: str, form: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review i10 #9a: a list or struct column used through a map ended in
+    ArrowNotImplementedError; now one line naming the column and its type, exit 2."""
+    from telediag.cli import main
+
+    table = pa.table(
+        {
+            "record_type": ["sms"],
+            "direction": ["mo"],
+            "msisdn": ["138"],
+            "start_time": ["2008-07-01 10:00:00"],
+            "tags": NESTED[kind],
+        }
+    )
+    cmap = tmp_path / "map.yaml"
+    cmap.write_text(NESTED_MAPS[form])
+    with pytest.raises(telediag.InputError) as info:
+        telediag.scan(table, column_map=cmap)
+    message = str(info.value)
+    assert "\n" not in message and "'tags'" in message and kind in message
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "nested.parquet"
+    pq.write_table(table, path)
+    for args in (
+        ["scan", str(path), "--out", str(tmp_path / "f.csv")],
+        ["columns", "check", str(path)],
+    ):
+        capsys.readouterr()
+        assert main([*args, "--column-map", str(cmap)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "'tags'" in err and kind in err and str(path) in err
+
+
+def test_dotted_numbers_in_a_text_file_are_no_fraction(tmp_path: Path) -> None:
+    """Only the shapes a float writes are set aside as non-integral: a number written
+    with a separator in a text export ('+86.13800000001', '0044.7700900123') is kept."""
+    path = tmp_path / "dotted.csv"
+    path.write_text(
+        "record_id,record_type,direction,start_time,msisdn,peer_number\n"
+        "r1,sms,mo,2008-07-01 10:00:00,13800000001,+86.13800000002\n"
+        "r2,sms,mo,2008-07-01 10:01:00,13800000001,0044.7700900123\n"
+        "r3,sms,mo,2008-07-01 10:02:00,13800000001,1.38000000015e+10\n"
+    )
+    result = telediag.scan(path)
+    assert _accounted(result).set_aside == {"non-integral peer_number": 1}
+    kept = result.normalized.table.filter(pa.array(result.normalized.valid))["peer_number"]
+    assert kept.to_pylist() == ["+86.13800000002", "0044.7700900123"]
