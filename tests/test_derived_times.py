@@ -19,6 +19,8 @@ from telediag.normalize import Normalized, normalize
 from telediag.read import read_input
 from telediag.timeparse import UNAMBIGUOUS_FORMATS, parse_text, parse_timestamps
 
+from .test_times import _reasons
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -28,11 +30,6 @@ def _norm(source: object, cmap: ColumnMap | dict | None, tz: str = "UTC") -> Nor
     rep = norm.report
     assert rep.rows_read == rep.rows_used + rep.rows_set_aside
     return norm
-
-
-def _reasons(norm: Normalized) -> dict[str, str]:
-    rejects = norm.rejects().to_pandas()
-    return dict(zip(rejects["record_id"], rejects["reason"], strict=True))
 
 
 def _by_id(norm: Normalized, column: str) -> dict[str, object]:
