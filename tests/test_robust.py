@@ -43,8 +43,13 @@ def scan_or_error(source: Any, **kwargs: Any) -> telediag.ScanResult | None:
     return result
 
 
+#: One folder for every generated example, removed when the test run ends (a folder per
+#: example left thousands behind in /tmp).
+_FOLDER = tempfile.TemporaryDirectory(prefix="telediag-robust-")
+
+
 def _write(data: bytes, name: str = "feed.csv") -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="telediag-robust-"))
+    folder = Path(tempfile.mkdtemp(dir=_FOLDER.name))
     path = folder / name
     path.write_bytes(data)
     return path
