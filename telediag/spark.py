@@ -1021,7 +1021,17 @@ def write(frame: DataFrame, path: str, order: Sequence[str]) -> None:
                 for f in ordered.schema.fields
             )
         )
-        flat.write.mode("overwrite").options(header=True, timestampFormat=_ISO).csv(path)
+        # As the local writer: a quote inside a value is doubled (RFC 4180; Spark's default
+        # backslash splits rows wrongly in standard CSV readers), and values keep their
+        # spaces (Spark trims them by default, and a set-aside row is kept as written).
+        flat.write.mode("overwrite").options(
+            header=True,
+            timestampFormat=_ISO,
+            quote='"',
+            escape='"',
+            ignoreLeadingWhiteSpace=False,
+            ignoreTrailingWhiteSpace=False,
+        ).csv(path)
         return
     ordered.write.mode("overwrite").options(timestampFormat=_ISO).json(path)
 
