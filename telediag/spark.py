@@ -1033,7 +1033,8 @@ def write(frame: DataFrame, path: str, order: Sequence[str]) -> None:
             ignoreTrailingWhiteSpace=False,
         ).csv(path)
         return
-    ordered.write.mode("overwrite").options(timestampFormat=_ISO).json(path)
+    # Every key on every line, null or not, as the local writer (Spark drops null fields).
+    ordered.write.mode("overwrite").options(timestampFormat=_ISO, ignoreNullFields=False).json(path)
 
 
 def scan_command(

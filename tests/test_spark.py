@@ -376,31 +376,38 @@ def test_csv_outputs_are_standard_csv_with_the_local_values(spark: Any, tmp_path
                 assert have[key] == value, key
 
 
-def test_csv_rejects_keep_the_values_as_written(spark: Any, tmp_path: Path) -> None:
-    """Spark's CSV writer trims values by default; the set-aside rows keep their spaces,
-    as in the local scan's rejects file."""
+@pytest.mark.parametrize("ending", [".csv", ".jsonl"])
+def test_rejects_files_keep_the_values_as_written(spark: Any, tmp_path: Path, ending: str) -> None:
+    """Spark's CSV writer trims values and its JSON writer drops null fields by default;
+    the set-aside rows keep their spaces and every key, as in the local rejects file."""
     import csv
+    import json
 
     src = tmp_path / "spaces.csv"
     src.write_text(
         "record_id,record_type,direction,start_time,msisdn,duration_s,peer_number\n"
         "r1,voice,mo,2008-07-01 10:00:00, 13800000002 ,abc,  1390 \n"
-        'r2,voice,mo,2008-07-01 10:00:00,13800000002,x,"a ""q"", b"\n',
+        'r2,voice,mo,2008-07-01 10:00:00,13800000002,x,"a ""q"", b"\n'
+        "r3,voice,mo,2008-07-01 10:00:00,13800000002,y,\n",
         encoding="utf-8",
     )
     outputs = {}
     for engine in ("local", "spark"):
-        rejects = tmp_path / f"{engine}-rejects.csv"
-        argv = ["scan", str(src), "--out", str(tmp_path / f"{engine}.csv"), "-q"]
+        rejects = tmp_path / f"{engine}-rejects{ending}"
+        argv = ["scan", str(src), "--out", str(tmp_path / f"{engine}{ending}"), "-q"]
         argv += ["--rejects", str(rejects)]
         if engine == "spark":
             argv += ["--engine", "spark", "--master", "local[2]"]
         assert main(argv) == 0
-        files = sorted(rejects.glob("part-*.csv")) if rejects.is_dir() else [rejects]
-        rows: list[dict[str, str]] = []
+        files = sorted(rejects.glob("part-*")) if rejects.is_dir() else [rejects]
+        rows: list[dict[str, Any]] = []
         for f in files:
             with f.open(newline="", encoding="utf-8") as handle:
-                rows += list(csv.DictReader(handle))
+                if ending == ".csv":
+                    rows += list(csv.DictReader(handle))
+                else:
+                    rows += [json.loads(line) for line in handle]
         outputs[engine] = rows
-    assert [r["msisdn"] for r in outputs["local"]] == [" 13800000002 ", "13800000002"]
-    assert outputs["spark"] == outputs["local"]
+    local = outputs["local"]
+    assert [r["msisdn"] for r in local] == [" 13800000002 ", "13800000002", "13800000002"]
+    assert outputs["spark"] == local
