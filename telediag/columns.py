@@ -23,7 +23,7 @@ import yaml
 
 from telediag.catalog import Rule
 from telediag.colmap import ALLOWED_VALUES, Column, ColumnMap, _entries, load_column_map
-from telediag.csvread import CSV_ENDINGS, CsvDialect, _first_lines, is_csv, read_csv
+from telediag.csvread import CSV_ENDINGS, CsvDialect, first_lines, is_csv, read_csv
 from telediag.derived import DERIVED_COLUMNS
 from telediag.errors import InputError
 from telediag.normalize import Normalized, normalize
@@ -321,7 +321,7 @@ def _fields(line: str, delimiter: str) -> list[str]:
 def _sniff(path: Path) -> tuple[CsvDialect, list[str]]:
     """The dialect of a CSV file (delimiter, header, banner and trailer lines) guessed
     from its first and last lines, and notes on what was guessed."""
-    raw_head, raw_tail = _first_lines(path, 30), _last_lines(path, 5)
+    raw_head, raw_tail = first_lines(path, 30), _last_lines(path, 5)
     notes: list[str] = []
     encoding = _encoding(raw_head + raw_tail)
     if encoding != "utf-8":

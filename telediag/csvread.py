@@ -107,7 +107,7 @@ def _open(path: Path) -> pa.NativeFile:
     return pa.input_stream(str(path), compression=compression)
 
 
-def _first_lines(path: Path, count: int) -> list[bytes]:
+def first_lines(path: Path, count: int) -> list[bytes]:
     """The first ``count`` lines of the (decompressed) file, as bytes."""
     lines: list[bytes] = []
     buffered = b""
@@ -129,7 +129,7 @@ def header_names(path: Path, dialect: CsvDialect = DEFAULT_DIALECT) -> list[str]
     if not dialect.header:
         return list(dialect.names)
     try:
-        lines = _first_lines(path, dialect.skip_rows + 1)
+        lines = first_lines(path, dialect.skip_rows + 1)
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}: cannot read CSV: {_one_line(exc)}") from None
     if len(lines) <= dialect.skip_rows:

@@ -427,16 +427,39 @@ def java_message(exc: BaseException) -> str:
     return re.sub(r"\s*SQLSTATE: \w+\s*$", "", text)
 
 
-def _csv_frame(spark: SparkSession, path: str, dialect: CsvDialect) -> DataFrame:
+def _csv_groups(path: str, dialect: CsvDialect) -> list[str | list[str]]:
+    """What one Spark reader each should read of a CSV input: a local directory's files
+    (as the local reader lists them) grouped by their header, since Spark takes one
+    header per read and would put another file's fields under it by position; any other
+    input as it is (Spark then refuses a file whose header differs, see
+    :func:`_csv_frame`)."""
+    from telediag.csvread import first_lines, is_csv
+
+    if not dialect.header or not _is_local(path) or not Path(_local_path(path)).is_dir():
+        return [path]
+    files = sorted(f for f in Path(_local_path(path)).rglob("*") if is_csv(f) and f.is_file())
+    groups: dict[bytes, list[str]] = {}
+    for f in files:  # by the header line as written, which is what Spark compares
+        try:
+            key = b"".join(first_lines(f, 1)).rstrip(b"\r")
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{f}: cannot read CSV: {_first_line(exc)}") from None
+        groups.setdefault(key, []).append(str(f))
+    return list(groups.values())
+
+
+def _csv_frame(spark: SparkSession, path: str | list[str], dialect: CsvDialect) -> DataFrame:
     """A CSV input read by Spark as the local reader reads it: every column text, the
     map's delimiter, quote, encoding and column names (the null spellings are applied by
-    :func:`_csv_nulls`, after the file columns are taken)."""
+    :func:`_csv_nulls`, after the file columns are taken). A file whose header differs
+    from the first one's is an error (``enforceSchema`` off), not columns misplaced."""
     from pyspark.sql.types import StringType, StructField, StructType
 
+    name = path if isinstance(path, str) else path[0]
     for key in ("skip_rows", "skip_footer"):
         if getattr(dialect, key):
             raise InputError(
-                f"{path}: the column map's csv.{key} cannot be honoured by Spark's CSV "
+                f"{name}: the column map's csv.{key} cannot be honoured by Spark's CSV "
                 "reader; strip those lines first, or scan with the local engine"
             )
     options: dict[str, Any] = {
@@ -448,6 +471,7 @@ def _csv_frame(spark: SparkSession, path: str, dialect: CsvDialect) -> DataFrame
         "encoding": dialect.encoding,
         "nullValue": _CSV_NULL,
         "mode": "PERMISSIVE",
+        "enforceSchema": False,
     }
     if codecs.lookup(dialect.encoding).name not in _SPARK_CHARSETS:
         # Spark 4 reads only a few charsets unless told to use Java's (GBK, GB18030...).
@@ -455,7 +479,10 @@ def _csv_frame(spark: SparkSession, path: str, dialect: CsvDialect) -> DataFrame
     reader = spark.read.options(**options)
     if not dialect.header and dialect.names:
         reader = reader.schema(StructType([StructField(n, StringType()) for n in dialect.names]))
-    return reader.csv(path)
+    frame = reader.csv(path)
+    # Header names trimmed, as the local reader matches them (" msisdn " is msisdn).
+    trimmed = [c.strip() for c in frame.columns]
+    return frame.toDF(*trimmed) if trimmed != frame.columns else frame
 
 
 def _csv_nulls(frame: DataFrame, dialect: CsvDialect) -> DataFrame:
@@ -538,14 +565,14 @@ def read(
         path = str(item)
         try:
             if _kind_of(path) == "csv":
-                frame = _csv_nulls(
-                    _with_file_metadata(_csv_frame(spark, path, dialect), path), dialect
+                frames.extend(
+                    _csv_nulls(_with_file_metadata(_csv_frame(spark, part, dialect), path), dialect)
+                    for part in _csv_groups(path, dialect)
                 )
             else:
-                frame = _with_file_metadata(spark.read.parquet(path), path)
+                frames.append(_with_file_metadata(spark.read.parquet(path), path))
         except (PySparkException, Py4JJavaError) as exc:
             raise InputError(f"{path}: cannot read: {java_message(exc)}") from None
-        frames.append(frame)
     frames = _unify_types(frames)
     out = frames[0]
     for frame in frames[1:]:
@@ -1076,5 +1103,11 @@ def scan_command(
         )
         result.write(out, evidence=evidence, rejects=rejects)
     except (PySparkException, Py4JJavaError) as exc:  # a Spark job failed: one line
-        raise SparkError(f"the Spark job failed: {java_message(exc)}") from None
+        message = java_message(exc)
+        if "CSV header does not conform" in message:
+            message += (
+                " (CSV files of one input have different headers: give each layout's "
+                "files as an input of their own)"
+            )
+        raise SparkError(f"the Spark job failed: {message}") from None
     return result

@@ -411,3 +411,50 @@ def test_rejects_files_keep_the_values_as_written(spark: Any, tmp_path: Path, en
     local = outputs["local"]
     assert [r["msisdn"] for r in local] == [" 13800000002 ", "13800000002", "13800000002"]
     assert outputs["spark"] == local
+
+
+def test_a_csv_directory_whose_files_order_columns_differently(spark: Any, tmp_path: Path) -> None:
+    """Spark takes one header per read and puts every other file's fields under it by
+    position; each file's own header names its columns, as in the local scan."""
+    fixture = pd.read_csv(
+        FIXTURES / "TD001" / "phonebook-forward.csv", dtype=str, keep_default_na=False
+    )
+    folder = tmp_path / "month"
+    folder.mkdir()
+    fixture.to_csv(folder / "a.csv", index=False)
+    moved = fixture[list(reversed(fixture.columns))].copy()
+    moved["record_id"] = "b" + moved["record_id"]
+    moved["msisdn"] = "139" + moved["msisdn"].str[3:]
+    moved.to_csv(folder / "b.csv", index=False)
+    local = telediag.scan(folder, tz=TZ)
+    assert set(local.findings["msisdn"]) == {fixture["msisdn"][0], moved["msisdn"].iloc[0]}
+    got = ts.scan(ts.read(spark, str(folder)), tz=TZ).to_local()
+    _same_findings(local, got)
+
+
+def test_header_names_with_stray_spaces_are_trimmed_as_locally(spark: Any, tmp_path: Path) -> None:
+    lines = (FIXTURES / "TD001" / "phonebook-forward.csv").read_text().splitlines()
+    header = ",".join(f" {name}  " for name in lines[0].split(","))
+    path = tmp_path / "spaced.csv"
+    path.write_text("\n".join([header, *lines[1:]]) + "\n", encoding="utf-8")
+    local = telediag.scan(path, tz=TZ)
+    assert len(local.findings) == 1
+    _same_findings(local, ts.scan(ts.read(spark, str(path)), tz=TZ).to_local())
+
+
+def test_csv_files_of_one_remote_style_input_with_other_headers_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], spark: Any
+) -> None:
+    """Where the files cannot be listed beforehand (here a glob, as on a cluster's store),
+    a file whose header differs from the first is a one-line error, not misplaced fields."""
+    fixture = pd.read_csv(
+        FIXTURES / "TD001" / "phonebook-forward.csv", dtype=str, keep_default_na=False
+    )
+    fixture.to_csv(tmp_path / "a.csv", index=False)
+    fixture[list(reversed(fixture.columns))].to_csv(tmp_path / "b.csv", index=False)
+    out = tmp_path / "f.parquet"
+    argv = ["scan", str(tmp_path / "*.csv"), "--engine", "spark", "--master", "local[2]"]
+    assert main([*argv, "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("telediag: error: the Spark job failed: CSV header does not conform")
+    assert "give each layout's files as an input of their own" in err
