@@ -560,7 +560,7 @@ def read(
         raise InputError("no input given")
     cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
     dialect = (cmap.csv if cmap is not None else None) or DEFAULT_DIALECT
-    frames = []
+    frames: list[DataFrame] = []
     for item in items:
         path = str(item)
         try:
