@@ -315,7 +315,10 @@ def _last_lines(path: Path, count: int) -> list[bytes]:
 
 
 def _fields(line: str, delimiter: str) -> list[str]:
-    return next(csv.reader([line], delimiter=delimiter), [])
+    try:
+        return next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:  # a stray carriage return or NUL: the fields as plainly split
+        return line.split(delimiter)
 
 
 def _sniff(path: Path) -> tuple[CsvDialect, list[str]]:
@@ -379,6 +382,22 @@ def _encoding(lines: list[bytes]) -> str:
             continue
         return encoding
     return "latin-1"
+
+
+def _unreadable(table: pa.Table) -> list[str]:
+    """Columns no contract column could take a value from: lists and records (several
+    values a row), and bytes that are not text."""
+    out = []
+    for name in table.column_names:
+        column = table[name]
+        if pa.types.is_nested(column.type):
+            out.append(name)
+            continue
+        try:
+            column.cast(pa.string())
+        except (pa.ArrowException, ValueError):
+            out.append(name)
+    return out
 
 
 def _sample(source: Path, dialect: CsvDialect, rows: int = 2000) -> pa.Table:
@@ -595,6 +614,8 @@ def _value_map(values: list[str], column: str) -> dict[str, str]:
 def suggest_map(source: str | Path) -> str:
     """A draft column map (YAML text with comments) for one input file."""
     path = Path(source)
+    if path.is_dir():
+        raise InputError(f"{path}: a directory; name one of its files")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     notes: list[str] = []
@@ -602,6 +623,8 @@ def suggest_map(source: str | Path) -> str:
     if is_csv(path):
         dialect, notes = _sniff(path)
     table = _sample(path, dialect)
+    nested = _unreadable(table)
+    table = table.drop_columns(nested)
     names = table.column_names
     by_key: dict[str, str] = {}
     for n in names:
@@ -720,6 +743,9 @@ def suggest_map(source: str | Path) -> str:
         tail.append("# under columns:, or give a constant (constants: {direction: mo}).")
     if unmatched:
         tail.append(f"# Columns not used: {', '.join(_q(n) for n in unmatched)}")
+    if nested:
+        listed = ", ".join(_q(n) for n in nested)
+        tail.append(f"# Columns of lists, records or non-text bytes (not read): {listed}")
     text = "\n".join([*lines, *body, *kinds_lines, *tail]) + "\n"
     ColumnMap.model_validate(yaml.load(text, Loader=TextKeyLoader))  # the draft loads as it is
     return text

@@ -215,3 +215,88 @@ def test_columns_check_shows_the_sources_each_layout_used() -> None:
     assert sources["peer_number"] == "incoming: CALLER; outgoing: B_NUMBER"
     assert sources["record_id"] == "CDR_ID"
     assert "incoming: SERVED_NUMBER; outgoing: A_NUMBER" in report.render()
+
+
+_VALID_CELLS = ["13800000001", "2008-07-01 10:00:00", "mo", "sms", "", "20080701100000"]
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    header=st.binary(max_size=60),
+    body=st.lists(
+        st.one_of(
+            st.binary(max_size=40),
+            st.lists(st.sampled_from(_VALID_CELLS), min_size=1, max_size=5).map(
+                lambda cells: ",".join(cells).encode()
+            ),
+        ),
+        max_size=8,
+    ),
+)
+def test_any_bytes_give_a_draft_that_loads_or_one_line(
+    tmp_path: Path, header: bytes, body: list[bytes]
+) -> None:
+    """Whatever a file holds (stray carriage returns, NULs, bytes of no encoding), the
+    draft loads as a column map, or the answer is telediag's own one-line error."""
+    path = tmp_path / "any.csv"
+    path.write_bytes(b"\n".join([header, *body]))
+    try:
+        draft = suggest_map(path)
+    except telediag.TelediagError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    ColumnMap.model_validate(yaml.load(draft, Loader=_text_keys()))
+
+
+def _text_keys() -> type:
+    from telediag.yamlfile import TextKeyLoader
+
+    return TextKeyLoader
+
+
+def test_a_carriage_return_inside_a_line_is_read_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "cr.csv"
+    path.write_bytes(b"msisdn,start\n13800\r000001,2008-07-01 10:00:00\n13800000002,x\n")
+    try:
+        suggest_map(path)
+    except telediag.TelediagError as exc:
+        assert "\n" not in str(exc)
+
+
+def test_list_record_and_byte_columns_of_a_parquet_file_are_named_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "nested.parquet"
+    table = pa.table(
+        {
+            "msisdn": ["13800000001", "13800000002"],
+            "day": ["2008-07-01", "2008-07-02"],
+            "clock": ["10:00:00", "11:00:00"],
+            "tags": [["a"], ["b", "c"]],
+            "cell": [{"lac": 1, "ci": 2}, {"lac": 3, "ci": 4}],
+            "raw": pa.array([b"\xff\xfe", b"\x00"], pa.binary()),
+        }
+    )
+    pq.write_table(table, path)
+    draft = suggest_map(path)
+    assert (
+        '# Columns of lists, records or non-text bytes (not read): "tags", "cell", "raw"' in draft
+    )
+    load = ColumnMap.model_validate(yaml.load(draft, Loader=_text_keys()))
+    assert load.columns["start_time"].model_dump(exclude_defaults=True) == {
+        "date": "day",
+        "time": "clock",
+    }
+
+
+def test_suggest_for_a_directory_says_to_name_one_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["columns", "suggest", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"telediag: error: {tmp_path}: a directory; name one of its files"
