@@ -439,7 +439,22 @@ def subscriber_input(
     # in a column it has may mean something, such as visited_mcc null = at home).
     given = set().union(*(part.get("columns", COLUMNS) for part in manifest.parts))
     table = table.select([c for c in table.column_names if c in given])
-    raw = RawInput(table=table, stems=["store"], offsets=np.zeros(1, np.int64), files=[str(root)])
+    # Which layout each file was read with holds for any subscriber; disagreements were
+    # counted over the month's rows, so they are told as the month's.
+    month = manifest.report
+    warnings = [
+        f"the column map's signals disagreed on {n} row(s) of the month for {column} "
+        "(counted when the store was prepared, not per subscriber)"
+        for column, n in sorted(month.disagreements.items())
+    ]
+    raw = RawInput(
+        table=table,
+        stems=["store"],
+        offsets=np.zeros(1, np.int64),
+        files=[str(root)],
+        layouts=dict(month.layouts),
+        warnings=warnings,
+    )
     return raw, dict(aside)
 
 

@@ -309,3 +309,28 @@ def test_a_store_scan_keeps_to_the_budget(
     small = telediag.scan(store, rules=catalog, memory="400MB", workers=2)
     assert len(sizes) > 4  # 2 subscriber and up to 2 handset buckets, each in parts
     assert_same(whole, small)
+
+
+def test_investigating_a_store_names_the_layouts_and_the_months_disagreements(
+    tmp_path: Path, catalog: list[telediag.Rule]
+) -> None:
+    """The store keeps which layout each file was read with, and how many rows of the
+    month had disagreeing signals: an investigation from it reports both (the count as
+    the month's, since the store keeps no per-row note of it)."""
+    from .conftest import ROOT
+
+    maps = ROOT / "column-maps"
+    files = sorted((maps / "samples" / "vendor-moc-mtc").glob("*.csv"))
+    cmap = maps / "vendor-moc-mtc.yaml"
+    store = tmp_path / "store"
+    prepare(files, store, rules=catalog, column_map=cmap, tz="Europe/London")
+    a = telediag.investigate(files, "13800000701", column_map=cmap, tz="Europe/London")
+    b = telediag.investigate(store, "13800000701")
+    assert a.input["layouts"] == {str(files[0]): "outgoing", str(files[1]): "incoming"}
+    assert b.input["layouts"] == a.input["layouts"]
+    assert a.input["disagreements"] == {"direction": 1}
+    assert not b.input.get("disagreements")
+    assert b.input["warnings"] == [
+        "the column map's signals disagreed on 1 row(s) of the month for direction "
+        "(counted when the store was prepared, not per subscriber)"
+    ]
