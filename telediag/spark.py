@@ -427,25 +427,39 @@ def java_message(exc: BaseException) -> str:
     return re.sub(r"\s*SQLSTATE: \w+\s*$", "", text)
 
 
-def _csv_groups(path: str, dialect: CsvDialect) -> list[str | list[str]]:
-    """What one Spark reader each should read of a CSV input: a local directory's files
-    (as the local reader lists them) grouped by their header, since Spark takes one
-    header per read and would put another file's fields under it by position; any other
-    input as it is (Spark then refuses a file whose header differs, see
-    :func:`_csv_frame`)."""
-    from telediag.csvread import first_lines, is_csv
+def _csv_groups(
+    path: str, dialect: CsvDialect, cmap: ColumnMap | None = None
+) -> list[tuple[str | list[str], str | None]]:
+    """What one Spark reader each should read of a CSV input, with the column map layout
+    it calls for: a local directory's files (as the local reader lists them) grouped by
+    their header and layout, since Spark takes one header per read and would put another
+    file's fields under it by position; any other input as it is (Spark then refuses a
+    file whose header differs, see :func:`_csv_frame`), its layout chosen by
+    :func:`_layout_of` from the header Spark reads."""
+    from telediag.csvread import first_lines, header_names, is_csv
 
     if not dialect.header or not _is_local(path) or not Path(_local_path(path)).is_dir():
-        return [path]
+        return [(path, None)]
     files = sorted(f for f in Path(_local_path(path)).rglob("*") if is_csv(f) and f.is_file())
-    groups: dict[bytes, list[str]] = {}
+    groups: dict[tuple[bytes, str | None], list[str]] = {}
     for f in files:  # by the header line as written, which is what Spark compares
         try:
             key = b"".join(first_lines(f, 1)).rstrip(b"\r")
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"{f}: cannot read CSV: {_first_line(exc)}") from None
-        groups.setdefault(key, []).append(str(f))
-    return list(groups.values())
+        layout = None
+        if cmap is not None and cmap.layouts:
+            layout = cmap.for_input(header_names(f, dialect), str(f))[1] or ""
+        groups.setdefault((key, layout), []).append(str(f))
+    return [(part, layout) for (_, layout), part in groups.items()]
+
+
+def _layout_of(frame: DataFrame, cmap: ColumnMap | None, path: str) -> str | None:
+    """The layout (``""``: the base map) a map with layouts gives an input whose columns
+    Spark read; None for a map without layouts."""
+    if cmap is None or not cmap.layouts:
+        return None
+    return cmap.for_input(list(frame.columns), path)[1] or ""
 
 
 def _csv_frame(spark: SparkSession, path: str | list[str], dialect: CsvDialect) -> DataFrame:
@@ -565,12 +579,16 @@ def read(
         path = str(item)
         try:
             if _kind_of(path) == "csv":
-                frames.extend(
-                    _csv_nulls(_with_file_metadata(_csv_frame(spark, part, dialect), path), dialect)
-                    for part in _csv_groups(path, dialect)
-                )
+                for part, layout in _csv_groups(path, dialect, cmap):
+                    frame = _csv_frame(spark, part, dialect)
+                    if layout is None:
+                        layout = _layout_of(frame, cmap, path)
+                    frame = _csv_nulls(_with_file_metadata(frame, path), dialect)
+                    frames.append(_tag_layout(frame, layout))
             else:
-                frames.append(_with_file_metadata(spark.read.parquet(path), path))
+                frame = spark.read.parquet(path)
+                layout = _layout_of(frame, cmap, path)
+                frames.append(_tag_layout(_with_file_metadata(frame, path), layout))
         except (PySparkException, Py4JJavaError) as exc:
             raise InputError(f"{path}: cannot read: {java_message(exc)}") from None
     frames = _unify_types(frames)
@@ -580,10 +598,19 @@ def read(
     return out
 
 
+def _tag_layout(frame: DataFrame, layout: str | None) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    return frame if layout is None else frame.withColumn(_LAYOUT, F.lit(layout))
+
+
 #: Between the input as the user named it and the file Spark read, in the file column.
 _SEP = "\u001f"
 #: Column of the mapped input carrying a batch's column-map disagreement counts.
 _DISAGREE = "_td_disagree"
+#: Column of an input read with a map that has layouts: the layout each row's file
+#: calls for ("" for the base map), chosen by the file's header as the local reader does.
+_LAYOUT = "_td_layout"
 
 
 def _with_file_metadata(frame: DataFrame, given: str = "") -> DataFrame:
@@ -649,6 +676,8 @@ class _Positions:
     bases: list[tuple[str, int, str, int]]
     #: Canonical column -> rows where the column map's alternatives disagreed.
     disagreements: dict[str, int] = field(default_factory=dict)
+    #: File -> the column map layout it was read with (maps with layouts only).
+    layouts: dict[str, str] = field(default_factory=dict)
 
 
 def _positions(frame: DataFrame, from_files: bool) -> _Positions:
@@ -657,7 +686,14 @@ def _positions(frame: DataFrame, from_files: bool) -> _Positions:
     aggregates = [F.count(F.lit(1)).alias("n"), F.min(_MONO).alias("first")]
     if _DISAGREE in frame.columns:
         aggregates.append(F.collect_list(_DISAGREE).alias("notes"))
+    if _LAYOUT in frame.columns:
+        aggregates.append(F.first(_LAYOUT).alias("layout"))
     counts = frame.groupBy(_FILE, _BLOCK).agg(*aggregates).collect()
+    layouts = {
+        _local_path(row[_FILE].split(_SEP, 1)[1]): row["layout"] or "(base map)"
+        for row in counts
+        if row.asDict().get("layout") is not None
+    }
     disagreements: dict[str, int] = {}
     for row in counts:
         for note in row.asDict().get("notes") or []:
@@ -683,6 +719,7 @@ def _positions(frame: DataFrame, from_files: bool) -> _Positions:
         rows=sum(int(r["n"]) for r in counts),
         bases=bases,
         disagreements=disagreements,
+        layouts=dict(sorted(layouts.items())),
     )
 
 
@@ -904,24 +941,39 @@ def scan(
 
     frame, from_files = _ensure_position(spark_df)
     position = [_FILE, _BLOCK, _MONO]
-    source_cols = [c for c in frame.columns if c not in position]
+    layouts = cmap is not None and bool(cmap.layouts)
+    if layouts and _LAYOUT not in frame.columns:
+        raise SparkError(
+            "a column map with layouts chooses each file's layout by its header: read the "
+            "input with telediag.spark.read(spark, paths, column_map=...)"
+        )
+    hidden = [*position, _LAYOUT] if layouts else position
+    source_cols = [c for c in frame.columns if c not in (*position, _LAYOUT)]
     wanted = _wanted_source_columns(source_cols, set(CONTRACT_COLUMNS), cmap) or source_cols
-    frame = frame.select(*wanted, *position)
+    frame = frame.select(*wanted, *hidden)
     if cmap is not None:
         arrow_source = pa.schema(
             [pa.field(f.name, _arrow_type(f.dataType)) for f in frame.schema.fields]
         )
-        if cmap.layouts:
-            raise SparkError(
-                "column maps with layouts (a map per file header) are not supported by the "
-                "Spark engine yet: give each layout's files their own map"
+        pieces = []
+        # Each layout maps the rows of its files (a filter on a constant of each input,
+        # which Spark resolves per input without reading the others' rows twice).
+        for name in ["", *(layout.name for layout in cmap.layouts)] if layouts else [None]:
+            part_map = cmap.with_layout(name or None) if layouts else cmap
+            rows_of = frame.filter(F.col(_LAYOUT).eqNullSafe(name or "")) if layouts else frame
+            target = mapped_schema(part_map, arrow_source, [*hidden, _DISAGREE])
+            pieces.append(
+                rows_of.mapInArrow(
+                    map_function(part_map, target, settings.tz), _spark_schema(target)
+                )
             )
-        target = mapped_schema(cmap, arrow_source, [*position, _DISAGREE])
-        frame = frame.mapInArrow(map_function(cmap, target, settings.tz), _spark_schema(target))
+        frame = pieces[0]
+        for piece in pieces[1:]:
+            frame = frame.unionByName(piece, allowMissingColumns=True)
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise InputError(f"input: missing required column {missing[0]!r}")
-    notes = [_DISAGREE] if _DISAGREE in frame.columns else []
+    notes = [c for c in (_DISAGREE, _LAYOUT) if c in frame.columns]
     where = _positions(frame.select(*position, *notes), from_files)
     rows = _with_record_ids(frame, where)
 
@@ -952,6 +1004,7 @@ def scan(
     warning = _duplicate_id_warning(frame)
     report.warnings = [warning] if warning else []
     report.disagreements = dict(sorted(where.disagreements.items()))
+    report.layouts = where.layouts
     failed = [e.rule_id for e in errors]
 
     def kind(name: str) -> DataFrame:

@@ -458,3 +458,48 @@ def test_csv_files_of_one_remote_style_input_with_other_headers_are_refused(
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("telediag: error: the Spark job failed: CSV header does not conform")
     assert "give each layout's files as an input of their own" in err
+
+
+def test_a_map_with_layouts_reads_each_file_with_its_own(spark: Any, tmp_path: Path) -> None:
+    """One map for the incoming and outgoing exports of a switch (files whose headers
+    differ): each file is read with the layout its header calls for, as locally, in a
+    directory or named one by one; the report names the layout of each file."""
+    import shutil
+
+    maps = ROOT / "column-maps"
+    folder = tmp_path / "switch"
+    shutil.copytree(maps / "samples" / "vendor-moc-mtc", folder)
+    # A second outgoing subscriber, in a second file of the outgoing layout.
+    (folder / "MOC_20080303.csv").write_text(
+        "CDR_ID,A_NUMBER,B_NUMBER,IMEI,CALL_TYPE,DIR,START_DATE,START_TIME,END_TIME,"
+        "BEARER,CHARGE\n"
+        "e1,13800000702,13700000001,35201401000099,MOC,T,03/03/2008,09:00:00,09:01:00,"
+        "SPEECH,0.40\n",
+        encoding="utf-8",
+    )
+    cmap = maps / "vendor-moc-mtc.yaml"
+    files = sorted(str(p) for p in folder.glob("*.csv"))
+    for given in ([str(folder)], files):
+        local = telediag.scan(given, column_map=cmap, tz="Europe/London")
+        assert local.report.disagreements == {"direction": 2}
+        result = ts.scan(
+            ts.read(spark, given, column_map=cmap), column_map=cmap, tz="Europe/London"
+        )
+        _same_scan(local, result)
+        named = {Path(k).name: v for k, v in result.report.layouts.items()}
+        assert named == {Path(k).name: v for k, v in local.report.layouts.items()}
+        assert named == {
+            "MOC_20080302.csv": "outgoing",
+            "MOC_20080303.csv": "outgoing",
+            "MTC_20080302.csv": "incoming",
+        }
+        result.unpersist()
+
+
+def test_a_map_with_layouts_needs_the_files_read_by_telediag(spark: Any) -> None:
+    maps = ROOT / "column-maps"
+    frame = spark.read.options(header=True).csv(
+        str(maps / "samples" / "vendor-moc-mtc" / "MOC_20080302.csv")
+    )
+    with pytest.raises(telediag.TelediagError, match=r"telediag\.spark\.read"):
+        ts.scan(frame, column_map=maps / "vendor-moc-mtc.yaml")
