@@ -454,6 +454,28 @@ def _csv_groups(
     return [(part, layout) for (_, layout), part in groups.items()]
 
 
+def _parquet_groups(path: str) -> list[list[str]]:
+    """The Parquet files of an input in groups of one schema each, for one Spark reader
+    each: a local directory's files as the local reader lists them (Spark would take one
+    file's schema for all and drop the columns only the others have; the groups' types
+    are then unified as the local reader's); any other input as it is, its files' schemas
+    merged by Spark (``mergeSchema``)."""
+    import pyarrow.parquet as pq
+
+    if not _is_local(path) or not Path(_local_path(path)).is_dir():
+        return [[path]]
+    files = sorted(f for f in Path(_local_path(path)).rglob("*.parquet") if f.is_file())
+    groups: dict[str, list[str]] = {}
+    for f in files:
+        try:
+            schema = pq.read_schema(f)
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{f}: cannot read Parquet: {_first_line(exc)}") from None
+        key = str(schema.remove_metadata())
+        groups.setdefault(key, []).append(str(f))
+    return list(groups.values()) or [[path]]
+
+
 def _layout_of(frame: DataFrame, cmap: ColumnMap | None, path: str) -> str | None:
     """The layout (``""``: the base map) a map with layouts gives an input whose columns
     Spark read; None for a map without layouts."""
@@ -586,9 +608,10 @@ def read(
                     frame = _csv_nulls(_with_file_metadata(frame, path), dialect)
                     frames.append(_tag_layout(frame, layout))
             else:
-                frame = spark.read.parquet(path)
-                layout = _layout_of(frame, cmap, path)
-                frames.append(_tag_layout(_with_file_metadata(frame, path), layout))
+                for part in _parquet_groups(path):
+                    frame = spark.read.option("mergeSchema", True).parquet(*part)
+                    layout = _layout_of(frame, cmap, path)
+                    frames.append(_tag_layout(_with_file_metadata(frame, path), layout))
         except (PySparkException, Py4JJavaError) as exc:
             raise InputError(f"{path}: cannot read: {java_message(exc)}") from None
     frames = _unify_types(frames)

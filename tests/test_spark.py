@@ -503,3 +503,24 @@ def test_a_map_with_layouts_needs_the_files_read_by_telediag(spark: Any) -> None
     )
     with pytest.raises(telediag.TelediagError, match=r"telediag\.spark\.read"):
         ts.scan(frame, column_map=maps / "vendor-moc-mtc.yaml")
+
+
+def test_a_parquet_directory_whose_files_have_other_columns(spark: Any, tmp_path: Path) -> None:
+    """Spark takes one file's schema for a directory and drops the columns only other
+    files have (here the IMEIs TD004 follows); every file's columns are read, as locally."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    text = {c: pa.string() for c in ("record_id", "msisdn", "imsi", "imei", "peer_number")}
+    options = pacsv.ConvertOptions(column_types=text)
+    folder = tmp_path / "month"
+    folder.mkdir()
+    first = pacsv.read_csv(FIXTURES / "TD001" / "phonebook-forward.csv", convert_options=options)
+    pq.write_table(first.drop_columns(["imei", "imsi"]), folder / "a.parquet")
+    swap = pacsv.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", convert_options=options)
+    pq.write_table(swap, folder / "b.parquet")
+    local = telediag.scan(folder, tz=TZ)
+    assert sorted(local.findings["rule_id"]) == ["TD001", "TD004"]
+    result = ts.scan(ts.read(spark, str(folder)), tz=TZ)
+    _same_scan(local, result)
+    result.unpersist()
