@@ -9,7 +9,7 @@ of the sort, so the scan never sees it but the caller can still write it out.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -108,6 +108,9 @@ class InputReport:
 class Normalized:
     """The canonical table (all rows, in read order) and which rows may be used."""
 
+    #: The input's bookkeeping (files, generated ids, columns as read). Its table holds
+    #: only the rows set aside, in read order: the others live on in ``table``, and the
+    #: month as read need not stay in memory beside it.
     raw: RawInput
     table: pa.Table
     valid: np.ndarray
@@ -122,9 +125,11 @@ class Normalized:
         Every value is text (null stays null): rows from inputs that disagree on a
         column's type (a Parquet month and a CSV day) stack into one table, and the table
         is the same whether the input was scanned whole, in buckets or from a store."""
-        rows = np.flatnonzero(~self.valid)
+        rows = np.flatnonzero(self.reason)
         reasons = pa.array(np.array(("",) + REASONS, dtype=object)[self.reason[rows]], pa.string())
-        taken = self.raw.table.take(pa.array(rows))
+        taken = self.raw.table
+        if taken.num_rows != len(rows):  # a raw input kept whole
+            taken = taken.take(pa.array(rows))
         taken = pa.table({c: as_text(taken[c]) for c in taken.column_names})
         if "record_id" in taken.column_names:
             ids = pc.coalesce(explicit_ids(taken["record_id"]), self.raw.generated_ids(rows))
@@ -550,6 +555,11 @@ def normalize(
         disagreements=dict(raw.disagreements),
         warnings=warnings,
     )
+    # Only the rows set aside are kept as read (for rejects()): usually none or few.
+    aside = np.flatnonzero(reason)
+    kept = replace(
+        raw, table=raw.table.take(pa.array(aside)) if len(aside) else src.schema.empty_table()
+    )
     return Normalized(
-        raw=raw, table=table, valid=valid, reason=reason, report=report, encoded=encoded
+        raw=kept, table=table, valid=valid, reason=reason, report=report, encoded=encoded
     )

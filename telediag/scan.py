@@ -228,6 +228,7 @@ def scan(
     step("read", t)
     t = time.perf_counter()
     normalized = normalize(raw, tz=settings.tz, threads=threads)
+    del raw  # the month as read: normalized keeps only its rows set aside
     step("normalize", t)
     t = time.perf_counter()
     records = sort_records(normalized, threads=threads)

@@ -171,3 +171,30 @@ def test_column_map_on_a_column_with_no_values() -> None:
         mapped = cmap.apply(table, zone="UTC")
         assert mapped["record_type"].type == pa.string()
         assert mapped["record_type"].null_count == n
+
+
+def test_normalized_keeps_only_the_rows_set_aside_as_read() -> None:
+    """The month as read is not held beside the canonical table: only the rows set aside
+    stay as read, and rejects() gives them with their reasons and ids as before."""
+    raw = read_input(
+        pa.table(
+            {
+                "record_type": ["sms", "telex", "sms", "voice"],
+                "direction": ["mo", "mo", "sideways", "mt"],
+                "start_time": ["2008-07-01 10:00:00"] * 4,
+                "msisdn": ["13800000001", "13800000001", " 13800000002 ", "13800000003"],
+            }
+        )
+    )
+    normalized = normalize(raw)
+    assert normalized.raw.table.num_rows == 2
+    assert normalized.raw.table.schema == raw.table.schema
+    rejects = normalized.rejects().to_pylist()
+    assert [(r["reason"], r["record_id"], r["msisdn"]) for r in rejects] == [
+        ("unknown record_type", "table0:1", "13800000001"),
+        ("unknown direction", "table0:2", " 13800000002 "),
+    ]
+    clean = normalize(
+        read_input(pa.table({c: raw.table[c] for c in raw.table.column_names}).slice(0, 1))
+    )
+    assert clean.raw.table.num_rows == 0 and clean.rejects().num_rows == 0
