@@ -596,9 +596,18 @@ def read(
         raise InputError("no input given")
     cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
     dialect = (cmap.csv if cmap is not None else None) or DEFAULT_DIALECT
+    from telediag.store import is_store
+
     frames: list[DataFrame] = []
     for item in items:
         path = str(item)
+        if _is_local(path) and is_store(_local_path(path)):
+            # Its rows sit in subscriber and handset buckets, its rows set aside apart:
+            # read as plain Parquet it would count rows twice.
+            raise InputError(
+                f"{path}: a prepared store; scan it with the local engine (telediag scan "
+                f"{path}), or give Spark the files it was prepared from"
+            )
         try:
             if _kind_of(path) == "csv":
                 for part, layout in _csv_groups(path, dialect, cmap):

@@ -524,3 +524,21 @@ def test_a_parquet_directory_whose_files_have_other_columns(spark: Any, tmp_path
     result = ts.scan(ts.read(spark, str(folder)), tz=TZ)
     _same_scan(local, result)
     result.unpersist()
+
+
+def test_a_prepared_store_is_refused_in_one_line(
+    spark: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store holds each row in a subscriber and a handset bucket, and its rows set aside
+    apart: read as plain input it would count rows twice. Spark says so instead."""
+    from telediag.store import prepare
+
+    store = tmp_path / "store"
+    prepare([FIXTURES / "TD001" / "phonebook-forward.csv"], store)
+    argv = ["scan", str(store), "--engine", "spark", "--master", "local[2]", "-q"]
+    assert main([*argv, "--out", str(tmp_path / "f.parquet")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (
+        f"telediag: error: {store}: a prepared store; scan it with the local engine "
+        f"(telediag scan {store}), or give Spark the files it was prepared from"
+    )
