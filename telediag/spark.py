@@ -438,13 +438,15 @@ def _csv_groups(
     :func:`_layout_of` from the header Spark reads."""
     from telediag.csvread import first_lines, header_names, is_csv
 
-    if not dialect.header or not _is_local(path) or not Path(_local_path(path)).is_dir():
+    if not _is_local(path) or not Path(_local_path(path)).is_dir():
         return [(path, None)]
     files = sorted(f for f in Path(_local_path(path)).rglob("*") if is_csv(f) and f.is_file())
     groups: dict[tuple[bytes, str | None], list[str]] = {}
     for f in files:  # by the header line as written, which is what Spark compares
+        key = b""
         try:
-            key = b"".join(first_lines(f, 1)).rstrip(b"\r")
+            if dialect.header:
+                key = b"".join(first_lines(f, 1)).rstrip(b"\r")
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"{f}: cannot read CSV: {_first_line(exc)}") from None
         layout = None
@@ -454,26 +456,29 @@ def _csv_groups(
     return [(part, layout) for (_, layout), part in groups.items()]
 
 
-def _parquet_groups(path: str) -> list[list[str]]:
-    """The Parquet files of an input in groups of one schema each, for one Spark reader
-    each: a local directory's files as the local reader lists them (Spark would take one
-    file's schema for all and drop the columns only the others have; the groups' types
-    are then unified as the local reader's); any other input as it is, its files' schemas
-    merged by Spark (``mergeSchema``)."""
+def _parquet_groups(path: str, cmap: ColumnMap | None = None) -> list[tuple[list[str], str | None]]:
+    """The Parquet files of an input in groups of one schema (and column map layout)
+    each, for one Spark reader each: a local directory's files as the local reader lists
+    them (Spark would take one file's schema for all and drop the columns only the others
+    have; the groups' types are then unified as the local reader's); any other input as
+    it is, its files' schemas merged by Spark (``mergeSchema``), its layout chosen by
+    :func:`_layout_of`."""
     import pyarrow.parquet as pq
 
     if not _is_local(path) or not Path(_local_path(path)).is_dir():
-        return [[path]]
+        return [([path], None)]
     files = sorted(f for f in Path(_local_path(path)).rglob("*.parquet") if f.is_file())
-    groups: dict[str, list[str]] = {}
+    groups: dict[tuple[str, str | None], list[str]] = {}
     for f in files:
         try:
             schema = pq.read_schema(f)
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"{f}: cannot read Parquet: {_first_line(exc)}") from None
-        key = str(schema.remove_metadata())
-        groups.setdefault(key, []).append(str(f))
-    return list(groups.values()) or [[path]]
+        layout = None
+        if cmap is not None and cmap.layouts:
+            layout = cmap.for_input(schema.names, str(f))[1] or ""
+        groups.setdefault((str(schema.remove_metadata()), layout), []).append(str(f))
+    return [(part, layout) for (_, layout), part in groups.items()] or [([path], None)]
 
 
 def _layout_of(frame: DataFrame, cmap: ColumnMap | None, path: str) -> str | None:
@@ -617,9 +622,10 @@ def read(
                     frame = _csv_nulls(_with_file_metadata(frame, path), dialect)
                     frames.append(_tag_layout(frame, layout))
             else:
-                for part in _parquet_groups(path):
-                    frame = spark.read.option("mergeSchema", True).parquet(*part)
-                    layout = _layout_of(frame, cmap, path)
+                for files, layout in _parquet_groups(path, cmap):
+                    frame = spark.read.option("mergeSchema", True).parquet(*files)
+                    if layout is None:
+                        layout = _layout_of(frame, cmap, path)
                     frames.append(_tag_layout(_with_file_metadata(frame, path), layout))
         except (PySparkException, Py4JJavaError) as exc:
             raise InputError(f"{path}: cannot read: {java_message(exc)}") from None

@@ -542,3 +542,54 @@ def test_a_prepared_store_is_refused_in_one_line(
         f"telediag: error: {store}: a prepared store; scan it with the local engine "
         f"(telediag scan {store}), or give Spark the files it was prepared from"
     )
+
+
+@pytest.mark.parametrize("kind", ["csv", "headerless", "parquet"])
+def test_layouts_chosen_by_file_name_in_a_directory(spark: Any, tmp_path: Path, kind: str) -> None:
+    """Layouts told apart by their file-name pattern alone (same columns): each file of a
+    directory gets its own, as locally, not the one the directory's name would match."""
+    import pyarrow as pa
+
+    folder = tmp_path / "switch"
+    folder.mkdir()
+    header = "id,number,other,day,kind,chars"
+    rows = {
+        "out_0801": ["o1,13800000001,13911112222,2008-06-12 09:00:00,sms,126"],
+        "in_0801": ["i1,13800000001,13911112222,2008-06-12 09:05:00,sms,20"],
+    }
+    for stem, lines in rows.items():
+        text = "\n".join([header, *lines]) + "\n"
+        if kind == "csv":
+            (folder / f"{stem}.csv").write_text(text, encoding="utf-8")
+        elif kind == "headerless":
+            (folder / f"{stem}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        else:
+            import io
+
+            import pyarrow.csv as pacsv
+
+            table = pacsv.read_csv(
+                io.BytesIO(text.encode()),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: pa.string() for c in header.split(",")}
+                ),
+            )
+            pq.write_table(table, folder / f"{stem}.parquet")
+    cmap = tmp_path / "map.yaml"
+    dialect = f"csv: {{header: false, names: [{header}]}}\n" if kind == "headerless" else ""
+    cmap.write_text(
+        dialect + "columns: {record_id: id, msisdn: number, peer_number: other, start_time: day,\n"
+        "          record_type: kind, sms_length: chars}\n"
+        "layouts:\n"
+        "  - {name: outgoing, files: 'out_*', constants: {direction: mo}}\n"
+        "  - {name: incoming, files: 'in_*', constants: {direction: mt}}\n",
+        encoding="utf-8",
+    )
+    local = telediag.scan(folder, column_map=cmap)
+    assert sorted(local.report.layouts.values()) == ["incoming", "outgoing"]
+    assert local.report.rows_used == 2
+    result = ts.scan(ts.read(spark, str(folder), column_map=cmap), column_map=cmap)
+    _same_scan(local, result)
+    named = {Path(k).name: v for k, v in result.report.layouts.items()}
+    assert named == {Path(k).name: v for k, v in local.report.layouts.items()}
+    result.unpersist()
