@@ -32,6 +32,7 @@ Python::
 from __future__ import annotations
 
 import codecs
+import fnmatch
 import json
 import math
 import os
@@ -41,7 +42,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import unquote, urlparse
 
 import pandas as pd
@@ -62,7 +63,7 @@ from telediag.scan import CONTRACT_COLUMNS, ScanResult, _resolve_rules
 from telediag.schema import COLUMNS, REQUIRED
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.types import DataType, StructType
 
 Key = Literal["subscriber", "handset"]
@@ -402,7 +403,7 @@ def _kind_of(path: str) -> str:
         return "csv"
     if _is_local(path):
         p = Path(_local_path(path))
-        if not p.exists():
+        if not p.exists() and not any(ch in path for ch in "*?["):  # a glob: Spark's own
             raise InputError(f"{path}: no such file or directory")
         if p.is_dir() and not any(p.rglob("*.parquet")) and any(p.rglob("*.csv")):
             return "csv"
@@ -481,12 +482,28 @@ def _parquet_groups(path: str, cmap: ColumnMap | None = None) -> list[tuple[list
     return [(part, layout) for (_, layout), part in groups.items()] or [([path], None)]
 
 
-def _layout_of(frame: DataFrame, cmap: ColumnMap | None, path: str) -> str | None:
+def _layout_of(frame: DataFrame, cmap: ColumnMap | None, path: str) -> str | Column | None:
     """The layout (``""``: the base map) a map with layouts gives an input whose columns
-    Spark read; None for a map without layouts."""
+    Spark read; None for a map without layouts. Where a layout that fits the columns
+    names a file pattern, the layout is told row by row from the name of the file each
+    row came from (an input may be a directory of such files)."""
     if cmap is None or not cmap.layouts:
         return None
-    return cmap.for_input(list(frame.columns), path)[1] or ""
+    fitting = [layout for layout in cmap.layouts if set(layout.when) <= set(frame.columns)]
+    if all(layout.files is None for layout in fitting):
+        return cmap.for_input(list(frame.columns), path)[1] or ""
+    from pyspark.sql import functions as F
+
+    name = F.regexp_extract(F.col(_FILE), r"[^/]*$", 0)
+    chosen: Any = F
+    for layout in fitting:
+        matches = (
+            F.lit(True)
+            if layout.files is None
+            else name.rlike("^" + fnmatch.translate(layout.files))
+        )
+        chosen = chosen.when(matches, F.lit(layout.name))
+    return cast("Column", chosen.otherwise(F.lit("")))
 
 
 def _csv_frame(spark: SparkSession, path: str | list[str], dialect: CsvDialect) -> DataFrame:
@@ -615,17 +632,15 @@ def read(
             )
         try:
             if _kind_of(path) == "csv":
-                for part, layout in _csv_groups(path, dialect, cmap):
+                for part, known in _csv_groups(path, dialect, cmap):
                     frame = _csv_frame(spark, part, dialect)
-                    if layout is None:
-                        layout = _layout_of(frame, cmap, path)
+                    layout = known if known is not None else _layout_of(frame, cmap, path)
                     frame = _csv_nulls(_with_file_metadata(frame, path), dialect)
                     frames.append(_tag_layout(frame, layout))
             else:
-                for files, layout in _parquet_groups(path, cmap):
+                for files, known in _parquet_groups(path, cmap):
                     frame = spark.read.option("mergeSchema", True).parquet(*files)
-                    if layout is None:
-                        layout = _layout_of(frame, cmap, path)
+                    layout = known if known is not None else _layout_of(frame, cmap, path)
                     frames.append(_tag_layout(_with_file_metadata(frame, path), layout))
         except (PySparkException, Py4JJavaError) as exc:
             raise InputError(f"{path}: cannot read: {java_message(exc)}") from None
@@ -636,10 +651,12 @@ def read(
     return out
 
 
-def _tag_layout(frame: DataFrame, layout: str | None) -> DataFrame:
+def _tag_layout(frame: DataFrame, layout: str | Column | None) -> DataFrame:
     from pyspark.sql import functions as F
 
-    return frame if layout is None else frame.withColumn(_LAYOUT, F.lit(layout))
+    if layout is None:
+        return frame
+    return frame.withColumn(_LAYOUT, F.lit(layout) if isinstance(layout, str) else layout)
 
 
 #: Between the input as the user named it and the file Spark read, in the file column.

@@ -588,8 +588,12 @@ def test_layouts_chosen_by_file_name_in_a_directory(spark: Any, tmp_path: Path, 
     local = telediag.scan(folder, column_map=cmap)
     assert sorted(local.report.layouts.values()) == ["incoming", "outgoing"]
     assert local.report.rows_used == 2
-    result = ts.scan(ts.read(spark, str(folder), column_map=cmap), column_map=cmap)
-    _same_scan(local, result)
-    named = {Path(k).name: v for k, v in result.report.layouts.items()}
-    assert named == {Path(k).name: v for k, v in local.report.layouts.items()}
-    result.unpersist()
+    # The directory as it is, and as a glob (as on a cluster's store, where the files
+    # are not listed beforehand and each row's file name tells its layout).
+    ending = "parquet" if kind == "parquet" else "csv"
+    for given in (str(folder), str(folder / f"*.{ending}")):
+        result = ts.scan(ts.read(spark, given, column_map=cmap), column_map=cmap)
+        _same_scan(local, result)
+        named = {Path(k).name: v for k, v in result.report.layouts.items()}
+        assert named == {Path(k).name: v for k, v in local.report.layouts.items()}
+        result.unpersist()
