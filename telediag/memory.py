@@ -7,6 +7,7 @@ as they treat a file.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -19,10 +20,16 @@ from telediag.errors import InputError
 def is_in_memory(obj: object) -> bool:
     """Whether ``obj`` is a table held in memory rather than a path."""
     return (
-        isinstance(obj, (pa.Table, pa.RecordBatch, pa.RecordBatchReader, pd.DataFrame))
+        isinstance(obj, (pa.Table, pa.RecordBatch, pa.RecordBatchReader, pd.DataFrame, Mapping))
         or hasattr(obj, "__arrow_c_stream__")
         or hasattr(obj, "__arrow_c_array__")
+        or _is_lazy(obj)
     )
+
+
+def _is_lazy(obj: object) -> bool:
+    """A polars LazyFrame: a query that gives a table once collected."""
+    return type(obj).__name__ == "LazyFrame" and callable(getattr(obj, "collect", None))
 
 
 def describe(obj: object, n: int) -> str:
@@ -61,6 +68,16 @@ def _to_arrow(obj: Any, where: str) -> pa.Table:
             return obj.read_all()
         if isinstance(obj, pd.DataFrame):
             return _from_pandas(obj, where)
+        if isinstance(obj, Mapping):  # columns by name, read as pandas reads them
+            return _from_pandas(pd.DataFrame(obj), where)
+        if _is_lazy(obj):
+            try:
+                obj = obj.collect()
+            except Exception as exc:  # polars' own errors: the query, not the input, failed
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise InputError(
+                    f"{where}: the LazyFrame's query failed: {type(exc).__name__}: {first}"
+                ) from None
         if hasattr(obj, "__arrow_c_stream__"):
             return pa.RecordBatchReader.from_stream(obj).read_all()
         return pa.table(obj)

@@ -433,3 +433,21 @@ def test_dotted_numbers_in_a_text_file_are_no_fraction(tmp_path: Path) -> None:
     assert _accounted(result).set_aside == {"non-integral peer_number": 1}
     kept = result.normalized.table.filter(pa.array(result.normalized.valid))["peer_number"]
     assert kept.to_pylist() == ["+86.13800000002", "0044.7700900123"]
+
+
+def test_a_polars_lazy_frame_and_a_dict_of_columns_are_tables() -> None:
+    """A LazyFrame is collected, a dict of columns is a table: the findings of the file
+    (a dict's keys were taken for file names, a LazyFrame raised polars' TypeError)."""
+    expected = _findings(SOURCE)
+    frame = pd.read_csv(SOURCE, dtype=str)
+    assert _findings(pl.from_pandas(frame).lazy()) == expected
+    assert _findings(frame.to_dict("list")) == expected
+    assert _findings([frame.iloc[:10].to_dict("list"), frame.iloc[10:]]) == expected
+    with pytest.raises(telediag.InputError, match=r"^<table 0>: cannot read as a table: "):
+        telediag.scan({"msisdn": [1, 2], "record_type": ["sms"]}, rules=[])
+
+
+def test_a_lazy_frame_whose_query_fails_is_one_line() -> None:
+    lazy = pl.LazyFrame({"msisdn": ["1"]}).with_columns(pl.col("missing") + 1)
+    with pytest.raises(telediag.InputError, match=r"^<table 0>: the LazyFrame's query failed: "):
+        telediag.scan(lazy, rules=[])
