@@ -91,6 +91,19 @@ class CsvDialect(BaseModel):
 
 
 DEFAULT_DIALECT = CsvDialect()
+#: A ``.tsv`` file's dialect when no map declares one: tabs between fields.
+TSV_DIALECT = CsvDialect(delimiter="\t")
+
+
+def dialect_of(path: Path | str, declared: CsvDialect | None) -> CsvDialect:
+    """The dialect a file is read in: the map's, else the one its ending says (``.tsv``,
+    compressed or not: tabs; anything else: commas)."""
+    if declared is not None:
+        return declared
+    name = Path(str(path)).name.lower()
+    for ending in COMPRESSED:
+        name = name.removesuffix(ending)
+    return TSV_DIALECT if name.endswith(".tsv") else DEFAULT_DIALECT
 
 
 def is_csv(path: Path) -> bool:
@@ -228,7 +241,7 @@ def _plan(
     choose: Callable[[list[str]], list[str] | None],
     block_size: int | None = None,
 ) -> _Plan:
-    dialect = dialect or DEFAULT_DIALECT
+    dialect = dialect_of(path, dialect)
     names = header_names(path, dialect)
     chosen = choose(names)
     include = list(dict.fromkeys(chosen)) if chosen is not None else None

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from telediag.colmap import ColumnMap, MapStats, load_column_map
 from telediag.conform import as_text as key_text
 from telediag.conform import check_unique, conform
-from telediag.csvread import DEFAULT_DIALECT, header_names, is_csv, read_csv
+from telediag.csvread import dialect_of, header_names, is_csv, read_csv
 from telediag.devices import plausible_imei
 from telediag.errors import InputError
 from telediag.memory import is_in_memory, to_arrow
@@ -368,7 +368,7 @@ def _item_map(
     if isinstance(item, pa.Table):
         names, label = item.column_names, f"<table {n}>"
     elif is_csv(item):
-        names, label = header_names(item, base.csv or DEFAULT_DIALECT), str(item)
+        names, label = header_names(item, dialect_of(item, base.csv)), str(item)
     else:
         try:
             names, label = pq.read_schema(item).names, str(item)

@@ -429,21 +429,25 @@ def java_message(exc: BaseException) -> str:
 
 
 def _csv_groups(
-    path: str, dialect: CsvDialect, cmap: ColumnMap | None = None
-) -> list[tuple[str | list[str], str | None]]:
+    path: str, declared: CsvDialect | None, cmap: ColumnMap | None = None
+) -> list[tuple[str | list[str], str | None, CsvDialect]]:
     """What one Spark reader each should read of a CSV input, with the column map layout
-    it calls for: a local directory's files (as the local reader lists them) grouped by
-    their header and layout, since Spark takes one header per read and would put another
-    file's fields under it by position; any other input as it is (Spark then refuses a
-    file whose header differs, see :func:`_csv_frame`), its layout chosen by
-    :func:`_layout_of` from the header Spark reads."""
-    from telediag.csvread import first_lines, header_names, is_csv
+    it calls for and the dialect (the map's, else the one the file ending says, see
+    :func:`telediag.csvread.dialect_of`): a local directory's files (as the local reader
+    lists them) grouped by their header, layout and dialect, since Spark takes one header
+    per read and would put another file's fields under it by position; any other input
+    as it is (Spark then refuses a file whose header differs, see :func:`_csv_frame`),
+    its layout chosen by :func:`_layout_of` from the header Spark reads."""
+    from telediag.csvread import dialect_of, first_lines, header_names, is_csv
 
     if not _is_local(path) or not Path(_local_path(path)).is_dir():
-        return [(path, None)]
+        return [(path, None, dialect_of(_local_path(path), declared))]
     files = sorted(f for f in Path(_local_path(path)).rglob("*") if is_csv(f) and f.is_file())
-    groups: dict[tuple[bytes, str | None], list[str]] = {}
+    groups: dict[tuple[bytes, str | None, str], list[str]] = {}
+    dialects: dict[str, CsvDialect] = {}
     for f in files:  # by the header line as written, which is what Spark compares
+        dialect = dialect_of(f, declared)
+        dialects[dialect.delimiter] = dialect
         key = b""
         try:
             if dialect.header:
@@ -453,8 +457,8 @@ def _csv_groups(
         layout = None
         if cmap is not None and cmap.layouts:
             layout = cmap.for_input(header_names(f, dialect), str(f))[1] or ""
-        groups.setdefault((key, layout), []).append(str(f))
-    return [(part, layout) for (_, layout), part in groups.items()]
+        groups.setdefault((key, layout, dialect.delimiter), []).append(str(f))
+    return [(part, layout, dialects[sep]) for (_, layout, sep), part in groups.items()]
 
 
 def _parquet_groups(path: str, cmap: ColumnMap | None = None) -> list[tuple[list[str], str | None]]:
@@ -611,13 +615,11 @@ def read(
     from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
 
-    from telediag.csvread import DEFAULT_DIALECT
-
     items = [inputs] if isinstance(inputs, str) else list(inputs)
     if not items:
         raise InputError("no input given")
     cmap = load_column_map(column_map) if isinstance(column_map, (str, Path)) else column_map
-    dialect = (cmap.csv if cmap is not None else None) or DEFAULT_DIALECT
+    declared = cmap.csv if cmap is not None else None
     from telediag.store import is_store
 
     frames: list[DataFrame] = []
@@ -632,7 +634,7 @@ def read(
             )
         try:
             if _kind_of(path) == "csv":
-                for part, known in _csv_groups(path, dialect, cmap):
+                for part, known, dialect in _csv_groups(path, declared, cmap):
                     frame = _csv_frame(spark, part, dialect)
                     layout = known if known is not None else _layout_of(frame, cmap, path)
                     frame = _csv_nulls(_with_file_metadata(frame, path), dialect)

@@ -198,3 +198,27 @@ def test_normalized_keeps_only_the_rows_set_aside_as_read() -> None:
         read_input(pa.table({c: raw.table[c] for c in raw.table.column_names}).slice(0, 1))
     )
     assert clean.raw.table.num_rows == 0 and clean.rejects().num_rows == 0
+
+
+def test_a_tsv_file_is_tab_separated_unless_a_map_says_otherwise(tmp_path: Path) -> None:
+    """A ``.tsv`` (compressed or not) without a map's csv block is read with tabs, as
+    its ending says; it ended in "missing required column 'record_type'"."""
+    import gzip
+
+    source = (ROOT / "fixtures" / "cdr" / "TD001" / "phonebook-forward.csv").read_text()
+    expected = telediag.scan(ROOT / "fixtures" / "cdr" / "TD001" / "phonebook-forward.csv")
+    plain = tmp_path / "month.tsv"
+    plain.write_text(source.replace(",", "\t"), encoding="utf-8")
+    packed = tmp_path / "day.tsv.gz"
+    packed.write_bytes(gzip.compress(source.replace(",", "\t").encode()))
+    for path in (plain, packed):
+        got = telediag.scan(path)
+        assert list(got.findings["finding_id"]) == list(expected.findings["finding_id"])
+        assert got.report.rows_used == expected.report.rows_used == 44
+    bucketed = telediag.scan(plain, buckets=2)
+    assert list(bucketed.findings["finding_id"]) == list(expected.findings["finding_id"])
+    # A map's own csv block decides: commas declared, the tabs are one column.
+    cmap = tmp_path / "map.yaml"
+    cmap.write_text("csv: {delimiter: ','}\n", encoding="utf-8")
+    with pytest.raises(telediag.InputError, match="missing required column"):
+        telediag.scan(plain, column_map=cmap)

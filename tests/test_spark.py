@@ -597,3 +597,20 @@ def test_layouts_chosen_by_file_name_in_a_directory(spark: Any, tmp_path: Path, 
         named = {Path(k).name: v for k, v in result.report.layouts.items()}
         assert named == {Path(k).name: v for k, v in local.report.layouts.items()}
         result.unpersist()
+
+
+def test_tsv_files_are_tab_separated_as_locally(spark: Any, tmp_path: Path) -> None:
+    source = (FIXTURES / "TD001" / "phonebook-forward.csv").read_text(encoding="utf-8")
+    folder = tmp_path / "month"
+    folder.mkdir()
+    (folder / "a.tsv").write_text(source.replace(",", "\t"), encoding="utf-8")
+    lines = source.splitlines()
+    other = [lines[0], *(line.replace("13800000001", "13800000009") for line in lines[1:])]
+    (folder / "b.csv").write_text("\n".join(other) + "\n", encoding="utf-8")
+    local = telediag.scan(folder, tz=TZ)
+    assert len(local.findings) == 2
+    for given in (str(folder), str(folder / "a.tsv")):
+        want = local if given == str(folder) else telediag.scan(given, tz=TZ)
+        result = ts.scan(ts.read(spark, given), tz=TZ)
+        _same_scan(want, result)
+        result.unpersist()
