@@ -1057,7 +1057,10 @@ def scan(
     meta = out.filter(F.col("_kind").isin("report", "error")).select(
         "_kind", "rule_id", *(c for c in schema.names if c.startswith((_RP, _ER)))
     )
-    report, errors, costs = _summarize(meta.toArrow(), where.files)
+    files = where.files
+    if from_files:  # files without a row were read too (Spark lists them, no data read)
+        files = sorted({*files, *(_local_path(u) for u in spark_df.inputFiles())})
+    report, errors, costs = _summarize(meta.toArrow(), files)
     warning = _duplicate_id_warning(frame)
     report.warnings = [warning] if warning else []
     report.disagreements = dict(sorted(where.disagreements.items()))

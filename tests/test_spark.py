@@ -614,3 +614,16 @@ def test_tsv_files_are_tab_separated_as_locally(spark: Any, tmp_path: Path) -> N
         result = ts.scan(ts.read(spark, given), tz=TZ)
         _same_scan(want, result)
         result.unpersist()
+
+
+def test_a_file_without_rows_is_still_a_file_read(spark: Any, tmp_path: Path) -> None:
+    """The report counts the files read, those without a row too, as the local scan."""
+    fixture = FIXTURES / "TD001" / "phonebook-forward.csv"
+    empty = tmp_path / "empty.csv"
+    empty.write_text(fixture.read_text(encoding="utf-8").splitlines()[0] + "\n")
+    local = telediag.scan([fixture, empty], tz=TZ)
+    result = ts.scan(ts.read(spark, [str(fixture), str(empty)]), tz=TZ)
+    assert len(result.report.files) == len(local.report.files) == 2
+    assert {Path(f).name for f in result.report.files} == {fixture.name, empty.name}
+    _same_scan(local, result)
+    result.unpersist()
