@@ -43,7 +43,14 @@ from pydantic import (
 from telediag.conform import as_text
 from telediag.csvread import CsvDialect
 from telediag.errors import ColumnMapError, InputError
-from telediag.schema import COLUMNS, DIRECTIONS, MMS_EVENTS, RECORD_TYPES, STATUSES
+from telediag.schema import (
+    COLUMNS,
+    DIRECTIONS,
+    MMS_EVENTS,
+    NUMERIC_COLUMNS,
+    RECORD_TYPES,
+    STATUSES,
+)
 from telediag.timeparse import (
     AMBIGUOUS,
     EPOCH_FORMATS,
@@ -244,6 +251,19 @@ def _check_columns(columns: dict[str, ColumnSpec]) -> None:
                 _check_targets(col, {"(default)": entry.default})
             if entry.start is not None and col != "duration_s":
                 raise ValueError(f"{col}: start + end give duration_s only")
+            if entry.scale is not None:
+                _check_scaled(col)
+
+
+def _check_scaled(col: str) -> None:
+    if col not in NUMERIC_COLUMNS:
+        raise ValueError(f"{col}: scale is for number columns ({', '.join(NUMERIC_COLUMNS)})")
+
+
+def _scaled_are_numbers(v: dict[str, float]) -> dict[str, float]:
+    for col in v:
+        _check_scaled(col)
+    return v
 
 
 class Layout(_Strict):
@@ -263,6 +283,11 @@ class Layout(_Strict):
     @classmethod
     def _keys_are_canonical(cls, v: dict[str, Any]) -> dict[str, Any]:
         return _canonical_keys(v)
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_numbers(cls, v: dict[str, float]) -> dict[str, float]:
+        return _scaled_are_numbers(v)
 
     @field_validator("values")
     @classmethod
@@ -310,6 +335,11 @@ class ColumnMap(_Strict):
     @classmethod
     def _keys_are_canonical(cls, v: dict[str, Any]) -> dict[str, Any]:
         return _canonical_keys(v)
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_numbers(cls, v: dict[str, float]) -> dict[str, float]:
+        return _scaled_are_numbers(v)
 
     @field_validator("values")
     @classmethod
@@ -432,7 +462,10 @@ class ColumnMap(_Strict):
             consumed.add(kinds.source)
         for col, raws in as_read.items():
             if raws:
-                out[col] = pc.coalesce(out[col], *raws)
+                parts = [out[col], *raws]
+                if len({a.type for a in parts}) > 1:  # scaled numbers beside text: text
+                    parts = [as_text(col, "", a) for a in parts]
+                out[col] = pc.coalesce(*parts)
         for col, value in self.constants.items():
             if col not in out and col not in table.column_names:
                 out[col] = pa.chunked_array([pa.array(np.full(n, value))])
@@ -510,6 +543,8 @@ class ColumnMap(_Strict):
                 value = pc.if_else(raw.is_valid(), pc.coalesce(value, entry.default), value)
         if entry.scale is not None:
             value = scale_column(value, entry.scale)
+            if raw is not None:  # an unlisted value kept as read is a number to scale too
+                raw = scale_column(raw, entry.scale)
         return value, raw
 
     def _date_and_time(self, table: pa.Table, date: str, time: str) -> pa.ChunkedArray:

@@ -259,6 +259,17 @@ def test_pruning_reads_every_source_the_map_needs(tmp_path: Path) -> None:
         ("times: {formats: [yyyymmdd]}\n", r"times\.formats: .*strptime"),
         ("layouts:\n  - {name: a}\n", r"layouts\.0: .*'when'"),
         ("values:\n  direction: {I: incoming}\n", r"values: direction: 'I' maps to 'incoming'"),
+        # A scale multiplies numbers: on a text column it made a number of an enumerated
+        # value, and the map raised Arrow's coalesce error (found by test_robust).
+        (
+            "columns:\n  direction: {source: d, scale: 0.0}\n",
+            r"columns: direction: scale is for number columns \(duration_s, ",
+        ),
+        ("scale: {msisdn: 10}\n", r"scale: msisdn: scale is for number columns"),
+        (
+            "layouts:\n  - {name: a, when: [x], scale: {imei: 2}}\n",
+            r"layouts\.0\.scale: imei: scale is for number columns",
+        ),
     ],
 )
 def test_bad_maps_name_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
@@ -293,3 +304,32 @@ def test_a_map_applies_batch_by_batch_as_to_the_whole_table(tmp_path: Path) -> N
     import pyarrow as pa
 
     assert pa.concat_tables(parts).equals(whole)
+
+
+def test_a_scaled_number_column_with_a_value_map(tmp_path: Path) -> None:
+    """Values the map lists are translated, then scaled; unlisted ones are kept as read
+    and scaled too (a number), or set aside when they are no number. The map raised
+    Arrow's coalesce error (number and text), found by test_robust."""
+    p = tmp_path / "coded.csv"
+    p.write_text(
+        "id,msisdn,record_type,direction,start_time,ms\n"
+        "a,1,voice,mo,2026-07-08 03:53:00,x\n"
+        "b,1,voice,mo,2026-07-08 03:54:00,1500\n"
+        "c,1,voice,mo,2026-07-08 03:55:00,abc\n",
+        encoding="utf-8",
+    )
+    for values, expected in (({"x": "2000"}, [2.0, 1.5]), ({}, [1.5])):
+        cmap = {
+            "columns": {
+                "record_id": "id",
+                "duration_s": {"source": "ms", "values": values, "scale": 0.001},
+            }
+        }
+        norm = _norm(p, cmap)
+        used = norm.table.filter(pa.array(norm.valid))
+        assert used["duration_s"].to_pylist() == expected
+        rejects = norm.rejects().to_pylist()
+        assert [(r["record_id"], r["reason"]) for r in rejects] == [
+            *([] if values else [("a", "unparseable duration_s")]),
+            ("c", "unparseable duration_s"),
+        ]
