@@ -11,9 +11,13 @@ take of a large share of the column is left to Arrow, which then does about as w
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+_Column = TypeVar("_Column", pa.Array, pa.ChunkedArray)
 
 #: Below this share of a column's rows, rows are gathered chunk by chunk.
 SMALL_SHARE = 1 / 16
@@ -50,10 +54,38 @@ def take_rows(column: pa.ChunkedArray | pa.Array, rows: np.ndarray) -> pa.Array:
     return joined.take(pa.array(back))
 
 
+def plain(arr: _Column) -> _Column:
+    """A dictionary column as the values it stands for (others as they are): what
+    string functions, pandas and writers of text need."""
+    if pa.types.is_dictionary(arr.type):
+        return arr.cast(arr.type.value_type)
+    return arr
+
+
+def unify(column: pa.ChunkedArray | pa.DictionaryArray) -> pa.DictionaryArray:
+    """A dictionary column (chunks with dictionaries of their own, as Parquet batches
+    come) as one array over one dictionary of distinct values."""
+    if isinstance(column, pa.Array):
+        return column
+    if column.num_chunks == 0:
+        empty = pa.array([], type=column.type.value_type)
+        return pa.DictionaryArray.from_arrays(pa.array([], type=column.type.index_type), empty)
+    if column.num_chunks == 1:
+        return column.chunk(0)
+    unified = column.unify_dictionaries()
+    dictionary = unified.chunk(0).dictionary
+    kind = _index_type(len(dictionary))  # narrowed chunk by chunk: one small copy
+    indices = pa.concat_arrays([c.indices.cast(kind) for c in unified.chunks])
+    return pa.DictionaryArray.from_arrays(indices, dictionary)
+
+
 def encode(column: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:
     """``pc.dictionary_encode(column.combine_chunks())``, without the combined copy of
     the values: the chunks are encoded with one memo table, so they share a dictionary,
-    and only their integer indices are joined."""
+    and only their integer indices are joined. A dictionary column is unified (see
+    :func:`unify`), not encoded again."""
+    if pa.types.is_dictionary(column.type):
+        return unify(column)
     if isinstance(column, pa.Array):
         return pc.dictionary_encode(column)
     if column.num_chunks <= 1:
@@ -74,8 +106,16 @@ def narrow(encoded: pa.DictionaryArray) -> pa.DictionaryArray:
     """The same encoding with the narrowest index type its dictionary allows (a column
     of a few distinct values then costs one byte a row, not four). Room is left for
     one code past the dictionary, which lookups use for null."""
-    size = len(encoded.dictionary)
+    kind = _index_type(len(encoded.dictionary))
+    if kind == encoded.indices.type:
+        return encoded
+    return pa.DictionaryArray.from_arrays(encoded.indices.cast(kind), encoded.dictionary)
+
+
+def _index_type(size: int) -> pa.DataType:
+    """The narrowest index type for a dictionary of ``size`` values, with room for one
+    code past it."""
     for kind in (pa.int8(), pa.int16()):
         if size < np.iinfo(kind.to_pandas_dtype()).max:
-            return pa.DictionaryArray.from_arrays(encoded.indices.cast(kind), encoded.dictionary)
-    return encoded
+            return kind
+    return pa.int32()

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from telediag.chunks import take_rows
+from telediag.chunks import plain, take_rows
 from telediag.context import ScanSettings
 
 #: name -> (source columns, meaning)
@@ -104,7 +104,7 @@ _PRODUCERS: dict[str, Callable[[dict[str, pa.Array], ScanSettings], dict[str, pa
 def derive(name: str, table: pa.Table, rows: np.ndarray, settings: ScanSettings) -> pa.Array:
     """The derived column ``name`` for table ``rows``."""
     sources, _ = DERIVED_COLUMNS[name]
-    columns = {c: take_rows(table[c], rows) for c in sources}
+    columns = {c: plain(take_rows(table[c], rows)) for c in sources}
     if name == "handset_supports_network":
-        columns["imei"] = take_rows(table["imei"], rows)
+        columns["imei"] = plain(take_rows(table["imei"], rows))
     return _PRODUCERS[name](columns, settings)[name]

@@ -116,7 +116,9 @@ class FilterEvaluator:
             # "Given or not" needs no encoding of a column of many distinct values
             # (message ids): its validity says it.
             only_nulls = cond.model_dump(exclude_none=True).keys() == {"is_null"}
-            if pa.types.is_string(arr.type) and (column in self._encoded or not only_nulls):
+            if pa.types.is_dictionary(arr.type) or (
+                pa.types.is_string(arr.type) and (column in self._encoded or not only_nulls)
+            ):
                 mask = dictionary_condition_mask(cond, self._encoding(column))
             else:
                 mask = condition_mask(cond, arr)

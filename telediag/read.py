@@ -156,9 +156,33 @@ def _wanted_source_columns(
     return [c for c in available if c in names]
 
 
-#: Columns with a handful of distinct values: read from Parquet as dictionaries, which
-#: skips building millions of strings that normalization would only hash again.
-FEW_VALUES: tuple[str, ...] = ("record_type", "direction", "status", "mms_event")
+#: Text columns of a few distinct values (labels, not identifiers), read from Parquet
+#: as dictionaries: that skips building millions of short strings, and normalization
+#: then checks each distinct value once. Identifiers are read as text: Parquet gives a
+#: dictionary per batch, and with a subscriber, handset or peer per row those are
+#: nearly as large as the text and slower to read.
+FEW_VALUES: tuple[str, ...] = (
+    "record_type",
+    "direction",
+    "status",
+    "mms_event",
+    "apn",
+    "server_ip",
+    "app_protocol",
+    "host",
+)
+
+
+def _as_dictionary(schema: pa.Schema, names: list[str], cmap: ColumnMap | None) -> list[str]:
+    """The :data:`FEW_VALUES` columns among ``names`` that the file holds as text."""
+    if cmap is not None:  # a map's expressions read source columns as they are
+        return []
+    types = {f.name: f.type for f in schema}
+    return [
+        c
+        for c in FEW_VALUES
+        if c in names and (pa.types.is_string(types[c]) or pa.types.is_large_string(types[c]))
+    ]
 
 
 def _read_parquet(path: Path, wanted: set[str] | None, cmap: ColumnMap | None) -> pa.Table:
@@ -166,10 +190,14 @@ def _read_parquet(path: Path, wanted: set[str] | None, cmap: ColumnMap | None) -
         schema = pq.read_schema(path)
         cols = _wanted_source_columns(schema.names, wanted, cmap)
         names = schema.names if cols is None else cols
-        as_dictionary = [c for c in FEW_VALUES if c in names and cmap is None]
         # No pre-buffering: it holds every column chunk of the file's row groups in
         # memory on top of the decoded table (300 MB more peak for a 10M-row month).
-        return pq.read_table(path, columns=cols, read_dictionary=as_dictionary, pre_buffer=False)
+        return pq.read_table(
+            path,
+            columns=cols,
+            read_dictionary=_as_dictionary(schema, names, cmap),
+            pre_buffer=False,
+        )
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}: cannot read Parquet: {exc}") from None
 

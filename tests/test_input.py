@@ -70,7 +70,15 @@ def test_types_case_and_time_zone(tmp_path: Path) -> None:
     table = norm.table
     assert table.schema.names == list(COLUMNS)
     for name, typ in COLUMNS.items():
-        assert table[name].type == typ, name
+        got = table[name].type
+        if pa.types.is_dictionary(got):
+            # Dictionary-encoded text: a row costs an index, filters judge distinct values.
+            assert got.value_type == typ, name
+            distinct = table[name].drop_null().unique()
+            assert len(table[name].chunk(0).dictionary) == len(distinct), name
+        else:
+            assert got == typ, name
+    assert all(pa.types.is_dictionary(table[c].type) for c in ("msisdn", "record_type"))
     assert table["record_type"][1].as_py() == "sms"
     assert table["direction"][1].as_py() == "mo"
     # Naive 10:00 in Shanghai is 02:00 UTC; an explicit Z is taken as given.

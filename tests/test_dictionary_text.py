@@ -1,0 +1,125 @@
+"""Text columns that arrive dictionary-encoded (Parquet labels, pandas categoricals) are
+normalized on their distinct values: the result must be what the same values as plain
+text give, whatever the chunks, their dictionaries, duplicates or nulls in them."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from telediag.chunks import encode, unify
+from telediag.normalize import _FRACTION, _fractions, normalize
+from telediag.read import RawInput
+
+# Values near the edges the checks care about: blanks, padding, case, fractions in
+# both float spellings, IMEIs plausible or not, and separators that are kept.
+_VALUES = st.sampled_from(
+    [
+        "",
+        " ",
+        "\t",
+        "SMS",
+        " sms ",
+        "voice",
+        "MO",
+        "mt",
+        "ok",
+        "Failed",
+        "13800000001",
+        " 13800000001 ",
+        "13800000001.5",
+        "1.38000000015e+10",
+        "1e+17",
+        "+86.138.0000.0001",
+        "352014010000170",
+        " 352014010000170",
+        "000000000000000",
+        "35201401000017X",
+        "Telekom",
+        "e-mail",
+    ]
+)
+_COLUMN = st.lists(st.one_of(st.none(), _VALUES), min_size=1, max_size=30)
+
+
+def _raw(table: pa.Table) -> RawInput:
+    return RawInput(table=table, stems=["t"], offsets=np.zeros(1, dtype=np.int64), files=["<t>"])
+
+
+def _as_dictionary_chunks(values: list[str | None], cuts: list[int]) -> pa.ChunkedArray:
+    """The values as dictionary chunks, each with a dictionary of its own (in another
+    order, with a value no row uses), as Parquet batches and categoricals come."""
+    bounds = sorted({0, len(values), *(c % (len(values) + 1) for c in cuts)})
+    chunks = []
+    for lo, hi in itertools.pairwise(bounds):
+        part = values[lo:hi]
+        dictionary = sorted({v for v in part if v is not None}, reverse=True) + ["unused"]
+        indices = pa.array([None if v is None else dictionary.index(v) for v in part], pa.int32())
+        chunks.append(pa.DictionaryArray.from_arrays(indices, pa.array(dictionary)))
+    return pa.chunked_array(chunks, pa.dictionary(pa.int32(), pa.string()))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    msisdn=_COLUMN,
+    other=st.lists(st.one_of(st.none(), _VALUES), min_size=1, max_size=30),
+    cuts=st.lists(st.integers(0, 30), max_size=4),
+)
+def test_dictionary_text_normalizes_as_plain_text(
+    msisdn: list[str | None], other: list[str | None], cuts: list[int]
+) -> None:
+    n = len(msisdn)
+    col = (other * n)[:n]
+    plain = {
+        "msisdn": pa.chunked_array([pa.array(msisdn, pa.string())]),
+        "record_type": pa.chunked_array([pa.array(col, pa.string())]),
+        "direction": pa.chunked_array([pa.array(col[::-1], pa.string())]),
+        "start_time": pa.chunked_array([pa.array(["2008-07-01T10:00:00Z"] * n)]),
+        "status": pa.chunked_array([pa.array(col, pa.string())]),
+        "imei": pa.chunked_array([pa.array(col, pa.string())]),
+        "peer_number": pa.chunked_array([pa.array(col[::-1], pa.string())]),
+        "apn": pa.chunked_array([pa.array(col, pa.string())]),
+    }
+    as_dict = {
+        name: (c if name == "start_time" else _as_dictionary_chunks(c.to_pylist(), cuts))
+        for name, c in plain.items()
+    }
+    a = normalize(_raw(pa.table(plain)))
+    b = normalize(_raw(pa.table(as_dict)))
+    assert a.reason.tolist() == b.reason.tolist()
+    assert a.report.set_aside == b.report.set_aside
+    for name in a.table.column_names:
+        assert a.table[name].to_pylist() == b.table[name].to_pylist(), name
+        got = b.table[name]
+        if pa.types.is_dictionary(got.type):
+            for chunk in got.chunks:  # distinct, non-null values only
+                assert chunk.dictionary.null_count == 0, name
+                assert len(pc.unique(chunk.dictionary)) == len(chunk.dictionary), name
+
+
+@given(values=st.lists(st.one_of(st.none(), st.text(max_size=12), _VALUES), max_size=40))
+def test_fraction_prefilter_never_misses_what_the_pattern_finds(
+    values: list[str | None],
+) -> None:
+    arr = pa.chunked_array([pa.array(values, pa.string())])
+    full = pc.match_substring_regex(arr, _FRACTION)
+    found = _fractions(arr)
+    if found is None:
+        assert not pc.any(full).as_py()
+    else:
+        assert found.to_pylist() == full.to_pylist()
+
+
+def test_encode_unifies_chunks_with_dictionaries_of_the_same_size() -> None:
+    # Two chunks, two dictionaries of two values each: codes must not be mixed up.
+    column = pa.chunked_array(
+        [pa.array(["x", "y"]).dictionary_encode(), pa.array(["y", "z"]).dictionary_encode()]
+    )
+    assert encode(column).to_pylist() == ["x", "y", "y", "z"]
+    assert unify(column).to_pylist() == ["x", "y", "y", "z"]
+    assert len(unify(column).dictionary) == 3
