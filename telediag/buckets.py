@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from telediag.catalog import Rule
-from telediag.conform import as_text
+from telediag.conform import as_text, conform
 from telediag.context import ScanSettings
 from telediag.devices import plausible_imei
 from telediag.engine import EngineResult, RuleError, run_catalog
@@ -196,6 +196,15 @@ def _empty_report() -> InputReport:
     return InputReport(files=[], rows_read=0, rows_used=0, set_aside={})
 
 
+def _conformed(table: pa.Table) -> pa.Table:
+    """The contract columns conformed (see :func:`telediag.conform.conform`), the others
+    as they are."""
+    done = conform(table, "bucket")
+    return pa.table(
+        {c: done[c] if c in done.column_names else table[c] for c in table.column_names}
+    )
+
+
 def scan_bucket(
     table: pa.Table,
     rules: Sequence[Rule],
@@ -213,6 +222,9 @@ def scan_bucket(
     """
     if key not in KEY_COLUMN:
         raise ValueError(f"key must be 'subscriber' or 'handset', not {key!r}")
+    # Columns as a local read conforms them (Spark hands over what it read: a column of
+    # float subscriber numbers, say); conforming conformed columns changes nothing.
+    table = _conformed(table)
     raw = RawInput(
         table=table,
         stems=["bucket"],

@@ -329,7 +329,13 @@ def _parse_time(
 #: be exact (``1e+17``): no subscriber, handset or peer has such a number. Only these
 #: shapes (no '+', no leading zero, a lower-case exponent with its sign) count, so that a
 #: text export's separators (``+86.138...``, ``0044.7700...``) are kept as written.
-_FRACTION = r"^-?((0|[1-9][0-9]*)\.[0-9]*[1-9][0-9]*|[1-9](\.[0-9]+)?e[+-][0-9]+)$"
+#: Blanks around the value do not hide it (identifiers are read trimmed).
+_BLANKS = r"[\s\x0b\pZ]*"
+_FRACTION = (
+    f"^{_BLANKS}"
+    r"-?((0|[1-9][0-9]*)\.[0-9]*[1-9][0-9]*|[1-9](\.[0-9]+)?e[+-][0-9]+)"
+    f"{_BLANKS}$"
+)
 
 
 def _blank_to_null(arr: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -47,12 +47,13 @@ from telediag.buckets import (
 )
 from telediag.catalog import Rule
 from telediag.colmap import ColumnMap, MapStats
+from telediag.conform import conform
 from telediag.context import ScanSettings
 from telediag.csvread import is_csv, iter_csv
 from telediag.errors import InputError, TelediagError
 from telediag.normalize import duplicate_id_message, explicit_ids, repeated_ids
 from telediag.read import RawInput, _concat, _item_map, _wanted_source_columns
-from telediag.schema import COLUMNS, REQUIRED
+from telediag.schema import REQUIRED
 
 #: Peak memory of an in-memory scan per input row, all stages included (measured on
 #: the benchmark month: about 0.4 GB per million rows), with a margin.
@@ -366,7 +367,10 @@ def spill(
                     missing = [c for c in REQUIRED if c not in table.column_names]
                     if missing:
                         raise InputError(f"{name}: missing required column {missing[0]!r}")
-                table = _plain(table.select([c for c in table.column_names if c in COLUMNS]))
+                # Conformed as read_input conforms (integral floats as whole numbers...),
+                # before any key is hashed: a subscriber's rows meet in one bucket
+                # whichever file and type they came in.
+                table = _plain(conform(table, name))
                 rows = table.num_rows
                 if rows == 0:
                     continue

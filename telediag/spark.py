@@ -267,8 +267,27 @@ def mapped_schema(cmap: ColumnMap, source: pa.Schema, keep: Sequence[str]) -> pa
     fields = []
     for name in [*(c for c in out.column_names if c in COLUMNS), *keep]:
         t = out.schema.field(name).type if name in out.column_names else pa.string()
-        fields.append(pa.field(name, pa.string() if pa.types.is_null(t) else t))
+        if pa.types.is_null(t) or (_number(t) and _from_text(cmap, source, name)):
+            # A number made from text (a scaled column) is text when one of its values
+            # is no number: that row is set aside by normalization, as locally. So the
+            # column travels as text, which normalization parses back to the same number.
+            t = pa.string()
+        fields.append(pa.field(name, t))
     return pa.schema(fields)
+
+
+def _number(t: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
+
+
+def _from_text(cmap: ColumnMap, source: pa.Schema, name: str) -> bool:
+    """Is the canonical column ``name`` made from a text column of ``source``?"""
+    types = {f.name: f.type for f in source}
+    return any(
+        pa.types.is_string(types[c]) or pa.types.is_large_string(types[c])
+        for c in cmap.sources_for({name})
+        if c in types
+    )
 
 
 def map_function(cmap: ColumnMap, schema: pa.Schema, zone: str) -> Callable[[Any], Any]:
@@ -360,6 +379,20 @@ def _local_path(path: str) -> str:
     return unquote(parsed.path) if parsed.scheme == "file" else path
 
 
+def _glob_base(given: str) -> str:
+    """A path as given, or for a glob its leading directories without a glob character
+    (``/data/p/*.parquet`` -> ``/data/p``)."""
+    if not any(ch in given for ch in "*?["):
+        return given
+    parts = given.split("/")
+    fixed = []
+    for part in parts:
+        if any(ch in part for ch in "*?["):
+            break
+        fixed.append(part)
+    return "/".join(fixed) or "/"
+
+
 def _id_names(keys: list[str]) -> dict[str, str]:
     """The name each file's generated record ids start with, as the local reader gives
     it: a file named by itself by its stem, a file found in a directory by its path
@@ -377,7 +410,9 @@ def _id_names(keys: list[str]) -> dict[str, str]:
         given, file = key.split(_SEP, 1)
         local = _is_local(file)
         file_path = path_of(file, local)
-        root = path_of(given, local) if given else file_path
+        # Files a glob found are named below the glob's fixed directory, as the files of
+        # that directory would be.
+        root = path_of(_glob_base(given), local) if given else file_path
         if root.rstrip("/") == file_path or not given:
             first[key] = PurePosixPath(file_path).stem
             whole[key] = _without_suffix(PurePosixPath(given or file_path).as_posix())
@@ -394,7 +429,7 @@ def _id_names(keys: list[str]) -> dict[str, str]:
 def _kind_of(path: str) -> str:
     """``csv`` or ``parquet``, from the ending as the local reader judges it (a local
     directory: from what it holds)."""
-    from telediag.csvread import CSV_ENDINGS
+    from telediag.csvread import CSV_ENDINGS, is_csv
 
     lower = path.lower().rstrip("/")
     for ending in (".gz", ".bz2", ".zst"):
@@ -405,7 +440,9 @@ def _kind_of(path: str) -> str:
         p = Path(_local_path(path))
         if not p.exists() and not any(ch in path for ch in "*?["):  # a glob: Spark's own
             raise InputError(f"{path}: no such file or directory")
-        if p.is_dir() and not any(p.rglob("*.parquet")) and any(p.rglob("*.csv")):
+        # As the local reader: any ending it reads as text (.tsv, .csv.gz, .txt...).
+        texts = p.is_dir() and any(is_csv(f) and f.is_file() for f in p.rglob("*"))
+        if texts and not any(p.rglob("*.parquet")):
             return "csv"
     return "parquet"
 
