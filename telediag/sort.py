@@ -182,7 +182,8 @@ def _sort_with_keys(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     index_bits = max(1, (n - 1).bit_length())
     packed = key.view(np.uint64)
     packed <<= np.uint64(index_bits)
-    packed |= np.arange(n, dtype=np.uint64)
+    for lo in range(0, n, _STEP):  # the row numbers, without a month-sized arange
+        packed[lo : lo + _STEP] |= np.arange(lo, min(n, lo + _STEP), dtype=np.uint64)
     packed.sort()
     perm = (packed & np.uint64((1 << index_bits) - 1)).view(np.int64)
     packed >>= np.uint64(index_bits)
@@ -245,10 +246,26 @@ def _break_ties(normalized: Normalized, rows: np.ndarray, tied: np.ndarray) -> n
     return rows
 
 
-def _whole_seconds(ms: np.ndarray) -> bool:
-    """Are all these millisecond counts whole seconds? (In slices: no big temporary.)"""
-    step = 1 << 20
-    return not any((ms[i : i + step] % 1000).any() for i in range(0, ms.shape[0], step))
+#: Rows per slice of the element-wise steps below: temporaries stay small.
+_STEP = 1 << 20
+
+
+def _whole_seconds(ms: np.ndarray, t0: int = 0) -> bool:
+    """Are all these millisecond counts, less ``t0``, whole seconds? (In slices.)"""
+    r = t0 % 1000
+    return not any((ms[i : i + _STEP] % 1000 != r).any() for i in range(0, ms.shape[0], _STEP))
+
+
+def _pack(times: np.ndarray, t0: int, unit: int, codes: np.ndarray, time_bits: int) -> np.ndarray:
+    """The sort key, written over ``times``: the subscriber code in the high bits, the
+    time (from ``t0``, in ``unit`` ms) in the ``time_bits`` low bits."""
+    for lo in range(0, times.shape[0], _STEP):
+        part = times[lo : lo + _STEP]
+        part -= t0
+        if unit > 1:
+            part //= unit
+        part |= codes[lo : lo + _STEP].astype(np.int64) << time_bits
+    return times
 
 
 def sort_records(normalized: Normalized, threads: int = 2) -> SortedRecords:
@@ -274,23 +291,22 @@ def sort_records(normalized: Normalized, threads: int = 2) -> SortedRecords:
         empty = np.zeros(0, dtype=np.int64)
         return SortedRecords(normalized, empty, empty.astype(np.int32), empty, msisdns)
     t0 = int(times.min())
-    key = times - t0
-    unit = 1000 if _whole_seconds(key) else 1
-    if unit > 1:  # a shorter key sorts the same way
-        key //= unit
+    unit = 1000 if _whole_seconds(times, t0) else 1
     code_bits = max(1, int(codes.max()).bit_length())
-    time_bits = max(1, int(key.max()).bit_length())
+    time_bits = max(1, ((int(times.max()) - t0) // unit).bit_length())
     sorted_key = None
-    if code_bits + time_bits <= 63:
-        high = codes.astype(np.int64)
-        high <<= time_bits
-        key |= high
-        del high
-        if code_bits + time_bits + (codes.size - 1).bit_length() <= 64:
-            perm, sorted_key = _sort_with_keys(key)
-        else:
-            perm = _argsort_by_subscriber_ranges(key, codes, threads)
+    if code_bits + time_bits <= 63 and code_bits + time_bits + (codes.size - 1).bit_length() <= 64:
+        # The usual case: the key is built over the times (a copy only where they are
+        # Arrow's memory) and comes out of one sort with the subscriber and time of
+        # every position.
+        key = _pack(times if times.flags.writeable else times.copy(), t0, unit, codes, time_bits)
+        del times
+        perm, sorted_key = _sort_with_keys(key)
+    elif code_bits + time_bits <= 63:
+        key = _pack(times.copy(), t0, unit, codes, time_bits)
+        perm = _argsort_by_subscriber_ranges(key, codes, threads)
     else:  # more than 63 bits: fall back to a two-key sort
+        key = times
         perm = np.lexsort((times, codes))
     del key
     if sorted_key is not None:

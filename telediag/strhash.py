@@ -51,6 +51,9 @@ def _chunk_hashes(chunk: pa.Array) -> np.ndarray:
     words = np.ndarray((hi - lo + 1,), dtype="<u8", buffer=padded.data, strides=(1,))
     starts = offsets[:-1] - lo
     lengths = offsets[1:] - offsets[:-1]
+    width = (hi - lo) // n
+    if width * n == hi - lo and width > 0 and (lengths == width).all():
+        return _fixed_width_hashes(padded, n, width)
     h = _mix(lengths.astype(np.uint64) * _SEED)
     active: np.ndarray | None = None  # rows with bytes left; None: all of them
     step = 0
@@ -73,6 +76,22 @@ def _chunk_hashes(chunk: pa.Array) -> np.ndarray:
             break
         if not more.all():
             active = np.flatnonzero(more) if active is None else active[more]
+    return h
+
+
+def _fixed_width_hashes(padded: np.ndarray, n: int, width: int) -> np.ndarray:
+    """:func:`_chunk_hashes` of ``n`` values of ``width`` bytes each, back to back in
+    ``padded`` (generated record ids): every word of every value is read through a
+    strided view, with no gather. Gives exactly the hashes of the general path."""
+    h = _mix(np.full(n, width, dtype=np.uint64) * _SEED)
+    for step in range(0, width, 8):
+        words = np.ndarray((n,), dtype="<u8", buffer=padded.data, offset=step, strides=(width,))
+        rest = width - step
+        if rest < 8:
+            h ^= words & np.uint64((1 << (rest * 8)) - 1)
+        else:
+            h ^= words
+        _mix(h)
     return h
 
 
