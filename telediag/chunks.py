@@ -62,6 +62,15 @@ def plain(arr: _Column) -> _Column:
     return arr
 
 
+def plain_table(table: pa.Table) -> pa.Table:
+    """The table with its dictionary columns as the values they stand for (for pandas,
+    where they would become categoricals that group and sort by code, and for files
+    whose schema must not depend on how a column was held in memory)."""
+    if not any(pa.types.is_dictionary(t) for t in table.schema.types):
+        return table
+    return pa.table({c: plain(table[c]) for c in table.column_names})
+
+
 def unify(column: pa.ChunkedArray | pa.DictionaryArray) -> pa.DictionaryArray:
     """A dictionary column (chunks with dictionaries of their own, as Parquet batches
     come) as one array over one dictionary of distinct values."""

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from telediag.catalog import ChargeAdvice, RecordFilter, Rule, catalog_version
+from telediag.chunks import plain_table
 from telediag.colmap import ColumnMap
 from telediag.context import ScanSettings
 from telediag.detectors import REGISTRY
@@ -557,7 +558,7 @@ def _records_frame(records: SortedRecords, zone: str) -> pd.DataFrame:
         "visited_mcc",
     ]
     table = records.table.select(cols).take(rows)
-    frame = table.to_pandas()
+    frame = plain_table(table).to_pandas()
     frame.insert(0, "record_id", records.record_ids(positions).to_pylist())
     frame["_position"] = positions
     frame["start_time"] = frame["start_time"].dt.tz_convert(zone)
@@ -697,7 +698,7 @@ def _evidence_records(
 ) -> list[EvidenceRecord]:
     """The evidence records at these sorted positions (ids may repeat; positions do not)."""
     ids = records.record_ids(positions).to_pylist()
-    table = records.table.take(pa.array(records.order[positions])).to_pandas()
+    table = plain_table(records.table.take(pa.array(records.order[positions]))).to_pandas()
     out = []
     for rid, (_, row) in zip(ids, table.iterrows(), strict=True):
         out.append(

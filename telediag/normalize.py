@@ -329,13 +329,8 @@ def _parse_time(
 #: be exact (``1e+17``): no subscriber, handset or peer has such a number. Only these
 #: shapes (no '+', no leading zero, a lower-case exponent with its sign) count, so that a
 #: text export's separators (``+86.138...``, ``0044.7700...``) are kept as written.
-#: Blanks around the value do not hide it (identifiers are read trimmed).
-_BLANKS = r"[\s\x0b\pZ]*"
-_FRACTION = (
-    f"^{_BLANKS}"
-    r"-?((0|[1-9][0-9]*)\.[0-9]*[1-9][0-9]*|[1-9](\.[0-9]+)?e[+-][0-9]+)"
-    f"{_BLANKS}$"
-)
+#: Values are matched trimmed, as identifiers are read (:func:`_fractions`).
+_FRACTION = r"^-?((0|[1-9][0-9]*)\.[0-9]*[1-9][0-9]*|[1-9](\.[0-9]+)?e[+-][0-9]+)$"
 
 
 def _blank_to_null(arr: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -377,7 +372,8 @@ def _fractions(text: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array |
     chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
     if not any(_may_hold_fraction(c) for c in chunks):
         return None
-    found = pc.match_substring_regex(text, _FRACTION)
+    # Blanks around the value do not hide it: identifiers are read trimmed.
+    found = pc.match_substring_regex(pc.utf8_trim_whitespace(text), _FRACTION)
     return found if pc.any(found).as_py() else None
 
 

@@ -47,6 +47,7 @@ from urllib.parse import unquote, urlparse
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from telediag.buckets import sort_findings
@@ -290,6 +291,16 @@ def _from_text(cmap: ColumnMap, source: pa.Schema, name: str) -> bool:
     )
 
 
+def _as_type(arr: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
+    """A mapped column in the type Spark was told. A float sent as text keeps NaN as no
+    value (null), as normalization reads a NaN (not as the text 'nan')."""
+    if pa.types.is_floating(arr.type) and target == pa.string():
+        nan = pc.is_nan(arr)
+        if pc.any(nan).as_py():
+            arr = pc.if_else(nan, pa.scalar(None, arr.type), arr)
+    return arr.cast(target)
+
+
 def map_function(cmap: ColumnMap, schema: pa.Schema, zone: str) -> Callable[[Any], Any]:
     """mapInArrow's function: the column map on each batch (in the scan's ``zone``),
     cast to ``schema``."""
@@ -306,7 +317,7 @@ def map_function(cmap: ColumnMap, schema: pa.Schema, zone: str) -> Callable[[Any
             cols = [
                 pa.array([note] + [None] * (n - 1) if n else [], type=pa.string())
                 if f.name == _DISAGREE
-                else mapped[f.name].cast(f.type)
+                else _as_type(mapped[f.name], f.type)
                 for f in schema
             ]
             yield from pa.Table.from_arrays(cols, schema=schema).to_batches()
@@ -390,6 +401,8 @@ def _glob_base(given: str) -> str:
         if any(ch in part for ch in "*?["):
             break
         fixed.append(part)
+    if not fixed:  # "*.parquet": the working directory
+        return "."
     return "/".join(fixed) or "/"
 
 
@@ -419,7 +432,7 @@ def _id_names(keys: list[str]) -> dict[str, str]:
         else:
             below = os.path.relpath(file_path, root)
             first[key] = _without_suffix(below)
-            whole[key] = _without_suffix((PurePosixPath(given) / below).as_posix())
+            whole[key] = _without_suffix((PurePosixPath(_glob_base(given)) / below).as_posix())
     counts: dict[str, int] = {}
     for name in first.values():
         counts[name] = counts.get(name, 0) + 1
@@ -608,13 +621,28 @@ def _csv_nulls(frame: DataFrame, dialect: CsvDialect) -> DataFrame:
     )
 
 
+def _float_text(col: Any) -> Any:
+    """Floats as text the way the local reader joins a float part to a text part
+    (:func:`telediag.conform.as_text`): a whole number up to 2**53 without its ``.0``
+    (13800000001, not Spark's 1.3800000001E10), others as Arrow writes them where Spark
+    agrees (NaN as 'nan', as Arrow writes it)."""
+    from pyspark.sql import functions as F
+
+    whole = (~F.isnan(col)) & (F.abs(col) <= F.lit(2.0**53)) & (F.floor(col) == col)
+    return (
+        F.when(F.isnan(col), F.lit("nan"))
+        .when(whole, col.cast("long").cast("string"))
+        .otherwise(col.cast("string"))
+    )
+
+
 def _unify_types(frames: list[DataFrame]) -> list[DataFrame]:
     """Inputs that disagree on a column's type have that column as text in all of them,
     as the local reader joins them; instants become text with their UTC offset, so a
     CSV's naive times are still read in the scan's zone and Parquet's times are not moved.
     """
     from pyspark.sql import functions as F
-    from pyspark.sql.types import StringType, TimestampType
+    from pyspark.sql.types import DoubleType, FloatType, StringType, TimestampType
 
     types: dict[str, set[str]] = {}
     for frame in frames:
@@ -634,6 +662,8 @@ def _unify_types(frames: list[DataFrame]) -> list[DataFrame]:
                         F.to_utc_timestamp(col, str(frame.sparkSession.conf.get(_SESSION_TZ))),
                         "yyyy-MM-dd HH:mm:ss.SSSSSS'Z'",
                     )
+                elif isinstance(fld.dataType, (FloatType, DoubleType)):
+                    col = _float_text(col)
                 else:
                     col = col.cast("string")
             cols.append(col.alias(fld.name))

@@ -53,6 +53,7 @@ from telediag.buckets import (
     sum_reports,
 )
 from telediag.catalog import Rule
+from telediag.chunks import plain_table
 from telediag.colmap import ColumnMap
 from telediag.context import ScanSettings
 from telediag.errors import InputError
@@ -198,7 +199,8 @@ def _sorted_valid(normalized: Normalized, key: str) -> pa.Table:
         id_codes, _ = _sorted_dictionary_codes(ids)
         t = np.asarray(times.to_numpy(zero_copy_only=False), dtype=np.int64)
         order = rows[np.lexsort((id_codes, t, codes))]
-    return normalized.table.take(pa.array(order))
+    # Text as text: the store's schema does not depend on how a column was held.
+    return plain_table(normalized.table.take(pa.array(order)))
 
 
 def _write(table: pa.Table, path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -169,3 +170,37 @@ def test_a_finding_on_an_unknown_handset_among_known_ones_is_kept(tmp_path: Path
     inv = telediag.investigate(path, "13800000001")
     assert inv.rule_errors == []
     assert [(f.rule_id, f.handset_model) for f in inv.findings] == [("TD007", None)]
+
+
+def test_overview_order_does_not_depend_on_how_the_input_was_encoded(tmp_path: Path) -> None:
+    """Review: dictionary columns became pandas categoricals, and the overview tables were
+    ordered by dictionary order instead of by value."""
+    import pyarrow.csv as pacsv
+
+    from telediag import store
+
+    rows = [
+        "record_id,record_type,direction,start_time,msisdn,peer_number,duration_s,charge",
+        "x1,sms,mo,2008-06-12 08:00:00,13800000002,13900000009,,0.1",
+        "r1,voice,mo,2008-06-12 10:00:00,13800000001,13900000001,30,0.2",
+        "r2,sms,mo,2008-06-12 11:00:00,13800000001,13900000002,,0.1",
+        "r3,data,mo,2008-06-12 12:00:00,13800000001,,60,0.05",
+        "r4,sms,mt,2008-06-13 09:00:00,13800000001,13900000002,,0",
+    ]
+    csv = tmp_path / "cdr.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    names = rows[0].split(",")
+    text = pacsv.read_csv(
+        csv, convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()))
+    )
+    as_dictionaries = pa.table({c: text[c].dictionary_encode() for c in names})
+    store.prepare([csv], tmp_path / "store", tz="UTC")
+    overviews = []
+    for src in (csv, as_dictionaries, tmp_path / "store"):
+        zone = None if src == tmp_path / "store" else "UTC"
+        inv = telediag.investigate(src, "13800000001", tz=zone)
+        overviews.append(json.loads(inv.render("json"))["overview"])
+    by_type = [(x["record_type"], x["direction"]) for x in overviews[0]["by_type"]]
+    assert by_type == [("data", "mo"), ("sms", "mo"), ("sms", "mt"), ("voice", "mo")]
+    assert overviews[1] == overviews[0]
+    assert overviews[2] == overviews[0]
