@@ -33,6 +33,7 @@ from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from telediag.buckets import (
@@ -291,23 +292,36 @@ class Spilled:
     disagreements: dict[str, int] = field(default_factory=dict)
 
 
+def _take(table: pa.Table, indices: pa.Array, workers: int) -> pa.Table:
+    """``table.take(indices)``, its columns gathered in up to ``workers`` threads (Arrow
+    gathers one column at a time, and releases the GIL while it does)."""
+    if workers <= 1 or table.num_columns < 2:
+        return table.take(indices)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        columns = list(pool.map(lambda c: pc.take(c, indices), table.columns))
+    return pa.Table.from_arrays(columns, schema=table.schema)
+
+
 class _Writers:
     """One IPC file per bucket for the input file being read."""
 
-    def __init__(self, spilled: Spilled, key: str, n: int) -> None:
+    def __init__(self, spilled: Spilled, key: str, n: int, workers: int = 1) -> None:
         self.spilled, self.key, self.n = spilled, key, n
         self.open: dict[int, pa.ipc.RecordBatchFileWriter] = {}
         self.options = pa.ipc.IpcWriteOptions(compression="lz4")
+        self.workers = workers
 
     def write(self, table: pa.Table, which: np.ndarray, rows: np.ndarray | None = None) -> None:
         """Append ``rows`` of ``table`` (default: all), whose buckets are ``which``, to
         their buckets' files, in one gather ordered by bucket."""
         if which.size == 0:
             return
-        order = np.argsort(which, kind="stable")
+        # A stable sort of small integers is a radix sort (linear) in numpy.
+        small = which.astype(np.int16) if self.spilled.buckets <= 1 << 15 else which
+        order = np.argsort(small, kind="stable")
         counts = np.bincount(which, minlength=self.spilled.buckets)
         bounds = np.concatenate([[0], np.cumsum(counts)])
-        ordered = table.take(pa.array(order if rows is None else rows[order]))
+        ordered = _take(table, pa.array(order if rows is None else rows[order]), self.workers)
         for b in np.flatnonzero(counts):
             part = ordered.slice(int(bounds[b]), int(counts[b]))
             writer = self.open.get(int(b))
@@ -356,8 +370,9 @@ def spill(
         spilled.files.append(name)
         # The map for this input: the layout its header calls for (as read_input has it).
         cmap = _item_map(item, n, base, spilled.layouts)
-        by_sub, by_hand = _Writers(spilled, "subscriber", n), _Writers(spilled, "handset", n)
-        by_id = _Writers(spilled, ID_KEY, n)
+        by_sub = _Writers(spilled, "subscriber", n, workers)
+        by_hand = _Writers(spilled, "handset", n, workers)
+        by_id = _Writers(spilled, ID_KEY, n, workers)
         row0 = 0
         try:
             batches = _batches(item, wanted, cmap, batch_rows)

@@ -240,3 +240,27 @@ def test_placeholder_imeis_stay_out_of_the_handset_buckets(catalog: list[teledia
     pd.testing.assert_frame_equal(whole.findings, parts.findings)
     pd.testing.assert_frame_equal(whole.evidence, parts.evidence)
     assert "TD004" in set(whole.findings["rule_id"])
+
+
+@given(
+    width=st.integers(1, 16),
+    n=st.integers(1, 40),
+    seed=st.integers(0, 2**32 - 1),
+    pad=st.booleans(),
+)
+def test_keys_of_one_width_hash_as_in_the_general_path(
+    width: int, n: int, seed: int, pad: bool
+) -> None:
+    """The fixed-width path of key_hash (no hash table) gives the general path's hashes,
+    and keys with blanks to trim go the general path and hash as their trimmed text."""
+    from telediag.buckets import key_hash
+
+    rng = np.random.default_rng(seed)
+    values = ["".join(chr(c) for c in rng.integers(33, 127, width)) for _ in range(n)]
+    if pad:
+        values = [f" {v}" for v in values]
+    fast = key_hash(pa.array(values))
+    # A null among them sends the same keys down the general path.
+    general = key_hash(pa.array([*values, None]))[:n]
+    assert fast.tolist() == general.tolist()
+    assert key_hash(pa.array([v.strip() for v in values])).tolist() == fast.tolist()
