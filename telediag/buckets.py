@@ -66,6 +66,19 @@ class BucketResult:
     report: InputReport
     errors: list[RuleError] = field(default_factory=list)
     rejects: pa.Table = field(default_factory=lambda: pa.table({}))
+    #: The spill positions (:data:`ROW_COLUMN`) of a subscriber bucket's rows set aside.
+    aside: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+#: A spilled row's position in the input (file number in the high bits, row in the low
+#: bits), carried by both of its copies: a handset bucket, which gets only the columns
+#: its rules read, drops the rows its subscriber bucket set aside by their positions.
+ROW_COLUMN = "_td_row"
+
+
+def row_positions(file_number: int, rows: np.ndarray) -> pa.Array:
+    """:data:`ROW_COLUMN` values of ``rows`` (row numbers) of input file ``file_number``."""
+    return pa.array((np.int64(file_number) << np.int64(40)) | rows.astype(np.int64))
 
 
 def split_rules(rules: Sequence[Rule]) -> tuple[list[Rule], list[Rule]]:
@@ -243,16 +256,27 @@ def scan_bucket(
     *,
     key: Key,
     workers: int = 1,
+    exclude: np.ndarray | None = None,
 ) -> BucketResult:
     """Normalize, sort and run ``rules`` on one bucket.
 
     ``key`` says how the bucket was cut. A subscriber bucket reports its rows (read, used,
     set aside) and its rejects; a handset bucket holds copies of rows already counted in
     some subscriber bucket, so it reports nothing and its set-aside rows are only skipped.
-    ``workers`` threads serve normalization, sorting and the rules.
+    ``workers`` threads serve normalization, sorting and the rules. Rows whose
+    :data:`ROW_COLUMN` is in ``exclude`` are left out (a handset bucket's rows that their
+    subscriber buckets set aside); a subscriber bucket returns its set-aside positions.
     """
     if key not in KEY_COLUMN:
         raise ValueError(f"key must be 'subscriber' or 'handset', not {key!r}")
+    positions = None
+    if ROW_COLUMN in table.column_names:
+        positions = np.asarray(table[ROW_COLUMN].to_numpy(), dtype=np.int64)
+        table = table.drop_columns([ROW_COLUMN])
+        if exclude is not None and exclude.size:
+            keep = ~np.isin(positions, exclude)
+            if not keep.all():
+                table, positions = table.filter(pa.array(keep)), positions[keep]
     # Columns as a local read conforms them (Spark hands over what it read: a column of
     # float subscriber numbers, say); conforming conformed columns changes nothing.
     table = _conformed(table)
@@ -273,12 +297,16 @@ def scan_bucket(
         report, rejects = normalized.report, normalized.rejects()
     else:
         report, rejects = _empty_report(), pa.table({})
+    aside = np.zeros(0, dtype=np.int64)
+    if positions is not None and key == "subscriber":
+        aside = positions[normalized.reason != 0]
     return BucketResult(
         findings=outcome.findings,
         evidence=outcome.evidence,
         report=report,
         errors=outcome.errors,
         rejects=rejects,
+        aside=aside,
     )
 
 

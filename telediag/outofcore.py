@@ -37,11 +37,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from telediag.buckets import (
+    ROW_COLUMN,
     BucketResult,
     Key,
     bucket_of,
     combine,
     handset_rows,
+    row_positions,
     scan_bucket,
     split_rules,
     with_record_ids,
@@ -65,6 +67,10 @@ BASE_BYTES = 300 * 2**20
 #: is a reasonable IPC record batch (tiny ones compress badly and cost per-batch
 #: overhead), small enough that a few batches in flight stay well inside any budget.
 BATCH_ROWS = 1 << 19
+#: Rows of a batch each bucket should get at least: every slice written is one IPC
+#: record batch, and each costs a fixed overhead per column (a 100M-row month in 55
+#: buckets spent half of its spill pass on writing slices of 9k rows).
+BUCKET_SLICE_ROWS = 1 << 15
 #: Fewest rows per batch of the spill pass, whatever the budget.
 MIN_BATCH_ROWS = 1 << 14
 #: Memory the spill pass holds per row of a batch: the batch itself, the next one read
@@ -182,13 +188,15 @@ def budget_warning(budget: int) -> str | None:
     )
 
 
-def spill_batch_rows(budget: int | None) -> int:
-    """Rows per batch of the spill pass: :data:`BATCH_ROWS`, fewer when the budget,
-    after what the interpreter takes, could not hold the batches in flight."""
+def spill_batch_rows(budget: int | None, buckets: int = 1) -> int:
+    """Rows per batch of the spill pass: :data:`BATCH_ROWS`, or enough that each of the
+    ``buckets`` gets :data:`BUCKET_SLICE_ROWS` of a batch, fewer when the budget, after
+    what the interpreter takes, could not hold the batches in flight."""
+    wanted = max(BATCH_ROWS, buckets * BUCKET_SLICE_ROWS)
     if budget is None:
-        return BATCH_ROWS
+        return wanted
     room = (budget - BASE_BYTES) // SPILL_BYTES_PER_ROW
-    return int(min(BATCH_ROWS, max(MIN_BATCH_ROWS, room)))
+    return int(min(wanted, max(MIN_BATCH_ROWS, room)))
 
 
 def plan_buckets(rows: int, budget: int, workers: int) -> int:
@@ -363,6 +371,10 @@ def spill(
     spilled = Spilled(directory=directory, buckets=buckets)
     wanted = subscriber_columns | (handset_columns or set())
     hand_cols = (handset_columns or set()) | {"record_id", "msisdn", "imei"}
+    # Handset copies with fewer columns than their subscriber rows cannot tell which
+    # rows break the contract: both copies carry the row's position for that.
+    positions = handset_columns is not None and not subscriber_columns <= hand_cols
+    hand_cols |= {ROW_COLUMN}
     stats = MapStats()
     base = cmap
     for n, (item, stem) in enumerate(sources):
@@ -396,6 +408,8 @@ def spill(
                     given = given.filter(given.is_valid())
                     by_id.write(pa.table({"record_id": given}), bucket_of(given, buckets))
                 table = with_record_ids(part)
+                if positions:
+                    table = table.append_column(ROW_COLUMN, row_positions(n, local))
                 row0 += rows
                 by_sub.write(table, bucket_of(table["msisdn"], buckets))
                 if handset_columns is not None:
@@ -497,17 +511,22 @@ def scan_out_of_core(
             cmap,
             progress,
             workers,
-            spill_batch_rows(budget),
+            spill_batch_rows(budget, n_buckets),
             zone=settings.tz,
         )
         warning = repeated_id_warning(spilled)
         timings["partition"] = time.perf_counter() - started
         started = time.perf_counter()
-        jobs: list[tuple[Key, int]] = [("subscriber", b) for b in range(n_buckets)]
-        jobs += [("handset", b) for b in range(n_buckets) if ("handset", b) in spilled.parts]
+        by_sub: list[tuple[Key, int]] = [("subscriber", b) for b in range(n_buckets)]
+        by_hand: list[tuple[Key, int]] = [
+            ("handset", b) for b in range(n_buckets) if ("handset", b) in spilled.parts
+        ]
+        jobs = by_sub + by_hand
         total_rows = sum(spilled.rows.values())
         if progress is not None:
             progress.phase("scanning buckets", total_rows, len(jobs))
+        # Positions of the rows the subscriber buckets set aside, for the handset ones.
+        aside: list[np.ndarray] = []
 
         def one(job: tuple[Key, int]) -> BucketResult:
             key, b = job
@@ -515,19 +534,24 @@ def scan_out_of_core(
             chosen = by_subscriber if key == "subscriber" else by_handset
             if table.num_columns == 0:
                 return scan_bucket(_empty_input(), chosen, settings, key=key)
-            return scan_bucket(table, chosen, settings, key=key, workers=1)
+            exclude = np.concatenate(aside) if key == "handset" and aside else None
+            return scan_bucket(table, chosen, settings, key=key, workers=1, exclude=exclude)
 
         results: dict[tuple[Key, int], BucketResult] = {}
         pool = ThreadPoolExecutor(max_workers=max(1, workers))
         try:
-            futures = {pool.submit(one, job): job for job in jobs}
-            for future in as_completed(futures):
-                job = futures[future]
-                results[job] = future.result()
-                for path in spilled.parts.get(job, []):
-                    path.unlink(missing_ok=True)
-                if progress is not None:
-                    progress.advance(spilled.rows.get(job, 0), 1)
+            # Subscriber buckets first: the handset ones need the rows they set aside.
+            for phase in (by_sub, by_hand):
+                futures = {pool.submit(one, job): job for job in phase}
+                for future in as_completed(futures):
+                    job = futures[future]
+                    results[job] = future.result()
+                    if results[job].aside.size:
+                        aside.append(results[job].aside)
+                    for path in spilled.parts.get(job, []):
+                        path.unlink(missing_ok=True)
+                    if progress is not None:
+                        progress.advance(spilled.rows.get(job, 0), 1)
         finally:
             # On an error or Ctrl-C, buckets not started are dropped; the ones running
             # finish on their own while the spill directory is removed below.

@@ -205,8 +205,8 @@ def scan(
             chosen,
             settings,
             columns=set(CONTRACT_COLUMNS),
-            # Every contract column: a handset bucket must set aside the same rows.
-            handset_columns=set(CONTRACT_COLUMNS),
+            # Only what the handset rules read: their rows set aside are told by position.
+            handset_columns=columns_needed([r for r in chosen if r.cross_subscriber]),
             cmap=cmap,
             budget=budget,
             workers=threads,

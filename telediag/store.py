@@ -270,7 +270,7 @@ def prepare(
             cmap,
             progress,
             workers,
-            spill_batch_rows(memory or default_budget()),
+            spill_batch_rows(memory or default_budget(), n_buckets),
             zone=zone,
         )
 

@@ -18,6 +18,8 @@ from telediag.outofcore import parse_size, plan_buckets
 from tests.test_buckets import month, pieces
 from tests.test_properties import to_table
 
+from .conftest import FIXTURES
+
 
 def write_parts(tmp_path: Path, frame: pd.DataFrame, files: int, csv: bool = False) -> Path:
     folder = tmp_path / "month"
@@ -355,3 +357,45 @@ def test_an_imei_column_that_is_not_text_is_named_alike_out_of_core(tmp_path: Pa
             telediag.scan(path, **kwargs)  # type: ignore[arg-type]
         messages.append(str(caught.value))
     assert messages[0] == messages[1] == f"{path}: column 'imei': not UTF-8 text (b'\\xff\\xfe')"
+
+
+def test_spill_batches_grow_with_the_buckets_within_the_budget() -> None:
+    """Each bucket's slice of a batch is one IPC record batch: with many buckets the
+    batches grow so that slices do not become tiny, as far as the budget allows."""
+    from telediag import outofcore
+
+    few = outofcore.spill_batch_rows(3 * 2**30, 4)
+    many = outofcore.spill_batch_rows(3 * 2**30, 55)
+    assert few == outofcore.BATCH_ROWS
+    assert many == 55 * outofcore.BUCKET_SLICE_ROWS
+    tight = outofcore.spill_batch_rows(600 * 2**20, 55)
+    assert tight * outofcore.SPILL_BYTES_PER_ROW <= 300 * 2**20
+
+
+@pytest.mark.parametrize("column", ["bytes_down", "duration_s"])
+def test_handset_buckets_leave_out_the_rows_set_aside_by_columns_they_do_not_read(
+    tmp_path: Path, column: str
+) -> None:
+    """Handset buckets get only the columns of the handset rules (TD004); a row set
+    aside for a value in another column must still be left out there, as in memory."""
+    import pandas as pd
+
+    frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
+    whole = telediag.scan(frame, tz="Asia/Shanghai")
+    assert len(whole.findings) == 1
+    evidence = set(whole.evidence["record_id"])
+    # Break one evidence row in a column TD004 does not read.
+    frame[column] = frame.get(column, pd.Series([None] * len(frame), dtype=object))
+    row = frame.index[frame["record_id"].isin(evidence)][0]
+    frame.loc[row, column] = "not a number"
+    path = tmp_path / "month.csv"
+    frame.to_csv(path, index=False)
+    memory = telediag.scan(path, tz="Asia/Shanghai")
+    assert memory.report.set_aside == {f"unparseable {column}": 1}
+    for buckets in (1, 3):
+        split = telediag.scan(path, tz="Asia/Shanghai", buckets=buckets)
+        assert split.report.set_aside == memory.report.set_aside
+        assert split.findings["finding_id"].tolist() == memory.findings["finding_id"].tolist()
+        pd.testing.assert_frame_equal(
+            split.evidence.reset_index(drop=True), memory.evidence.reset_index(drop=True)
+        )
