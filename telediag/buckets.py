@@ -66,8 +66,10 @@ class BucketResult:
     report: InputReport
     errors: list[RuleError] = field(default_factory=list)
     rejects: pa.Table = field(default_factory=lambda: pa.table({}))
-    #: The spill positions (:data:`ROW_COLUMN`) of a subscriber bucket's rows set aside.
+    #: The spill positions (:data:`ROW_COLUMN`) of a subscriber bucket's rows set aside,
+    #: and the :func:`key_hash` of their IMEIs (which handset bucket holds their copies).
     aside: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    aside_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
 
 
 #: A spilled row's position in the input (file number in the high bits, row in the low
@@ -176,6 +178,8 @@ def key_hash(keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
     indices = encoded.indices
     if indices.null_count == 0:
         return np.asarray(distinct[np.asarray(indices.to_numpy(zero_copy_only=False))])
+    if distinct.size == 0:  # every key null
+        return np.zeros(len(keys), dtype=np.uint64)
     codes = np.asarray(pc.fill_null(indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
     return np.where(codes >= 0, distinct[np.maximum(codes, 0)], np.uint64(0))
 
@@ -298,8 +302,14 @@ def scan_bucket(
     else:
         report, rejects = _empty_report(), pa.table({})
     aside = np.zeros(0, dtype=np.int64)
+    aside_keys = np.zeros(0, dtype=np.uint64)
     if positions is not None and key == "subscriber":
-        aside = positions[normalized.reason != 0]
+        rows = np.flatnonzero(normalized.reason)
+        aside = positions[rows]
+        if rows.size and "imei" in table.column_names:
+            aside_keys = key_hash(table["imei"].take(pa.array(rows)))
+        else:
+            aside_keys = np.zeros(rows.size, dtype=np.uint64)
     return BucketResult(
         findings=outcome.findings,
         evidence=outcome.evidence,
@@ -307,6 +317,7 @@ def scan_bucket(
         errors=outcome.errors,
         rejects=rejects,
         aside=aside,
+        aside_keys=aside_keys,
     )
 
 

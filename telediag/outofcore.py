@@ -55,7 +55,13 @@ from telediag.context import ScanSettings
 from telediag.csvread import is_csv, iter_csv
 from telediag.errors import InputError, TelediagError
 from telediag.normalize import duplicate_id_message, explicit_ids, repeated_ids
-from telediag.read import RawInput, _concat, _item_map, _wanted_source_columns
+from telediag.read import (
+    RawInput,
+    _concat,
+    _item_map,
+    _number_identifiers,
+    _wanted_source_columns,
+)
 from telediag.schema import REQUIRED
 
 #: Peak memory of an in-memory scan per input row, all stages included (measured on
@@ -71,6 +77,8 @@ BATCH_ROWS = 1 << 19
 #: record batch, and each costs a fixed overhead per column (a 100M-row month in 55
 #: buckets spent half of its spill pass on writing slices of 9k rows).
 BUCKET_SLICE_ROWS = 1 << 15
+#: Most rows per batch of the spill pass, however many buckets.
+MAX_BATCH_ROWS = 1 << 22
 #: Fewest rows per batch of the spill pass, whatever the budget.
 MIN_BATCH_ROWS = 1 << 14
 #: Memory the spill pass holds per row of a batch: the batch itself, the next one read
@@ -192,7 +200,7 @@ def spill_batch_rows(budget: int | None, buckets: int = 1) -> int:
     """Rows per batch of the spill pass: :data:`BATCH_ROWS`, or enough that each of the
     ``buckets`` gets :data:`BUCKET_SLICE_ROWS` of a batch, fewer when the budget, after
     what the interpreter takes, could not hold the batches in flight."""
-    wanted = max(BATCH_ROWS, buckets * BUCKET_SLICE_ROWS)
+    wanted = min(MAX_BATCH_ROWS, max(BATCH_ROWS, buckets * BUCKET_SLICE_ROWS))
     if budget is None:
         return wanted
     room = (budget - BASE_BYTES) // SPILL_BYTES_PER_ROW
@@ -238,7 +246,7 @@ def _batches(
                 item,
                 dialect,
                 lambda names: _wanted_source_columns(names, wanted, cmap),
-                block_size=max(1 << 20, rows * CSV_BYTES_PER_ROW),
+                block_size=min(1 << 30, max(1 << 20, rows * CSV_BYTES_PER_ROW)),
             )
         else:
             pf = pq.ParquetFile(item)
@@ -298,6 +306,8 @@ class Spilled:
     layouts: dict[str, str] = field(default_factory=dict)
     #: Canonical column -> rows where the map's alternatives gave different values.
     disagreements: dict[str, int] = field(default_factory=dict)
+    #: What the reader noticed about in-memory inputs (identifiers held as numbers).
+    warnings: list[str] = field(default_factory=list)
 
 
 def _take(table: pa.Table, indices: pa.Array, workers: int) -> pa.Table:
@@ -382,6 +392,8 @@ def spill(
         spilled.files.append(name)
         # The map for this input: the layout its header calls for (as read_input has it).
         cmap = _item_map(item, n, base, spilled.layouts)
+        if isinstance(item, pa.Table):  # as read_input warns about them
+            spilled.warnings.extend(_number_identifiers(item, cmap, name))
         by_sub = _Writers(spilled, "subscriber", n, workers)
         by_hand = _Writers(spilled, "handset", n, workers)
         by_id = _Writers(spilled, ID_KEY, n, workers)
@@ -525,8 +537,9 @@ def scan_out_of_core(
         total_rows = sum(spilled.rows.values())
         if progress is not None:
             progress.phase("scanning buckets", total_rows, len(jobs))
-        # Positions of the rows the subscriber buckets set aside, for the handset ones.
-        aside: list[np.ndarray] = []
+        # Positions of the rows the subscriber buckets set aside, by the handset bucket
+        # that holds their copies (the bucket of their IMEI).
+        aside: dict[int, list[np.ndarray]] = {}
 
         def one(job: tuple[Key, int]) -> BucketResult:
             key, b = job
@@ -534,7 +547,7 @@ def scan_out_of_core(
             chosen = by_subscriber if key == "subscriber" else by_handset
             if table.num_columns == 0:
                 return scan_bucket(_empty_input(), chosen, settings, key=key)
-            exclude = np.concatenate(aside) if key == "handset" and aside else None
+            exclude = np.concatenate(aside[b]) if key == "handset" and b in aside else None
             return scan_bucket(table, chosen, settings, key=key, workers=1, exclude=exclude)
 
         results: dict[tuple[Key, int], BucketResult] = {}
@@ -546,8 +559,11 @@ def scan_out_of_core(
                 for future in as_completed(futures):
                     job = futures[future]
                     results[job] = future.result()
-                    if results[job].aside.size:
-                        aside.append(results[job].aside)
+                    done = results[job]
+                    if done.aside.size:
+                        which = done.aside_keys % np.uint64(n_buckets)
+                        for h in np.unique(which):
+                            aside.setdefault(int(h), []).append(done.aside[which == h])
                     for path in spilled.parts.get(job, []):
                         path.unlink(missing_ok=True)
                     if progress is not None:
@@ -559,7 +575,7 @@ def scan_out_of_core(
         timings["scan buckets"] = time.perf_counter() - started
         combined = combine(results[job] for job in jobs)
         combined.report.files = spilled.files
-        combined.report.warnings = [warning] if warning else []
+        combined.report.warnings = [*spilled.warnings, *([warning] if warning else [])]
         combined.report.layouts = dict(spilled.layouts)
         combined.report.disagreements = dict(spilled.disagreements)
         return combined

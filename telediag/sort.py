@@ -91,6 +91,10 @@ class SortedRecords:
     def codes(self, name: str, positions: np.ndarray) -> tuple[np.ndarray, pa.Array]:
         """Integer codes (-1 for null) and their dictionary for a string column."""
         taken = take_rows(self.table[name], self.order[positions])
+        if pa.types.is_dictionary(taken.type) and taken.type.value_type == pa.string():
+            # Normalized dictionaries hold distinct values only: their codes are used as
+            # they are (values no row here has only widen the dictionary).
+            return _sorted_dictionary_codes(taken, taken)
         if not pa.types.is_string(taken.type):
             taken = taken.cast(pa.string())
         return _sorted_dictionary_codes(taken)

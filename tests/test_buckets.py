@@ -264,3 +264,9 @@ def test_keys_of_one_width_hash_as_in_the_general_path(
     general = key_hash(pa.array([*values, None]))[:n]
     assert fast.tolist() == general.tolist()
     assert key_hash(pa.array([v.strip() for v in values])).tolist() == fast.tolist()
+
+
+def test_keys_that_are_all_null_hash_to_zero() -> None:
+    from telediag.buckets import key_hash
+
+    assert key_hash(pa.array([None, None], pa.string())).tolist() == [0, 0]

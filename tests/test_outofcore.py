@@ -399,3 +399,68 @@ def test_handset_buckets_leave_out_the_rows_set_aside_by_columns_they_do_not_rea
         pd.testing.assert_frame_equal(
             split.evidence.reset_index(drop=True), memory.evidence.reset_index(drop=True)
         )
+
+
+def test_many_buckets_and_a_large_budget_read_csv_in_blocks_arrow_takes(tmp_path: Path) -> None:
+    """Review: batches grown for 600 buckets asked the CSV reader for a block beyond
+    its 32-bit size (a raw OverflowError)."""
+    src = FIXTURES / "TD004" / "resent-under-new-sim.csv"
+    whole = telediag.scan(src, tz="Asia/Shanghai")
+    split = telediag.scan(src, tz="Asia/Shanghai", buckets=600, memory="20GB")
+    assert split.findings["finding_id"].tolist() == whole.findings["finding_id"].tolist()
+
+
+def test_handset_buckets_get_only_their_own_rows_set_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: every handset bucket was handed the positions of every row set aside in
+    the month (cost and memory grew with buckets x rows set aside); each now gets those
+    of its own handsets only, and the findings stay those of a one-piece scan."""
+    from telediag import buckets as bk
+    from telediag import outofcore
+
+    frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
+    frame["bytes_down"] = None
+    parts = []
+    for k in range(40):  # 40 handsets, each with a row set aside
+        part = frame.copy()
+        part["record_id"] = [f"{k}-{r}" for r in part["record_id"]]
+        part["imei"] = f"352014010{k:05d}1"
+        part["msisdn"] = [f"1{k:03d}{m[-7:]}" for m in part["msisdn"]]
+        part.loc[part.index[0], "bytes_down"] = "bad"
+        parts.append(part)
+    month = pd.concat(parts, ignore_index=True)
+    path = tmp_path / "month.csv"
+    month.to_csv(path, index=False)
+    memory = telediag.scan(path, tz="Asia/Shanghai")
+    assert memory.report.set_aside == {"unparseable bytes_down": 40}
+    handed: list[int] = []
+    real = bk.scan_bucket
+
+    def recorded(table, rules, settings, *, key, workers=1, exclude=None):  # type: ignore[no-untyped-def]
+        if key == "handset":
+            handed.append(0 if exclude is None else len(exclude))
+        return real(table, rules, settings, key=key, workers=workers, exclude=exclude)
+
+    monkeypatch.setattr(outofcore, "scan_bucket", recorded)
+    split = telediag.scan(path, tz="Asia/Shanghai", buckets=8)
+    assert split.findings["finding_id"].tolist() == memory.findings["finding_id"].tolist()
+    assert sum(handed) == 40 and max(handed) < 40
+
+
+def test_warnings_about_number_identifiers_reach_a_bucketed_scan() -> None:
+    """Review: an Arrow table with numbers for msisdn warned in memory, not in buckets."""
+    rows = 3
+    table = pa.table(
+        {
+            "record_id": [f"n{i}" for i in range(rows)],
+            "record_type": ["sms"] * rows,
+            "direction": ["mo"] * rows,
+            "start_time": ["2008-07-01T10:00:00Z"] * rows,
+            "msisdn": pa.array([13800000001] * rows, pa.int64()),
+        }
+    )
+    whole = telediag.scan([table])
+    assert len(whole.report.warnings) == 1
+    for buckets in (1, 3):
+        assert telediag.scan([table], buckets=buckets).report.warnings == whole.report.warnings
