@@ -270,7 +270,7 @@ def prepare(
             cmap,
             progress,
             workers,
-            spill_batch_rows(memory or default_budget(), n_buckets),
+            spill_batch_rows(memory or default_budget()),
             zone=zone,
         )
 

@@ -359,19 +359,6 @@ def test_an_imei_column_that_is_not_text_is_named_alike_out_of_core(tmp_path: Pa
     assert messages[0] == messages[1] == f"{path}: column 'imei': not UTF-8 text (b'\\xff\\xfe')"
 
 
-def test_spill_batches_grow_with_the_buckets_within_the_budget() -> None:
-    """Each bucket's slice of a batch is one IPC record batch: with many buckets the
-    batches grow so that slices do not become tiny, as far as the budget allows."""
-    from telediag import outofcore
-
-    few = outofcore.spill_batch_rows(3 * 2**30, 4)
-    many = outofcore.spill_batch_rows(3 * 2**30, 55)
-    assert few == outofcore.BATCH_ROWS
-    assert many == 55 * outofcore.BUCKET_SLICE_ROWS
-    tight = outofcore.spill_batch_rows(600 * 2**20, 55)
-    assert tight * outofcore.SPILL_BYTES_PER_ROW <= 300 * 2**20
-
-
 @pytest.mark.parametrize("column", ["bytes_down", "duration_s"])
 def test_handset_buckets_leave_out_the_rows_set_aside_by_columns_they_do_not_read(
     tmp_path: Path, column: str
