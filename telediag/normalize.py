@@ -1,7 +1,9 @@
 """Step 2: make the canonical table of the contract and set aside rows that break it.
 
 Every contract column comes out with its contract type (absent optional columns as
-all-null). No row is dropped here: a row that breaks the contract is marked invalid with
+all-null); text may come as a dictionary of that type (the subscriber and the labels
+always, other text when the input had it so), whose values are distinct and never null.
+Views and files decode it (:func:`telediag.chunks.plain_table`). No row is dropped here: a row that breaks the contract is marked invalid with
 one reason (the first it breaks, in the order of :data:`REASONS`), counted, and left out
 of the sort, so the scan never sees it but the caller can still write it out.
 """
