@@ -3,9 +3,10 @@
 Every contract column comes out with its contract type (absent optional columns as
 all-null); text may come as a dictionary of that type (the subscriber and the labels
 always, other text when the input had it so), whose values are distinct and never null.
-Views and files decode it (:func:`telediag.chunks.plain_table`). No row is dropped here: a row that breaks the contract is marked invalid with
-one reason (the first it breaks, in the order of :data:`REASONS`), counted, and left out
-of the sort, so the scan never sees it but the caller can still write it out.
+Views and files decode it (:func:`telediag.chunks.plain_table`). No row is dropped here:
+a row that breaks the contract is marked invalid with one reason (the first it breaks,
+in the order of :data:`REASONS`), counted, and left out of the sort, so the scan never
+sees it but the caller can still write it out.
 """
 
 from __future__ import annotations
