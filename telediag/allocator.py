@@ -7,6 +7,13 @@ which mimalloc asks of the system in many small pieces. Peak memory was no highe
 telediag makes jemalloc (else the system allocator) Arrow's default pool when it is
 imported, unless the user chose one with ``ARROW_DEFAULT_MEMORY_POOL``. Arrays already
 made keep the pool that made them, so switching is safe at any time.
+
+jemalloc keeps freed pages for reuse for a while (Arrow sets a second) before it gives
+them back. A scan frees the month as read just before the sort and the rules allocate
+through numpy, which cannot reuse them, so for that second they counted twice. telediag
+sets the delay to :data:`DECAY_MS` when it is imported (Arrow's setting is the default
+of arenas made after it, so it is made early): over three runs each at 10M rows the peak went from 2.61 GB to
+2.49 GB for about 2% more time; no delay at all gave 2.40 GB for 8% more time.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import pyarrow as pa
 
 #: The environment variable by which pyarrow lets a user choose the pool.
 POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
+#: How long jemalloc keeps freed pages before giving them back, in milliseconds.
+DECAY_MS = 100
 
 
 def choose_memory_pool() -> str:
@@ -30,5 +39,7 @@ def choose_memory_pool() -> str:
         except NotImplementedError:  # a pyarrow built without it
             continue
         pa.set_memory_pool(pool)
+        if pool.backend_name == "jemalloc":
+            pa.jemalloc_set_decay_ms(DECAY_MS)
         return str(pool.backend_name)
     return str(pa.default_memory_pool().backend_name)

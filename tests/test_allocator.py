@@ -35,3 +35,20 @@ def test_importing_telediag_chooses_jemalloc_or_the_system_allocator() -> None:
 def test_a_pool_the_user_chose_is_kept() -> None:
     assert _pool(ARROW_DEFAULT_MEMORY_POOL="mimalloc") == "mimalloc"
     assert _pool(ARROW_DEFAULT_MEMORY_POOL="system") == "system"
+
+
+def test_jemalloc_gives_freed_pages_back_sooner(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With jemalloc chosen, freed pages go back after DECAY_MS, not Arrow's second."""
+    import pyarrow as pa
+
+    from telediag import allocator
+
+    try:
+        pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        return  # a pyarrow without jemalloc: nothing to set
+    set_to: list[int] = []
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    monkeypatch.setattr(pa, "jemalloc_set_decay_ms", set_to.append)
+    assert allocator.choose_memory_pool() == "jemalloc"
+    assert set_to == [allocator.DECAY_MS]
