@@ -12,8 +12,9 @@ jemalloc keeps freed pages for reuse for a while (Arrow sets a second) before it
 them back. A scan frees the month as read just before the sort and the rules allocate
 through numpy, which cannot reuse them, so for that second they counted twice. telediag
 sets the delay to :data:`DECAY_MS` when it is imported (Arrow's setting is the default
-of arenas made after it, so it is made early): over three runs each at 10M rows the peak went from 2.61 GB to
-2.49 GB for about 2% more time; no delay at all gave 2.40 GB for 8% more time.
+of arenas made after it, so it is made early): over three runs each at 10M rows the
+peak went from 2.61 GB to 2.49 GB for about 2% more time; no delay at all gave 2.40 GB
+for 8% more time.
 """
 
 from __future__ import annotations
