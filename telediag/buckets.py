@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from telediag.catalog import Rule
+from telediag.chunks import text_bytes
 from telediag.conform import as_text, conform
 from telediag.context import ScanSettings
 from telediag.devices import plausible_imei
@@ -139,15 +140,13 @@ def _fixed_width_hashes(keys: pa.Array) -> np.ndarray | None:
     n = len(keys)
     if n == 0 or keys.null_count:
         return None
-    offsets_buf, data_buf = keys.buffers()[1:3]
-    offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=n + 1, offset=keys.offset * 4)
-    lo, hi = int(offsets[0]), int(offsets[-1])
-    width = (hi - lo) // n
-    if width == 0 or width * n != hi - lo or data_buf is None:
+    offsets, data = text_bytes(keys)
+    width = data.shape[0] // n
+    if width == 0 or width * n != data.shape[0]:
         return None
     if not bool((np.diff(offsets) == width).all()):
         return None
-    rows = np.ndarray((n, width), dtype=np.uint8, buffer=data_buf, offset=lo, strides=(width, 1))
+    rows = data.reshape(n, width)
     for edge in (rows[:, 0], rows[:, width - 1]):  # nothing a trim would take away
         if not bool(((edge > 0x20) & (edge < 0x7F)).all()):
             return None

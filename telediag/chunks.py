@@ -54,6 +54,26 @@ def take_rows(column: pa.ChunkedArray | pa.Array, rows: np.ndarray) -> pa.Array:
     return joined.take(pa.array(back))
 
 
+def text_bytes(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The value offsets of a string or binary array (int64, from 0 at its first value)
+    and a view of its values' bytes, back to back (no copy; a slice reads its own)."""
+    n = len(chunk)
+    wide = pa.types.is_large_string(chunk.type) or pa.types.is_large_binary(chunk.type)
+    offsets_buf, data_buf = chunk.buffers()[1:3]
+    if n == 0 or offsets_buf is None:
+        return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
+    offsets = np.frombuffer(
+        offsets_buf,
+        dtype=np.int64 if wide else np.int32,
+        count=n + 1,
+        offset=chunk.offset * (8 if wide else 4),
+    ).astype(np.int64)
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    if data_buf is None or hi == lo:
+        return offsets - lo, np.zeros(0, dtype=np.uint8)
+    return offsets - lo, np.frombuffer(data_buf, dtype=np.uint8, count=hi - lo, offset=lo)
+
+
 def plain(arr: _Column) -> _Column:
     """A dictionary column as the values it stands for (others as they are): what
     string functions, pandas and writers of text need."""

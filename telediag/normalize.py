@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from telediag.chunks import encode, narrow, unify
+from telediag.chunks import encode, narrow, text_bytes
 from telediag.colmap import DURATION_NOTES
 from telediag.devices import plausible_imei
 from telediag.errors import InputError
@@ -387,13 +387,7 @@ def _may_hold_fraction(chunk: pa.Array) -> bool:
         return False
     if not pa.types.is_string(chunk.type):
         return True
-    offsets_buf, data = chunk.buffers()[1:3]
-    if data is None:
-        return False
-    count = len(chunk) + 1
-    offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=count, offset=chunk.offset * 4)
-    lo, hi = int(offsets[0]), int(offsets[-1])
-    raw = np.frombuffer(data, dtype=np.uint8, count=hi - lo, offset=lo)
+    _, raw = text_bytes(chunk)
     step = 1 << 24  # in slices: no temporary of the size of the column
     for start in range(0, raw.shape[0], step):
         part = raw[start : start + step + 1]
@@ -422,14 +416,25 @@ def _recode(encoded: pa.DictionaryArray, values: pa.Array) -> pa.DictionaryArray
     return narrow(pa.DictionaryArray.from_arrays(indices, again.dictionary))
 
 
+def _text_encoding(
+    arr: pa.ChunkedArray, target: pa.DataType
+) -> tuple[pa.DictionaryArray, pa.Array]:
+    """A text column's dictionary encoding (a dictionary column's, unified) and its
+    distinct values as ``target`` text."""
+    if not pa.types.is_dictionary(arr.type) and arr.type != target:
+        arr = arr.cast(target)
+    encoded = encode(arr)
+    values = encoded.dictionary
+    if values.type != target:
+        values = values.cast(target)
+    return encoded, values
+
+
 def _clean_dictionary_text(
     name: str, arr: pa.ChunkedArray
 ) -> tuple[pa.ChunkedArray, pa.ChunkedArray | None]:
     """:func:`_clean_text` of a dictionary column, judged on its distinct values."""
-    encoded = unify(arr)
-    values = encoded.dictionary
-    if values.type != COLUMNS[name]:
-        values = values.cast(COLUMNS[name])
+    encoded, values = _text_encoding(arr, COLUMNS[name])
     text = _blank_to_null(values)
     fraction = None
     if name in IDENTIFIERS:
@@ -458,12 +463,7 @@ def _normalize_subscriber(arr: pa.ChunkedArray) -> pa.DictionaryArray:
     """The subscriber column without surrounding blanks, dictionary-encoded (the sort
     needs the encoding anyway): trimming its distinct values, not every row, and
     merging values that differed only by blanks."""
-    if not pa.types.is_dictionary(arr.type) and arr.type != pa.string():
-        arr = arr.cast(pa.string())
-    encoded = encode(arr)
-    values = encoded.dictionary
-    if values.type != pa.string():
-        values = values.cast(pa.string())
+    encoded, values = _text_encoding(arr, pa.string())
     return _recode(encoded, pc.utf8_trim_whitespace(values))
 
 
@@ -480,12 +480,7 @@ def _per_row(per_value: pa.Array, encoded: pa.DictionaryArray) -> np.ndarray:
 def _normalize_enum(arr: pa.ChunkedArray) -> pa.DictionaryArray:
     """Trimmed, lower-cased values, blanks as null, as a dictionary column (filters on
     it are judged on its few distinct values, and a row costs one byte)."""
-    if not pa.types.is_dictionary(arr.type) and arr.type != pa.string():
-        arr = arr.cast(pa.string())
-    encoded = encode(arr)
-    values = encoded.dictionary
-    if values.type != pa.string():
-        values = values.cast(pa.string())
+    encoded, values = _text_encoding(arr, pa.string())
     cleaned = pc.utf8_lower(pc.utf8_trim_whitespace(values))
     # A blank value is no value: null, like a missing one.
     cleaned = pc.if_else(pc.equal(cleaned, ""), pa.scalar(None, pa.string()), cleaned)

@@ -49,6 +49,7 @@ from telediag.buckets import (
     with_record_ids,
 )
 from telediag.catalog import Rule
+from telediag.chunks import plain_table
 from telediag.colmap import ColumnMap, MapStats
 from telediag.conform import conform
 from telediag.context import ScanSettings
@@ -268,20 +269,6 @@ def _prefetch(items: Iterator[pa.Table]) -> Iterator[pa.Table]:
             yield item
 
 
-def _plain(table: pa.Table) -> pa.Table:
-    """Dictionary columns as their values (spill files hold one schema per file)."""
-    if not any(pa.types.is_dictionary(t) for t in table.schema.types):
-        return table
-    return pa.table(
-        {
-            c: table[c].cast(table[c].type.value_type)
-            if pa.types.is_dictionary(table[c].type)
-            else table[c]
-            for c in table.column_names
-        }
-    )
-
-
 #: The spill key of the given record ids, partitioned by their own hash.
 ID_KEY = "record_id"
 
@@ -404,7 +391,8 @@ def spill(
                 # Conformed as read_input conforms (integral floats as whole numbers...),
                 # before any key is hashed: a subscriber's rows meet in one bucket
                 # whichever file and type they came in.
-                table = _plain(conform(table, name))
+                # Dictionaries as text: a spill file holds one schema.
+                table = plain_table(conform(table, name))
                 rows = table.num_rows
                 if rows == 0:
                     continue

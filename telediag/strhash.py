@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from telediag.chunks import text_bytes
+
 _MUL1 = np.uint64(0xBF58476D1CE4E5B9)
 _MUL2 = np.uint64(0x94D049BB133111EB)
 _SEED = np.uint64(0x9E3779B97F4A7C15)
@@ -34,25 +36,17 @@ def _chunk_hashes(chunk: pa.Array) -> np.ndarray:
     n = len(chunk)
     if n == 0:
         return np.zeros(0, dtype=np.uint64)
-    wide = pa.types.is_large_string(chunk.type) or pa.types.is_large_binary(chunk.type)
-    _, offsets_buf, data_buf = chunk.buffers()[:3]
-    offsets = np.frombuffer(
-        offsets_buf,
-        dtype=np.int64 if wide else np.int32,
-        count=n + 1,
-        offset=chunk.offset * (8 if wide else 4),
-    ).astype(np.int64)
-    lo, hi = int(offsets[0]), int(offsets[-1])
+    offsets, data = text_bytes(chunk)
+    size = data.shape[0]
     # The bytes of this slice, padded so that an 8-byte read at any start stays inside.
-    padded = np.zeros(hi - lo + 8, dtype=np.uint8)
-    if hi > lo and data_buf is not None:
-        padded[: hi - lo] = np.frombuffer(data_buf, dtype=np.uint8, count=hi - lo, offset=lo)
+    padded = np.zeros(size + 8, dtype=np.uint8)
+    padded[:size] = data
     # A little-endian 8-byte word starting at every byte (unaligned, no copy).
-    words = np.ndarray((hi - lo + 1,), dtype="<u8", buffer=padded.data, strides=(1,))
-    starts = offsets[:-1] - lo
+    words = np.ndarray((size + 1,), dtype="<u8", buffer=padded.data, strides=(1,))
+    starts = offsets[:-1]
     lengths = offsets[1:] - offsets[:-1]
-    width = (hi - lo) // n
-    if width * n == hi - lo and width > 0 and (lengths == width).all():
+    width = size // n
+    if width * n == size and width > 0 and (lengths == width).all():
         return _fixed_width_hashes(padded, n, width)
     h = _mix(lengths.astype(np.uint64) * _SEED)
     active: np.ndarray | None = None  # rows with bytes left; None: all of them
