@@ -266,6 +266,11 @@ def test_blank_strings_are_null_in_every_string_column(tmp_path: Path) -> None:
 # -- 4. out-of-range and non-integral numbers ----------------------------------------------
 
 
+def _reasons(result: telediag.ScanResult) -> dict[str, str]:
+    """Record id -> reason of each row the scan set aside."""
+    return dict(result.rejects().to_pandas().set_index("record_id")["reason"].to_dict())
+
+
 def _data_rows(n: int) -> dict[str, object]:
     return {
         "record_id": [f"d{i}" for i in range(n)],
@@ -295,7 +300,7 @@ def test_numbers_out_of_range_or_not_integral_are_set_aside_not_cast() -> None:
         "out-of-range visited_mcc": 1,
     }
     assert rep.rows_used == 2  # d0, and d3 whose NaN volume reads as not given
-    rejects = result.rejects().to_pandas().set_index("record_id")["reason"].to_dict()
+    rejects = _reasons(result)
     assert rejects == {
         "d1": "out-of-range status_code",
         "d2": "non-integral bytes_up",
@@ -325,7 +330,7 @@ def test_numbers_in_text_are_checked_the_same_way(tmp_path: Path) -> None:
         "t8,voice,mo,2008-07-01 10:08,1380,,,460,,,inf\n"
     )
     result = telediag.scan(path)
-    rejects = result.rejects().to_pandas().set_index("record_id")["reason"].to_dict()
+    rejects = _reasons(result)
     assert rejects == {
         "t1": "out-of-range status_code",
         "t2": "non-integral bytes_up",
@@ -680,7 +685,7 @@ def test_unsigned_numbers_beyond_the_signed_range_are_set_aside() -> None:
     result = telediag.scan(table)
     assert result.report.set_aside == {"out-of-range bytes_up": 2}
     assert result.report.rows_used == 1
-    rejects = result.rejects().to_pandas().set_index("record_id")["reason"].to_dict()
+    rejects = _reasons(result)
     assert rejects == {"d1": "out-of-range bytes_up", "d2": "out-of-range bytes_up"}
 
 
@@ -721,7 +726,7 @@ def test_a_fraction_with_blanks_around_it_is_set_aside_in_every_identifier() -> 
     rows["imsi"] = [None, None, " 460001234500001.5 ", None]
     rows["imei"] = [None, None, None, " 3.52014010000017e+14\t"]
     result = telediag.scan(pa.table(rows))
-    reasons = result.rejects().to_pandas().set_index("record_id")["reason"].to_dict()
+    reasons = _reasons(result)
     assert reasons == {
         "d0": "non-integral peer_number",
         "d1": "non-integral peer_number",
