@@ -44,6 +44,14 @@ def _strings(values: pd.Series) -> pa.Array:
     return pa.Array.from_pandas(values, type=pa.string())
 
 
+def _peer_international(
+    columns: dict[str, pa.Array], settings: ScanSettings
+) -> dict[str, pa.Array]:
+    from telediag.numbers import is_international
+
+    return {"peer_international": pa.array(is_international(columns["peer_number"], settings.home))}
+
+
 def _peer(columns: dict[str, pa.Array], settings: ScanSettings) -> dict[str, pa.Array]:
     from telediag.numbers import classify_numbers
 
@@ -90,7 +98,7 @@ def _roaming(columns: dict[str, pa.Array], settings: ScanSettings) -> dict[str, 
 
 
 _PRODUCERS: dict[str, Callable[[dict[str, pa.Array], ScanSettings], dict[str, pa.Array]]] = {
-    "peer_international": _peer,
+    "peer_international": _peer_international,
     "peer_country": _peer,
     "handset_model": _handset,
     "handset_bands": _handset,

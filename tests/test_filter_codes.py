@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from hypothesis import given, settings
@@ -58,3 +59,103 @@ def test_a_null_test_on_text_reads_validity_without_encoding_the_column() -> Non
     )
     assert evaluator.mask(wap).tolist() == [False, False, False, False, False]
     assert "apn" in evaluator._encoded
+
+
+TYPES = ["sms", "mms", "data", "csd", None]
+APNS = ["cmwap", "cmnet", "CMWAP.x", "internet", None]
+PORTS = [110, 143, 993, 9202, 9203, 80, None]
+
+
+def _condition(column: str) -> st.SearchStrategy[dict[str, object]]:
+    values = {"record_type": TYPES[:-1], "apn": APNS[:-1], "server_port": PORTS[:-1]}[column]
+    one = st.sampled_from(values)
+    some = st.lists(one, min_size=1, max_size=3, unique=True)
+    kinds = [
+        st.builds(lambda v: {"equals": v}, one),
+        st.builds(lambda v: {"in": v}, some),
+        st.builds(lambda v: {"not_in": v}, some),
+        st.builds(lambda v: {"is_null": v}, st.booleans()),
+    ]
+    if column == "server_port":
+        kinds.append(st.builds(lambda v: {"min": v}, st.sampled_from([100, 993, 9202])))
+        kinds.append(st.builds(lambda v: {"max": v}, st.sampled_from([110, 9202])))
+    else:
+        kinds.append(st.builds(lambda v: {"prefix": [v[:3]]}, one))
+    return st.one_of(kinds)
+
+
+_where = st.dictionaries(
+    st.sampled_from(["record_type", "apn", "server_port"]), st.none(), max_size=3
+).flatmap(
+    lambda cols: st.fixed_dictionaries({c: _condition(c) for c in cols})  # type: ignore[arg-type]
+)
+_filters = st.tuples(_where, st.lists(_where, max_size=2), st.one_of(st.none(), _where)).map(
+    lambda t: {**t[0], **({"any_of": t[1]} if t[1] else {}), **({"not": t[2]} if t[2] else {})}
+)
+
+
+def _by_row(flt: object, frame: object) -> np.ndarray:
+    """The filter judged value by value with the conditions' own pandas judgement."""
+    import pandas as pd
+
+    assert isinstance(frame, pd.DataFrame)
+    from telediag.catalog import RecordFilter
+
+    assert isinstance(flt, RecordFilter)
+    mask = np.ones(len(frame), dtype=bool)
+    for column, cond in flt.where.items():
+        mask &= cond.mask(frame[column].astype("object"))
+    if flt.any_of:
+        mask &= np.logical_or.reduce([_by_row(sub, frame) for sub in flt.any_of])
+    if flt.not_ is not None:
+        mask &= ~_by_row(flt.not_, frame)
+    return mask
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(TYPES), st.sampled_from(APNS), st.sampled_from(PORTS)),
+        min_size=1,
+        max_size=60,
+    ),
+    st.lists(_filters, min_size=1, max_size=4),
+    st.integers(1, 5),
+    st.booleans(),
+)
+def test_filters_over_the_table_equal_a_row_by_row_judgement(
+    rows: list[tuple[str | None, str | None, int | None]],
+    filters: list[dict[str, object]],
+    chunks: int,
+    dictionary: bool,
+) -> None:
+    """Whole-column conditions (cached, shared by the filters asked one after another),
+    conditions judged on the few rows left, integer and text columns, in any chunks:
+    the same rows as judging every row by itself."""
+    import pandas as pd
+
+    from telediag.catalog import RecordFilter
+    from telediag.context import ScanSettings
+    from telediag.filters import FilterEvaluator
+
+    frame = pd.DataFrame(rows, columns=["record_type", "apn", "server_port"])
+    frame["server_port"] = frame["server_port"].astype("Int32")
+    step = -(-len(rows) // chunks)
+
+    def column(name: str, typ: pa.DataType) -> pa.ChunkedArray:
+        values = frame[name].astype("object").where(frame[name].notna(), None).tolist()
+        parts = [pa.array(values[i : i + step], typ) for i in range(0, len(values), step)]
+        whole = pa.chunked_array(parts, typ)
+        return whole.dictionary_encode() if dictionary and typ == pa.string() else whole
+
+    table = pa.table(
+        {
+            "record_type": column("record_type", pa.string()),
+            "apn": column("apn", pa.string()),
+            "server_port": column("server_port", pa.int32()),
+        }
+    )
+    evaluator = FilterEvaluator(table, ScanSettings())
+    for raw in filters:
+        flt = RecordFilter.model_validate(raw)
+        assert evaluator.mask(flt).tolist() == _by_row(flt, frame).tolist(), raw

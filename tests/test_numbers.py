@@ -290,3 +290,28 @@ def test_plain_domestic_fast_path_agrees_with_the_parser() -> None:
         "43664684000",
     ]
     assert _classify_all(sample, home) == [_classify_unique(n, home) for n in sample]
+
+
+_HOMES = [HomeCountry(region=r) for r in ("CN", "US", "AT", "GB")]
+
+
+@SETTINGS
+@given(
+    st.lists(
+        st.one_of(
+            _number.filter(lambda v: v is not None),
+            st.builds(lambda d: "0" + d, _digits),
+            st.builds(lambda d: "011" + d, _digits),
+        ),
+        max_size=30,
+    ),
+    st.sampled_from(_HOMES),
+)
+def test_vector_shortcuts_agree_with_the_parser(values: list[str], home: HomeCountry) -> None:
+    """The numbers answered in one vector step get what the one-by-one parser gives,
+    whatever the home country; the international flags alone agree as well."""
+    from telediag.numbers import _classify_all, _classify_unique
+
+    assert _classify_all(values, home) == [_classify_unique(v, home) for v in values]
+    flags = is_international(pa.array(values, pa.string()), home)
+    assert flags.tolist() == [_classify_unique(v, home)[0] for v in values]
