@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from telediag.allocator import small_pages
 from telediag.chunks import take_rows
 from telediag.normalize import Normalized
 
@@ -275,6 +276,14 @@ def _pack(times: np.ndarray, t0: int, unit: int, codes: np.ndarray, time_bits: i
 
 
 def sort_records(normalized: Normalized, threads: int = 2) -> SortedRecords:
+    """Sort the usable rows by (subscriber, time, record id); see :func:`_sort_records`.
+    Its arrays are written about once: they are made without huge pages (see
+    :func:`telediag.allocator.small_pages`)."""
+    with small_pages():
+        return _sort_records(normalized, threads)
+
+
+def _sort_records(normalized: Normalized, threads: int = 2) -> SortedRecords:
     """Sort the usable rows by (subscriber, time, record id); one sort of a packed key
     does the work, in up to ``threads`` threads.
 

@@ -52,3 +52,22 @@ def test_jemalloc_gives_freed_pages_back_sooner(monkeypatch) -> None:  # type: i
     monkeypatch.setattr(pa, "jemalloc_set_decay_ms", set_to.append)
     assert allocator.choose_memory_pool() == "jemalloc"
     assert set_to == [allocator.DECAY_MS]
+
+
+def test_small_pages_turns_the_huge_page_advice_off_and_back() -> None:
+    from numpy._core.multiarray import _set_madvise_hugepage as advise
+
+    from telediag.allocator import small_pages
+
+    for before in (True, False):
+        advise(before)
+        with small_pages():
+            assert advise(False) is False  # off inside the block
+        assert advise(before) is before  # and as it was after it
+    advise(True)
+    try:
+        with small_pages():
+            raise KeyError("boom")
+    except KeyError:
+        pass
+    assert advise(True) is True  # put back even when the block raised
