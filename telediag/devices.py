@@ -19,10 +19,11 @@ from __future__ import annotations
 import functools
 import io
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, Generic, TypeAlias, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -265,7 +266,36 @@ class HandsetCatalog:
         return sorted(labels)
 
 
-@functools.cache
+_T = TypeVar("_T")
+
+
+class _Once(Generic[_T]):
+    """A loader run once per process, however many threads ask at the same moment
+    (``functools.cache`` lets each of them run it: rules run in threads, and two that
+    asked for the catalog together built it twice)."""
+
+    def __init__(self, load: Callable[[], _T]) -> None:
+        self._load = load
+        self._lock = threading.Lock()
+        self._value: _T | None = None
+        functools.update_wrapper(self, load)
+
+    def __call__(self) -> _T:
+        value = self._value
+        if value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._load()
+                value = self._value
+        return value
+
+    def cache_clear(self) -> None:
+        """Forget the value: the next call loads again."""
+        with self._lock:
+            self._value = None
+
+
+@_Once
 def handset_catalog() -> HandsetCatalog:
     """The packaged handset catalog, read on first use and then kept for the process."""
     return HandsetCatalog.load()
@@ -307,7 +337,7 @@ class NetworkTable:
         return cls(table=table, row_of_mcc=row_of_mcc)
 
 
-@functools.cache
+@_Once
 def network_table() -> NetworkTable:
     """The packaged GSM-bands-by-country table, read on first use and then kept."""
     return NetworkTable.load()

@@ -452,3 +452,42 @@ def test_supports_network_unique_pair_path(monkeypatch: pytest.MonkeyPatch) -> N
 )
 def test_model_name(vendor: object, model: object, expected: str | None) -> None:
     assert model_name(vendor, model) == expected
+
+
+def test_the_catalogs_are_built_once_when_rules_ask_at_the_same_time(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Rules run in threads and two may ask for the handset catalog at the same moment:
+    it is built once (before, each built its own: twice the work and the memory)."""
+    import threading
+    import time
+
+    import telediag.devices as devices
+
+    pairs = [
+        (devices.handset_catalog, devices.HandsetCatalog),
+        (devices.network_table, devices.NetworkTable),
+    ]
+    for loader, kind in pairs:
+        loader.cache_clear()
+        built: list[int] = []
+        real = kind.load.__func__
+
+        def slow(cls, real=real, built=built):  # type: ignore[no-untyped-def]
+            built.append(1)
+            time.sleep(0.2)  # long enough for every thread to ask meanwhile
+            return real(cls)
+
+        monkeypatch.setattr(kind, "load", classmethod(slow))
+        got: list[object] = []
+
+        def ask(loader=loader, got=got):  # type: ignore[no-untyped-def]
+            got.append(loader())
+
+        threads = [threading.Thread(target=ask) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(built) == 1
+        assert len(got) == 4 and all(g is got[0] for g in got)
+        monkeypatch.undo()
+        loader.cache_clear()
