@@ -358,11 +358,46 @@ def _clean_text(name: str, arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Ch
     if pa.types.is_dictionary(arr.type):
         return _clean_dictionary_text(name, arr)
     target = COLUMNS[name]
+    if name in IDENTIFIERS and arr.type == target and _passes_unchecked(name, arr):
+        return arr, None  # the usual case: nothing to clean, mark or drop
     text = _blank_to_null(arr if arr.type == target else arr.cast(target))
     fraction = None
     if name in IDENTIFIERS:  # before IMEIs are checked
         fraction = _fractions(text)
     return (_handsets_only(text) if name == "imei" else text), fraction
+
+
+def _passes_unchecked(name: str, arr: pa.ChunkedArray) -> bool:
+    """Is every value of this identifier column digits (or '+'; an IMEI digits only, 14
+    to 16 of them, its TAC not all zeros)? Then no value is blank, a float's fraction
+    or an implausible IMEI, and the column needs no cleaning. One pass over the bytes,
+    where the checks it spares run several Arrow kernels over every row."""
+    imei = name == "imei"
+    for chunk in arr.chunks:
+        if len(chunk) == 0 or chunk.null_count == len(chunk):
+            continue
+        offsets, raw = text_bytes(chunk)
+        lengths = np.diff(offsets)
+        starts = offsets[:-1]
+        if chunk.null_count:
+            valid = np.asarray(chunk.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+            if lengths[~valid].any():
+                return False  # a null slot that holds bytes: leave it to the checks
+            lengths, starts = lengths[valid], starts[valid]
+        low, high = (14, 16) if imei else (1, None)
+        if lengths.min() < low or (high is not None and lengths.max() > high):
+            return False
+        digit = np.subtract(raw, 48, dtype=np.uint8) <= 9  # b"0" is 48
+        if not imei:
+            digit |= raw == 43  # b"+"
+        if not digit.all():
+            return False
+        if imei:
+            zero_first = starts[raw[starts] == 48]
+            tac = raw[zero_first[:, None] + np.arange(8)]
+            if (tac == 48).all(axis=1).any():
+                return False
+    return True
 
 
 def _fractions(text: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array | None:

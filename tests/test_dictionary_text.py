@@ -123,3 +123,61 @@ def test_encode_unifies_chunks_with_dictionaries_of_the_same_size() -> None:
     assert encode(column).to_pylist() == ["x", "y", "y", "z"]
     assert unify(column).to_pylist() == ["x", "y", "y", "z"]
     assert len(unify(column).dictionary) == 3
+
+
+_IDENTIFIER_VALUES = st.one_of(
+    st.none(),
+    st.text("0123456789", min_size=12, max_size=17),
+    st.builds(lambda d: "00000000" + d, st.text("0123456789", min_size=6, max_size=8)),
+    st.sampled_from(["", " ", "+8613800000001", " 352014010000170", "13800000001.5", "1e+17"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(["imei", "imsi", "peer_number"]),
+    st.one_of(
+        st.lists(_IDENTIFIER_VALUES, min_size=1, max_size=30),
+        # Mostly good values, where one bad value in any chunk must be noticed.
+        st.lists(
+            st.one_of(st.none(), st.text("0123456789", min_size=13, max_size=17)),
+            min_size=1,
+            max_size=30,
+        ),
+    ),
+    st.lists(st.integers(0, 30), max_size=3),
+    st.integers(0, 3),
+)
+def test_identifiers_of_digits_only_skip_the_checks_with_the_same_result(
+    name: str, values: list[str | None], cuts: list[int], skip: int
+) -> None:
+    """Columns whose values are all digits (or '+', but for IMEIs, which must all be
+    plausible) are passed through without the blank, fraction and IMEI checks: the
+    result is what the checks give, for any chunks and slices."""
+    import telediag.normalize as norm
+
+    bounds = sorted({0, len(values), *(c % (len(values) + 1) for c in cuts)})
+    # Slices of a longer array: chunks whose offsets do not start at zero.
+    chunks = [
+        pa.array(["x" * skip, *values[lo:hi]], pa.string()).slice(1)
+        for lo, hi in itertools.pairwise(bounds)
+    ]
+    column = pa.chunked_array(chunks, pa.string())
+    fast_text, fast_fraction = norm._clean_text(name, column)
+    real = norm._passes_unchecked
+    try:
+        norm._passes_unchecked = lambda name, arr: False  # type: ignore[assignment]
+        slow_text, slow_fraction = norm._clean_text(name, column)
+    finally:
+        norm._passes_unchecked = real  # type: ignore[assignment]
+    assert fast_text.to_pylist() == slow_text.to_pylist()
+    assert (None if fast_fraction is None else fast_fraction.to_pylist()) == (
+        None if slow_fraction is None else slow_fraction.to_pylist()
+    )
+    allowed = set("0123456789" if name == "imei" else "0123456789+")
+    digits = all(v is None or (v != "" and set(v) <= allowed) for v in values)
+    if name == "imei":
+        digits = digits and all(
+            v is None or (14 <= len(v) <= 16 and not v.startswith("0" * 8)) for v in values
+        )
+    assert norm._passes_unchecked(name, column) == digits
