@@ -50,6 +50,42 @@ def _sorted_dictionary_codes(
     return out, dictionary.take(pa.array(order))
 
 
+#: Integer columns whose values span fewer than this many are coded through a lookup
+#: table over the span (linear time) instead of a sort.
+_SPAN = 1 << 22
+
+
+def _integer_codes(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """:func:`_sorted_dictionary_codes` of an integer column's values as text, without
+    writing every row as text: the distinct numbers are found, written and put in text
+    order (``"126" < "13"``), and each row looks up its number's place."""
+    valid = None if arr.null_count == 0 else np.asarray(arr.is_valid().to_numpy(False), bool)
+    values = np.asarray(pc.fill_null(arr, 0).to_numpy(zero_copy_only=False)).astype(np.int64)
+    present = values if valid is None else values[valid]
+    if present.size == 0:
+        return np.full(values.shape[0], -1, dtype=np.int32), pa.array([], pa.string())
+    low, high = int(present.min()), int(present.max())
+    if valid is not None:
+        values[~valid] = low  # a filler in range; its code is made -1 below
+    if high - low < _SPAN:
+        seen = np.zeros(high - low + 1, dtype=bool)
+        seen[present - low] = True
+        distinct = np.flatnonzero(seen) + low
+        place = np.cumsum(seen, dtype=np.int64) - 1  # number -> its place among distinct
+        index = place[values - low]
+    else:
+        distinct = np.unique(present)
+        index = np.searchsorted(distinct, values)
+    labels = [str(v) for v in distinct.tolist()]
+    by_text = sorted(range(len(labels)), key=labels.__getitem__)
+    rank = np.empty(len(labels), dtype=np.int32)
+    rank[by_text] = np.arange(len(labels), dtype=np.int32)
+    codes = rank[index]
+    if valid is not None:
+        codes[~valid] = -1
+    return codes, pa.array([labels[i] for i in by_text], pa.string())
+
+
 def code_of(dictionary: pa.Array, value: str) -> int:
     """The code of ``value`` in a dictionary from :meth:`SortedRecords.codes` (-2 when
     absent, which matches no code, not even the -1 of null)."""
@@ -91,7 +127,13 @@ class SortedRecords:
 
     def codes(self, name: str, positions: np.ndarray) -> tuple[np.ndarray, pa.Array]:
         """Integer codes (-1 for null) and their dictionary for a string column."""
-        taken = take_rows(self.table[name], self.order[positions])
+        column = self.table[name]
+        rows = self.order[positions]
+        if not pa.types.is_dictionary(column.type) and rows.size * 16 >= len(column):
+            return self._codes_in_row_order(column, rows)
+        taken = take_rows(column, rows)
+        if pa.types.is_integer(taken.type):
+            return _integer_codes(taken)
         if pa.types.is_dictionary(taken.type) and taken.type.value_type == pa.string():
             # Normalized dictionaries hold distinct values only: their codes are used as
             # they are (values no row here has only widen the dictionary).
@@ -99,6 +141,32 @@ class SortedRecords:
         if not pa.types.is_string(taken.type):
             taken = taken.cast(pa.string())
         return _sorted_dictionary_codes(taken)
+
+    @staticmethod
+    def _codes_in_row_order(
+        column: pa.ChunkedArray, rows: np.ndarray
+    ) -> tuple[np.ndarray, pa.Array]:
+        """:meth:`codes` for many rows of a text column: the values are gathered in
+        table order (a pass through the column, where a gather in sorted order jumps
+        about gigabytes of text) and encoded there; then only the integer codes are put
+        in the order asked for. The codes depend on the values alone, so they are the
+        same either way."""
+        wanted = np.zeros(len(column), dtype=bool)
+        wanted[rows] = True  # rows are distinct: the sort order is a permutation
+        taken = column.filter(pa.array(wanted))
+        if isinstance(taken, pa.ChunkedArray):
+            taken = taken.combine_chunks()
+        if pa.types.is_integer(taken.type):
+            codes, dictionary = _integer_codes(taken)
+        else:
+            text = taken if pa.types.is_string(taken.type) else taken.cast(pa.string())
+            codes, dictionary = _sorted_dictionary_codes(text)
+        # The place of each asked row among the rows in table order.
+        in_order = np.flatnonzero(wanted)
+        kind = np.int64 if len(column) >= 2**31 else np.int32
+        place = np.empty(len(column), dtype=kind)
+        place[in_order] = np.arange(in_order.size, dtype=kind)
+        return codes[place[rows]], dictionary
 
     def record_ids(self, positions: np.ndarray) -> pa.Array:
         """The record ids at sorted positions; generated ones where the input had none."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -63,3 +65,58 @@ def test_narrow_keeps_the_values_and_room_for_the_null_code() -> None:
     assert small.to_pylist() == ["x", None, "y", "x"]
     wide = narrow(pc.dictionary_encode(pa.array([str(i) for i in range(200)])))
     assert wide.indices.type == pa.int16() and wide.to_pylist()[199] == "199"
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.integers(-50, 2000), st.integers(-(2**40), 2**40)),
+        min_size=1,
+        max_size=60,
+    ),
+    st.lists(
+        st.one_of(st.none(), st.sampled_from(["a", "b", "13", "126", "+44", ""])),
+        min_size=60,
+        max_size=60,
+    ),
+    st.integers(1, 4),
+    st.randoms(use_true_random=False),
+    st.floats(0.0, 1.0),
+)
+def test_codes_at_positions_are_the_codes_of_the_values_written_as_text(
+    numbers: list[int | None], texts: list[str | None], chunks: int, rnd: Any, share: float
+) -> None:
+    """SortedRecords.codes, whether it gathers in sorted order or in table order, and
+    for integers without writing every row as text: the codes and dictionary of the
+    values at those positions written as text, in the order of the positions."""
+    from types import SimpleNamespace
+
+    from telediag.sort import SortedRecords, _sorted_dictionary_codes
+
+    n = len(numbers)
+    texts = texts[:n]
+    step = -(-n // chunks)
+
+    def chunked(values: list[Any], typ: pa.DataType) -> pa.ChunkedArray:
+        return pa.chunked_array(
+            [pa.array(values[i : i + step], typ) for i in range(0, n, step)], typ
+        )
+
+    table = pa.table({"num": chunked(numbers, pa.int64()), "text": chunked(texts, pa.string())})
+    order = np.array(rnd.sample(range(n), n), dtype=np.int64)
+    records = SortedRecords(
+        normalized=SimpleNamespace(table=table),  # type: ignore[arg-type]
+        order=order,
+        subscriber=np.zeros(n, dtype=np.int32),
+        time_ms=np.zeros(n, dtype=np.int64),
+        msisdns=pa.array(["x"]),
+    )
+    positions = np.array(sorted(rnd.sample(range(n), int(share * n))), dtype=np.int64)
+    for name in ("num", "text"):
+        expected = pa.array(
+            [table[name][int(r)].as_py() for r in order[positions]], table[name].type
+        )
+        want_codes, want_dict = _sorted_dictionary_codes(expected.cast(pa.string()))
+        codes, dictionary = records.codes(name, positions)
+        assert codes.tolist() == want_codes.tolist()
+        assert dictionary.to_pylist() == want_dict.to_pylist()
