@@ -28,7 +28,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pyarrow as pa
 
@@ -55,20 +57,38 @@ def choose_memory_pool() -> str:
     return str(pa.default_memory_pool().backend_name)
 
 
+_advice_lock = threading.Lock()
+#: Blocks of :func:`small_pages` running now, and the advice they found on entering.
+_advice_state: dict[str, Any] = {"active": 0, "before": None}
+
+
+def _advise() -> Callable[[bool], bool] | None:
+    """numpy's switch of the huge-page advice (it returns the setting it replaced)."""
+    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):  # numpy 2, numpy 1
+        with contextlib.suppress(ImportError):
+            found = getattr(importlib.import_module(module), "_set_madvise_hugepage", None)
+            return found if callable(found) else None
+    return None
+
+
 @contextlib.contextmanager
 def small_pages() -> Iterator[None]:
     """Within the block, numpy does not ask for huge pages for new arrays (a setting of
-    the whole process, put back after; where numpy has no such switch, nothing)."""
-    advise = None
-    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):  # numpy 2, numpy 1
-        with contextlib.suppress(ImportError):
-            advise = getattr(importlib.import_module(module), "_set_madvise_hugepage", None)
-            break
+    the whole process). Blocks may run in several threads at once (buckets sorted in
+    parallel): the first to enter turns the advice off and the last to leave puts
+    back what the first found. Where numpy has no such switch, nothing."""
+    advise = _advise()
     if advise is None:
         yield
         return
-    before = advise(False)
+    with _advice_lock:
+        if _advice_state["active"] == 0:
+            _advice_state["before"] = advise(False)
+        _advice_state["active"] += 1
     try:
         yield
     finally:
-        advise(before)
+        with _advice_lock:
+            _advice_state["active"] -= 1
+            if _advice_state["active"] == 0:
+                advise(bool(_advice_state["before"]))

@@ -21,12 +21,39 @@ from telediag.context import ScanSettings
 from telediag.derived import DERIVED_COLUMNS, derive
 
 
+def _whole(value: Any) -> int | None:
+    """A condition's value as a whole number (text that reads as one too), or None when
+    it is none (1.5, "abc"): no row of an integer column can equal it."""
+    if isinstance(value, bool | int):
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value.strip())
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if number.is_integer() else None
+
+
+def _fits(value: int | None, typ: pa.DataType) -> bool:
+    """Can a column of this integer type hold the value?"""
+    if value is None:
+        return False
+    info = np.iinfo(typ.to_pandas_dtype())
+    return int(info.min) <= value <= int(info.max)
+
+
 def _typed_values(values: list[Any], arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The values of a condition in the column's type. For an integer column, values it
+    cannot hold (1.5, a number beyond its range) are left out: they match no row, where
+    a cast would have cut or wrapped them onto values that are there."""
     t = arr.type
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return pa.array([str(v) for v in values], type=t)
     if pa.types.is_boolean(t):
         return pa.array([bool(v) for v in values], type=t)
+    if pa.types.is_integer(t):
+        return pa.array([w for w in map(_whole, values) if _fits(w, t)], type=t)
     try:
         return pa.array(values).cast(t)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):

@@ -50,8 +50,9 @@ def _sorted_dictionary_codes(
     return out, dictionary.take(pa.array(order))
 
 
-#: Integer columns whose values span fewer than this many are coded through a lookup
-#: table over the span (linear time) instead of a sort.
+#: Integer columns whose values span fewer than this many (and not many more than the
+#: rows) are coded through a lookup table over the span (linear time) instead of a
+#: sort.
 _SPAN = 1 << 22
 
 
@@ -67,7 +68,7 @@ def _integer_codes(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
     low, high = int(present.min()), int(present.max())
     if valid is not None:
         values[~valid] = low  # a filler in range; its code is made -1 below
-    if high - low < _SPAN:
+    if high - low < min(_SPAN, 4 * values.shape[0] + 1024):
         seen = np.zeros(high - low + 1, dtype=bool)
         seen[present - low] = True
         distinct = np.flatnonzero(seen) + low

@@ -71,3 +71,39 @@ def test_small_pages_turns_the_huge_page_advice_off_and_back() -> None:
     except KeyError:
         pass
     assert advise(True) is True  # put back even when the block raised
+
+
+def test_small_pages_blocks_in_threads_leave_the_advice_as_it_was() -> None:
+    """Review: buckets sorted in threads each saved the advice and put it back as they
+    left, so the first to leave turned it on under the other, and the last left it off
+    for the rest of the process."""
+    import threading
+
+    from numpy._core.multiarray import _set_madvise_hugepage as advise
+
+    from telediag.allocator import small_pages
+
+    advise(True)
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def first() -> None:
+        with small_pages():
+            a_in.set()
+            b_in.wait()
+        a_out.set()
+
+    def second() -> None:
+        a_in.wait()
+        with small_pages():
+            b_in.set()
+            a_out.wait()
+            seen.append(advise(False))  # still off while this block runs
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == [False]
+    assert advise(True) is True  # on again once every block has left

@@ -159,3 +159,17 @@ def test_filters_over_the_table_equal_a_row_by_row_judgement(
     for raw in filters:
         flt = RecordFilter.model_validate(raw)
         assert evaluator.mask(flt).tolist() == _by_row(flt, frame).tolist(), raw
+
+
+def test_values_an_integer_column_cannot_hold_match_no_row() -> None:
+    """Review: 1099511627776 wrapped to 0 in an int32 column and 1.5 was cut to 1, so
+    ``equals: 1099511627776`` picked every status code 0 and ``in: [1.5]`` every 1."""
+    column = pa.chunked_array([pa.array([0, 1, 2, None], pa.int32())])
+    for cond, expected in [
+        (Condition(equals=2**40), [False, False, False, False]),
+        (Condition(in_=[1.5]), [False, False, False, False]),
+        (Condition(in_=[1.5, 2, "1"]), [False, True, True, False]),
+        (Condition(not_in=[1.5, 2**40]), [True, True, True, False]),
+        (Condition(equals=-(2**40)), [False, False, False, False]),
+    ]:
+        assert condition_mask(cond, column).tolist() == expected, cond
