@@ -396,11 +396,15 @@ def _sort_records(normalized: Normalized, threads: int = 2) -> SortedRecords:
     if sorted_key is not None:
         # The sorted keys hold each position's subscriber and time: read them there
         # rather than gathering both through the permutation.
-        subscriber = (sorted_key >> time_bits).astype(np.int32)
-        sorted_key &= (1 << time_bits) - 1
-        if unit > 1:
-            sorted_key *= unit
-        sorted_key += t0
+        # In slices: no month-sized temporary at the peak of the sort.
+        subscriber = np.empty(sorted_key.shape[0], dtype=np.int32)
+        for lo in range(0, sorted_key.shape[0], _STEP):
+            part = sorted_key[lo : lo + _STEP]
+            subscriber[lo : lo + _STEP] = part >> time_bits
+            part &= (1 << time_bits) - 1
+            if unit > 1:
+                part *= unit
+            part += t0
         time_ms = sorted_key
     else:
         subscriber, time_ms = codes[perm], times[perm]
