@@ -7,9 +7,10 @@
 script streams a generated month K times through, one row group at a time, giving each
 copy its own subscribers (msisdn and IMSI prefixed with the copy number), record ids and
 handsets, so the result is what generate.py would make at K times the size: K times
-the subscribers, handsets and records. A copy's IMEIs keep their TAC (the handset
-model) and serial; the last digit (the Luhn check digit, which telediag does not
-read) becomes the copy number, or two digits are appended past ten copies.
+the subscribers, handsets and records. A copy's IMEIs (generate.py writes 15 digits)
+keep their TAC (the handset model) and serial; the last digit (the Luhn check digit,
+which telediag does not read) becomes the copy number, so at most ten copies are made
+this way. IMEIs of other lengths, blanks and placeholders are kept as they are.
 
 ``--shared-handsets`` keeps every IMEI as it is instead: each handset is then used by
 K times the subscribers and handset buckets grow K-fold, a stress test for them. It
@@ -31,33 +32,27 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 
-def own_handsets(imei: pa.ChunkedArray | pa.Array, copy: int, copies: int) -> pa.Array:
-    """Copy ``copy``'s IMEIs: the 15-digit ones with the copy number in place of the check
-    digit (two digits appended when there are more than ten copies); others as they are
-    (placeholders and malformed values stay what they were)."""
+def own_handsets(imei: pa.ChunkedArray | pa.Array, copy: int) -> pa.Array:
+    """Copy ``copy``'s IMEIs (``copy`` 0-9): the 15-digit ones with the copy number in
+    place of the check digit; others as they are."""
     text = imei.cast(pa.string())
     digits = pc.and_(pc.equal(pc.binary_length(text), 15), pc.ascii_is_decimal(text))
     placeholder = pc.starts_with(text, "0" * 8)  # an all-zero TAC names no handset
     well_formed = pc.fill_null(pc.and_(digits, pc.invert(placeholder)), False)
-    if copies <= 10:
-        relabelled = pc.binary_join_element_wise(
-            pc.utf8_slice_codeunits(text, 0, 14), pa.scalar(str(copy)), ""
-        )
-    else:
-        relabelled = pc.binary_join_element_wise(
-            pc.utf8_slice_codeunits(text, 0, 14), pa.scalar(f"{copy:02d}"), ""
-        )
+    relabelled = pc.binary_join_element_wise(
+        pc.utf8_slice_codeunits(text, 0, 14), pa.scalar(str(copy)), ""
+    )
     return pc.if_else(well_formed, relabelled, text)
 
 
-def relabel(batch: pa.Table, copy: int, copies: int = 1, shared_handsets: bool = True) -> pa.Table:
+def relabel(batch: pa.Table, copy: int, shared_handsets: bool = True) -> pa.Table:
     """The batch as copy ``copy``: other subscribers, other record ids and, unless
     ``shared_handsets``, other handsets."""
     prefix = f"{copy:02d}"
     out = batch
     if not shared_handsets and "imei" in out.column_names:
         i = out.column_names.index("imei")
-        out = out.set_column(i, "imei", own_handsets(out["imei"], copy, copies))
+        out = out.set_column(i, "imei", own_handsets(out["imei"], copy))
     for name, sep in (("msisdn", ""), ("imsi", ""), ("record_id", "-")):
         if name in out.column_names:
             col = out[name].cast(pa.string())
@@ -78,6 +73,8 @@ def main() -> int:
         help="keep the IMEIs: every handset shared by all copies (a stress test)",
     )
     args = parser.parse_args()
+    if args.copies > 10 and not args.shared_handsets:
+        parser.error("own handsets per copy allow at most 10 copies (or use --shared-handsets)")
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     pf = pq.ParquetFile(args.source)
@@ -92,7 +89,7 @@ def main() -> int:
             path = args.out / f"part-{c:03d}-{f:02d}.parquet"
             writer = None
             for g in mine:
-                batch = relabel(pf.read_row_group(g), c, args.copies, args.shared_handsets)
+                batch = relabel(pf.read_row_group(g), c, args.shared_handsets)
                 if writer is None:
                     writer = pq.ParquetWriter(path, batch.schema)
                 writer.write_table(batch)

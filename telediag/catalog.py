@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
+import pyarrow as pa
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -22,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from telediag.conditions import Condition
+from telediag.conditions import Condition, whole_number
 from telediag.derived import DERIVED_COLUMNS
 from telediag.detectors import REGISTRY
 from telediag.detectors.base import DetectorParams
@@ -127,6 +128,25 @@ class RecordFilter(_Strict):
                     f"({', '.join(sorted(RULE_COLUMNS))}) or any_of / not"
                 )
         return {"where": where, **rest}
+
+    @model_validator(mode="after")
+    def _numbers_on_number_columns(self) -> RecordFilter:
+        """A column of whole numbers is compared with numbers: a value that is none
+        ("abc") would select no row, or every row under ``not_in``."""
+        for column, cond in self.where.items():
+            typ = COLUMNS.get(column)
+            if typ is None or not pa.types.is_integer(typ):
+                continue
+            for values in (cond.equals, cond.in_, cond.not_in):
+                for value in values if isinstance(values, list) else [values]:
+                    if value is None:
+                        continue
+                    try:
+                        whole_number(value)
+                    except ValueError as exc:
+                        message = f"{column}: {exc}; the column holds whole numbers"
+                        raise ValueError(message) from None
+        return self
 
     def columns(self) -> set[str]:
         """Every column the filter reads."""

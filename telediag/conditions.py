@@ -7,6 +7,8 @@ comparisons and never evaluated as code.
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,29 @@ Scalar = str | int | float | bool
 def _number(value: float) -> str:
     """A bound as written: whole numbers in full (604800, not 6.048e+05)."""
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+#: Text that reads as a number: a sign, digits with an optional fraction, an exponent.
+_NUMBER_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def whole_number(value: Any) -> int | None:
+    """A condition's value read as a whole number, exactly (text through ``Decimal``,
+    not a float): None for a number that is not whole or too large for any integer
+    column (1.5, 1e30); ``ValueError`` for a value that is no number at all ("abc",
+    "0x10", "²")."""
+    if isinstance(value, bool | int):
+        return int(value)
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) < 2.0**64 else None
+    if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value.strip()):
+        number = Decimal(value.strip())
+        if number.is_zero():
+            return 0
+        if number.adjusted() > 20:  # beyond any integer column
+            return None
+        return int(number) if number == number.to_integral_value() else None
+    raise ValueError(f"{value!r} is not a number")
 
 
 class Condition(BaseModel):

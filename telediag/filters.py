@@ -16,23 +16,9 @@ import pyarrow.compute as pc
 
 from telediag.catalog import RecordFilter
 from telediag.chunks import encode, narrow, take_rows
-from telediag.conditions import Condition
+from telediag.conditions import Condition, whole_number
 from telediag.context import ScanSettings
 from telediag.derived import DERIVED_COLUMNS, derive
-
-
-def _whole(value: Any) -> int | None:
-    """A condition's value as a whole number (text that reads as one too), or None when
-    it is none (1.5, "abc"): no row of an integer column can equal it."""
-    if isinstance(value, bool | int):
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        return int(value.strip())
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return int(number) if number.is_integer() else None
 
 
 def _fits(value: int | None, typ: pa.DataType) -> bool:
@@ -53,7 +39,7 @@ def _typed_values(values: list[Any], arr: pa.Array | pa.ChunkedArray) -> pa.Arra
     if pa.types.is_boolean(t):
         return pa.array([bool(v) for v in values], type=t)
     if pa.types.is_integer(t):
-        return pa.array([w for w in map(_whole, values) if _fits(w, t)], type=t)
+        return pa.array([w for w in map(whole_number, values) if _fits(w, t)], type=t)
     try:
         return pa.array(values).cast(t)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):

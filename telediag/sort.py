@@ -68,7 +68,7 @@ def _integer_codes(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
     low, high = int(present.min()), int(present.max())
     if valid is not None:
         values[~valid] = low  # a filler in range; its code is made -1 below
-    if high - low < min(_SPAN, 4 * values.shape[0] + 1024):
+    if high - low < min(_SPAN, 32 * values.shape[0] + 1024):
         seen = np.zeros(high - low + 1, dtype=bool)
         seen[present - low] = True
         distinct = np.flatnonzero(seen) + low

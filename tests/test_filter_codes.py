@@ -173,3 +173,37 @@ def test_values_an_integer_column_cannot_hold_match_no_row() -> None:
         (Condition(equals=-(2**40)), [False, False, False, False]),
     ]:
         assert condition_mask(cond, column).tolist() == expected, cond
+
+
+def test_text_of_a_whole_number_is_read_exactly() -> None:
+    """Review: "9007199254740993.0" went through a float and matched 9007199254740992."""
+    column = pa.chunked_array([pa.array([9007199254740992, 9007199254740993], pa.int64())])
+    assert condition_mask(Condition(equals="9007199254740993.0"), column).tolist() == [
+        False,
+        True,
+    ]
+    assert condition_mask(Condition(in_=[" 9007199254740992 "]), column).tolist() == [
+        True,
+        False,
+    ]
+
+
+def test_a_rule_with_a_value_that_is_no_number_on_a_number_column_is_refused() -> None:
+    """Review: 'abc', '²' or '+-0' on sms_class made the rule select nothing (or, in
+    not_in, everything), or fail at scan time with a raw ValueError; the rule file is
+    now refused when it is read, naming the column and the value."""
+    import pydantic
+    import pytest
+
+    from telediag.catalog import RecordFilter
+
+    for bad in ["abc", "²", "+-0", "٠", "0x10"]:
+        for form in ({"sms_class": bad}, {"sms_class": {"not_in": [1, bad]}}):
+            with pytest.raises(pydantic.ValidationError, match="sms_class") as info:
+                RecordFilter.model_validate(form)
+            assert repr(bad) in str(info.value)
+    nested = {"any_of": [{"server_port": ["x"]}]}
+    with pytest.raises(pydantic.ValidationError, match="server_port"):
+        RecordFilter.model_validate(nested)
+    # Numbers, and text that reads as one, stay allowed.
+    RecordFilter.model_validate({"sms_class": ["0", 1, 2.0, " 3 ", "-1"], "apn": "abc"})
