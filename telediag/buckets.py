@@ -243,15 +243,6 @@ def _empty_report() -> InputReport:
     return InputReport(files=[], rows_read=0, rows_used=0, set_aside={})
 
 
-def _conformed(table: pa.Table) -> pa.Table:
-    """The contract columns conformed (see :func:`telediag.conform.conform`), the others
-    as they are."""
-    done = conform(table, "bucket")
-    return pa.table(
-        {c: done[c] if c in done.column_names else table[c] for c in table.column_names}
-    )
-
-
 def scan_bucket(
     table: pa.Table,
     rules: Sequence[Rule],
@@ -282,7 +273,7 @@ def scan_bucket(
                 table, positions = table.filter(pa.array(keep)), positions[keep]
     # Columns as a local read conforms them (Spark hands over what it read: a column of
     # float subscriber numbers, say); conforming conformed columns changes nothing.
-    table = _conformed(table)
+    table = conform(table, "bucket", keep_others=True)
     raw = RawInput(
         table=table,
         stems=["bucket"],

@@ -100,10 +100,16 @@ def conform_column(name: str, arr: pa.ChunkedArray, where: str) -> pa.ChunkedArr
     return arr
 
 
-def conform(table: pa.Table, where: str) -> pa.Table:
-    """The table's contract columns conformed (other columns are left out)."""
-    names = [n for n in table.column_names if n in COLUMNS]
-    return pa.table({n: conform_column(n, table[n], where) for n in names})
+def conform(table: pa.Table, where: str, *, keep_others: bool = False) -> pa.Table:
+    """The table's contract columns conformed; other columns are left out, or kept as
+    they are with ``keep_others`` (a bucket's row positions, say)."""
+    return pa.table(
+        {
+            n: conform_column(n, table[n], where) if n in COLUMNS else table[n]
+            for n in table.column_names
+            if keep_others or n in COLUMNS
+        }
+    )
 
 
 def check_unique(names: list[str], used: set[str] | None, where: str) -> None:
