@@ -87,6 +87,21 @@ def _integer_codes(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
     return codes, pa.array([labels[i] for i in by_text], pa.string())
 
 
+def _value_codes(taken: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Codes (-1 for null) and their dictionary of the values of a column, as text:
+    integers through their distinct numbers, normalized dictionaries as they are, other
+    values written as text and encoded."""
+    if pa.types.is_integer(taken.type):
+        return _integer_codes(taken)
+    if pa.types.is_dictionary(taken.type) and taken.type.value_type == pa.string():
+        # Normalized dictionaries hold distinct values only: their codes are used as
+        # they are (values no row here has only widen the dictionary).
+        return _sorted_dictionary_codes(taken, taken)
+    if not pa.types.is_string(taken.type):
+        taken = taken.cast(pa.string())
+    return _sorted_dictionary_codes(taken)
+
+
 def code_of(dictionary: pa.Array, value: str) -> int:
     """The code of ``value`` in a dictionary from :meth:`SortedRecords.codes` (-2 when
     absent, which matches no code, not even the -1 of null)."""
@@ -132,16 +147,7 @@ class SortedRecords:
         rows = self.order[positions]
         if not pa.types.is_dictionary(column.type) and rows.size * 16 >= len(column):
             return self._codes_in_row_order(column, rows)
-        taken = take_rows(column, rows)
-        if pa.types.is_integer(taken.type):
-            return _integer_codes(taken)
-        if pa.types.is_dictionary(taken.type) and taken.type.value_type == pa.string():
-            # Normalized dictionaries hold distinct values only: their codes are used as
-            # they are (values no row here has only widen the dictionary).
-            return _sorted_dictionary_codes(taken, taken)
-        if not pa.types.is_string(taken.type):
-            taken = taken.cast(pa.string())
-        return _sorted_dictionary_codes(taken)
+        return _value_codes(take_rows(column, rows))
 
     @staticmethod
     def _codes_in_row_order(
@@ -157,11 +163,7 @@ class SortedRecords:
         taken = column.filter(pa.array(wanted))
         if isinstance(taken, pa.ChunkedArray):
             taken = taken.combine_chunks()
-        if pa.types.is_integer(taken.type):
-            codes, dictionary = _integer_codes(taken)
-        else:
-            text = taken if pa.types.is_string(taken.type) else taken.cast(pa.string())
-            codes, dictionary = _sorted_dictionary_codes(text)
+        codes, dictionary = _value_codes(taken)
         # The place of each asked row among the rows in table order.
         in_order = np.flatnonzero(wanted)
         kind = np.int64 if len(column) >= 2**31 else np.int32
@@ -379,14 +381,15 @@ def _sort_records(normalized: Normalized, threads: int = 2) -> SortedRecords:
     code_bits = max(1, int(codes.max()).bit_length())
     time_bits = max(1, ((int(times.max()) - t0) // unit).bit_length())
     sorted_key = None
-    if code_bits + time_bits <= 63 and code_bits + time_bits + (codes.size - 1).bit_length() <= 64:
+    key_bits = code_bits + time_bits  # a key of at most 63 bits stays a positive int64
+    if key_bits <= 63 and key_bits + (codes.size - 1).bit_length() <= 64:
         # The usual case: the key is built over the times (a copy only where they are
         # Arrow's memory) and comes out of one sort with the subscriber and time of
         # every position.
         key = _pack(times if times.flags.writeable else times.copy(), t0, unit, codes, time_bits)
         del times
         perm, sorted_key = _sort_with_keys(key)
-    elif code_bits + time_bits <= 63:
+    elif key_bits <= 63:  # the row numbers do not fit beside the key
         key = _pack(times.copy(), t0, unit, codes, time_bits)
         perm = _argsort_by_subscriber_ranges(key, codes, threads)
     else:  # more than 63 bits: fall back to a two-key sort
