@@ -253,21 +253,16 @@ def _domestic_at_sight(values: pa.Array, home: HomeCountry) -> np.ndarray:
     """Which distinct numbers are domestic by their form alone (plain short digits, a
     whole home mobile number, a trunk zero and digits): most of any column."""
 
-    def matches(pattern: str) -> np.ndarray:
-        found = pc.match_substring_regex(values, pattern).fill_null(False)
-        return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+    def flags(found: pa.Array) -> np.ndarray:
+        return np.asarray(found.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
-    plain = matches(_PLAIN_DOMESTIC)
+    plain = flags(pc.match_substring_regex(values, _PLAIN_DOMESTIC))
     # A mobile pattern RE2 cannot run leaves those numbers to the one-by-one path.
     with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        plain |= matches(f"^(?:{home.mobile_pattern})$")
-    trunk = matches(_TRUNK_DOMESTIC)
-    prefix = home.international_prefix
-    if prefix:
-        trunk &= ~np.asarray(
-            pc.starts_with(values, prefix).fill_null(False).to_numpy(zero_copy_only=False),
-            dtype=bool,
-        )
+        plain |= flags(pc.match_substring_regex(values, f"^(?:{home.mobile_pattern})$"))
+    trunk = flags(pc.match_substring_regex(values, _TRUNK_DOMESTIC))
+    if home.international_prefix:
+        trunk &= ~flags(pc.starts_with(values, home.international_prefix))
     return plain | trunk
 
 
