@@ -173,7 +173,7 @@ FEW_VALUES: tuple[str, ...] = (
 )
 
 
-def _as_dictionary(schema: pa.Schema, names: list[str], cmap: ColumnMap | None) -> list[str]:
+def dictionary_columns(schema: pa.Schema, names: list[str], cmap: ColumnMap | None) -> list[str]:
     """The :data:`FEW_VALUES` columns among ``names`` that the file holds as text."""
     if cmap is not None:  # a map's expressions read source columns as they are
         return []
@@ -195,7 +195,7 @@ def _read_parquet(path: Path, wanted: set[str] | None, cmap: ColumnMap | None) -
         return pq.read_table(
             path,
             columns=cols,
-            read_dictionary=_as_dictionary(schema, names, cmap),
+            read_dictionary=dictionary_columns(schema, names, cmap),
             pre_buffer=False,
         )
     except (OSError, pa.ArrowException) as exc:

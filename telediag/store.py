@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from telediag.allocator import streaming_decay
 from telediag.buckets import (
     KEY_COLUMN,
     BucketResult,
@@ -208,6 +209,7 @@ def _write(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, write_statistics=True)
 
 
+@streaming_decay()
 def prepare(
     inputs: Sequence[str | Path],
     out: str | Path,

@@ -107,3 +107,57 @@ def test_small_pages_blocks_in_threads_leave_the_advice_as_it_was() -> None:
         t.join()
     assert seen == [False]
     assert advise(True) is True  # on again once every block has left
+
+
+def test_streaming_decay_lengthens_the_delay_for_new_arenas_and_puts_it_back(
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """Overlapping blocks (a store prepared while a scan spills): the first sets the long
+    delay, the last to leave puts back the short one, even when a block raised."""
+    import threading
+
+    import pyarrow as pa
+
+    from telediag import allocator
+
+    set_to: list[int] = []
+    monkeypatch.setattr(pa, "jemalloc_set_decay_ms", set_to.append)
+    monkeypatch.setitem(allocator._decay_state, "ours", True)
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with allocator.streaming_decay():
+            a_in.set()
+            b_in.wait()
+        a_out.set()
+
+    def second() -> None:
+        a_in.wait()
+        try:
+            with allocator.streaming_decay():
+                b_in.set()
+                a_out.wait()
+                assert set_to == [allocator.STREAM_DECAY_MS]  # still long in here
+                raise KeyError("boom")
+        except KeyError:
+            pass
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set_to == [allocator.STREAM_DECAY_MS, allocator.DECAY_MS]
+
+
+def test_streaming_decay_leaves_a_pool_telediag_did_not_set_alone(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    from telediag import allocator
+
+    set_to: list[int] = []
+    monkeypatch.setattr(pa, "jemalloc_set_decay_ms", set_to.append)
+    monkeypatch.setitem(allocator._decay_state, "ours", False)
+    with allocator.streaming_decay():
+        pass
+    assert set_to == []

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
@@ -451,3 +452,42 @@ def test_warnings_about_number_identifiers_reach_a_bucketed_scan() -> None:
     assert len(whole.report.warnings) == 1
     for buckets in (1, 3):
         assert telediag.scan([table], buckets=buckets).report.warnings == whole.report.warnings
+
+
+def test_label_dictionaries_of_any_index_width_spill_like_text(
+    catalog: list[telediag.Rule],
+) -> None:
+    """Spill files keep label columns as dictionaries (one index width, each batch its
+    own dictionary) and other dictionaries as their values: the findings are those of
+    the same table with every column as text."""
+    frame = month(12, 400)
+    plain = to_table(frame)
+    coded = plain
+    for name, index in (("record_type", pa.int8()), ("status", pa.int16()), ("msisdn", pa.int8())):
+        i = coded.column_names.index(name)
+        values = pc.dictionary_encode(coded[name].combine_chunks())
+        small = pa.DictionaryArray.from_arrays(values.indices.cast(index), values.dictionary)
+        coded = coded.set_column(i, name, pa.chunked_array([small]))
+    whole = telediag.scan(plain, rules=catalog)
+    assert len(whole.findings)
+    assert_same(whole, telediag.scan(coded, rules=catalog, buckets=3))
+
+
+def test_a_bucket_read_from_dictionary_and_text_inputs_keeps_its_other_types(
+    tmp_path: Path,
+) -> None:
+    from telediag.outofcore import _read_bucket
+
+    times = pa.array([0, 1], pa.timestamp("ms", tz="UTC"))
+    labels = pa.array(["sms", "voice"])
+    paths = []
+    for n, kind in enumerate((labels.dictionary_encode(), labels)):
+        table = pa.table({"record_type": kind, "start_time": times})
+        path = tmp_path / f"part-{n}.arrow"
+        with pa.ipc.new_stream(path, table.schema) as writer:
+            writer.write_table(table)
+        paths.append(path)
+    read = _read_bucket(paths)
+    assert read.schema.field("record_type").type == pa.string()
+    assert read.schema.field("start_time").type == times.type
+    assert read["record_type"].to_pylist() == ["sms", "voice", "sms", "voice"]
