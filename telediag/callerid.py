@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -36,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from telediag.errors import ConfigError
 from telediag.numbers import HomeCountry, _factorize, _spread, normalize_number
+from telediag.once import Once
 from telediag.yamlfile import load_yaml_model
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def _area_code_length(digits: str) -> int:
     return 2 if digits[0] in "12" else 3
 
 
-@lru_cache(maxsize=1)
+@Once
 def _tables() -> _Tables:
     ref = resources.files("telediag") / "data" / "callerid.yaml"
     with resources.as_file(ref) as path:

@@ -16,20 +16,20 @@ index ``take``; nothing calls Python once per row. The tables are read once per 
 
 from __future__ import annotations
 
-import functools
 import io
 import re
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Final, Generic, TypeAlias, TypeVar
+from typing import Any, Final, TypeAlias
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+
+from telediag.once import Once
 
 __all__ = [
     "HandsetCatalog",
@@ -266,36 +266,7 @@ class HandsetCatalog:
         return sorted(labels)
 
 
-_T = TypeVar("_T")
-
-
-class _Once(Generic[_T]):
-    """A loader run once per process, however many threads ask at the same moment
-    (``functools.cache`` lets each of them run it: rules run in threads, and two that
-    asked for the catalog together built it twice)."""
-
-    def __init__(self, load: Callable[[], _T]) -> None:
-        self._load = load
-        self._lock = threading.Lock()
-        self._value: _T | None = None
-        functools.update_wrapper(self, load)
-
-    def __call__(self) -> _T:
-        value = self._value
-        if value is None:
-            with self._lock:
-                if self._value is None:
-                    self._value = self._load()
-                value = self._value
-        return value
-
-    def cache_clear(self) -> None:
-        """Forget the value: the next call loads again."""
-        with self._lock:
-            self._value = None
-
-
-@_Once
+@Once
 def handset_catalog() -> HandsetCatalog:
     """The packaged handset catalog, read on first use and then kept for the process."""
     return HandsetCatalog.load()
@@ -337,7 +308,7 @@ class NetworkTable:
         return cls(table=table, row_of_mcc=row_of_mcc)
 
 
-@_Once
+@Once
 def network_table() -> NetworkTable:
     """The packaged GSM-bands-by-country table, read on first use and then kept."""
     return NetworkTable.load()

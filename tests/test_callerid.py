@@ -290,3 +290,35 @@ def test_decoding_recovers_the_parts(
     frame = decode_caller_ids([number, None, number])
     assert frame["caller_number"].tolist()[::2] == [caller, caller]
     assert classify_numbers([number])["country_code"].tolist() == [country]
+
+
+def test_tables_are_read_once_when_threads_ask_at_the_same_time(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Rules run in threads: two asking for the caller-ID tables at the same moment read
+    the file once (with functools' cache each read it)."""
+    import threading
+    import time
+
+    read: list[int] = []
+    real = callerid_mod.load_yaml_model
+
+    def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
+        read.append(1)
+        time.sleep(0.2)  # long enough for every thread to ask meanwhile
+        return real(*args, **kwargs)
+
+    callerid_mod._tables.cache_clear()
+    monkeypatch.setattr(callerid_mod, "load_yaml_model", slow)
+    got: list[object] = []
+
+    def ask() -> None:
+        got.append(callerid_mod._tables())
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    monkeypatch.undo()
+    callerid_mod._tables.cache_clear()
+    assert len(read) == 1
+    assert len(got) == 4 and all(g is got[0] for g in got)
