@@ -65,6 +65,7 @@ from telediag.outofcore import (
     BucketProgress,
     _read_bucket,
     can_stream,
+    crowds_page_cache,
     default_budget,
     estimate_rows,
     plan_buckets,
@@ -274,6 +275,7 @@ def prepare(
             workers,
             spill_batch_rows(memory or default_budget()),
             zone=zone,
+            forget_inputs=crowds_page_cache(items, rows),
         )
 
         # The given record ids are kept by their own hash (ids/bucket=N), so a day added

@@ -491,3 +491,35 @@ def test_a_bucket_read_from_dictionary_and_text_inputs_keeps_its_other_types(
     assert read.schema.field("record_type").type == pa.string()
     assert read.schema.field("start_time").type == times.type
     assert read["record_type"].to_pylist() == ["sms", "voice", "sms", "voice"]
+
+
+def test_input_pages_leave_the_page_cache_only_when_the_spill_would_crowd_it(
+    tmp_path: Path, catalog: list[telediag.Rule], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each input file read by the spill pass is dropped from the page cache when input
+    and spill together would take more than half the memory available, and only then;
+    the findings are the same either way."""
+    import os
+
+    from telediag import outofcore
+
+    folder = write_parts(tmp_path, month(5, 200), 2)
+    files = sorted(folder.iterdir())
+    advised: list[str] = []
+    real = os.posix_fadvise
+
+    def record(fd: int, offset: int, length: int, advice: int) -> None:
+        assert advice == os.POSIX_FADV_DONTNEED
+        advised.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", record)
+    roomy = telediag.scan(folder, rules=catalog, buckets=2)
+    assert advised == []
+    size = sum(f.stat().st_size for f in files)
+    monkeypatch.setattr(outofcore, "available_memory", lambda: size)
+    assert outofcore.crowds_page_cache(files, 0)
+    crowded = telediag.scan(folder, rules=catalog, buckets=2)
+    assert sorted(advised) == [str(f) for f in files]
+    assert_same(roomy, crowded)
+    outofcore.forget_cached(tmp_path / "no such file")  # nothing to forget: no error
