@@ -74,14 +74,23 @@ _decay_state: dict[str, Any] = {"ours": False, "active": 0}
 
 @contextlib.contextmanager
 def streaming_decay() -> Iterator[None]:
-    """Arenas jemalloc makes within the block (one per new thread, up to its limit)
-    keep freed pages for :data:`STREAM_DECAY_MS`; after it, new arenas get
-    :data:`DECAY_MS` again. jemalloc sets an arena's delay when it makes the arena, so
-    threads started in the block keep the longer delay for their lives, and a process
-    that already made all its arenas keeps the short one. Blocks may overlap (a store
-    prepared while a scan runs): the first sets the delay, the last puts it back. Where
-    telediag did not choose the pool (another allocator, or one the user chose),
-    nothing."""
+    """Arenas jemalloc makes within the block (one for each thread that first allocates
+    there, up to its limit of four per core) keep freed pages for
+    :data:`STREAM_DECAY_MS`; after it, new arenas get :data:`DECAY_MS` again.
+
+    jemalloc fixes an arena's delay when it makes the arena, and there is no setting
+    for arenas already made, so the longer delay outlives the block: arenas made in it
+    go on serving Arrow's own worker threads, and threads started later once the
+    block's threads have ended. After an out-of-core scan, a process may therefore keep
+    freed memory for up to 2 s where it kept it for 0.1 s (a process that had made all
+    its arenas before keeps the short delay throughout). When the last block ends, the
+    pages freed until then are given back at once.
+
+    Blocks may overlap (a store prepared while a scan runs): the first sets the delay,
+    the last puts back :data:`DECAY_MS`. Where telediag did not choose the pool (another
+    allocator, or ``ARROW_DEFAULT_MEMORY_POOL`` set), nothing: to set jemalloc's delays
+    yourself, choose the pool with ``ARROW_DEFAULT_MEMORY_POOL=jemalloc`` and telediag
+    leaves them alone."""
     if not _decay_state["ours"]:
         yield
         return
@@ -96,6 +105,7 @@ def streaming_decay() -> Iterator[None]:
             _decay_state["active"] -= 1
             if _decay_state["active"] == 0:
                 pa.jemalloc_set_decay_ms(DECAY_MS)
+                pa.default_memory_pool().release_unused()
 
 
 _advice_lock = threading.Lock()

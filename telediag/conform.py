@@ -8,6 +8,8 @@ the offending type or value. Works on one table or one batch at a time.
 
 from __future__ import annotations
 
+import contextlib
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -59,7 +61,12 @@ def conform_column(name: str, arr: pa.ChunkedArray, where: str) -> pa.ChunkedArr
     """One contract column in a type normalization reads (text, number or time)."""
     t = arr.type
     if pa.types.is_dictionary(t):
-        arr = arr.cast(t.value_type) if not pa.types.is_string(t.value_type) else arr
+        if pa.types.is_large_string(t.value_type) or pa.types.is_string_view(t.value_type):
+            # Text as pandas 3 writes it: the same dictionary over plain text.
+            with contextlib.suppress(pa.ArrowInvalid):  # a dictionary past 2 GB of text
+                arr = arr.cast(pa.dictionary(t.index_type, pa.string()))
+        if not pa.types.is_string(arr.type.value_type):
+            arr = arr.cast(arr.type.value_type)
         if pa.types.is_dictionary(arr.type):
             return arr  # dictionary-encoded text: normalization reads it as it is
         t = arr.type

@@ -350,13 +350,15 @@ def _take(table: pa.Table, indices: pa.Array, pool: ThreadPoolExecutor | None) -
 
 
 class _Writers:
-    """One IPC file per bucket for the input file being read."""
+    """One IPC stream per bucket for the input file being read, and a new one when a
+    batch's schema differs from the stream's (a label column held as a dictionary in one
+    batch and as text in the next, see :func:`_spill_form`)."""
 
     def __init__(
         self, spilled: Spilled, key: str, n: int, pool: ThreadPoolExecutor | None = None
     ) -> None:
         self.spilled, self.key, self.n = spilled, key, n
-        self.open: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
+        self.open: dict[int, tuple[pa.ipc.RecordBatchStreamWriter, pa.Schema]] = {}
         self.options = pa.ipc.IpcWriteOptions(compression="lz4")
         self.pool = pool
 
@@ -373,18 +375,23 @@ class _Writers:
         ordered = _take(table, pa.array(order if rows is None else rows[order]), self.pool)
         for b in np.flatnonzero(counts):
             part = ordered.slice(int(bounds[b]), int(counts[b]))
-            writer = self.open.get(int(b))
-            if writer is None:
-                path = self.spilled.directory / f"{self.key}-{int(b):05d}-{self.n:05d}.arrow"
-                writer = pa.ipc.new_stream(path, part.schema, options=self.options)
-                self.open[int(b)] = writer
-                self.spilled.parts.setdefault((self.key, int(b)), []).append(path)
-            writer.write_table(part)
             slot = (self.key, int(b))
+            writer, schema = self.open.get(int(b), (None, None))
+            if writer is not None and schema is not None and not schema.equals(part.schema):
+                writer.close()
+                writer = None
+            if writer is None:
+                paths = self.spilled.parts.setdefault(slot, [])
+                name = f"{self.key}-{int(b):05d}-{self.n:05d}-{len(paths):03d}.arrow"
+                path = self.spilled.directory / name
+                writer = pa.ipc.new_stream(path, part.schema, options=self.options)
+                self.open[int(b)] = (writer, part.schema)
+                paths.append(path)
+            writer.write_table(part)
             self.spilled.rows[slot] = self.spilled.rows.get(slot, 0) + int(counts[b])
 
     def close(self) -> None:
-        for writer in self.open.values():
+        for writer, _ in self.open.values():
             writer.close()
         self.open.clear()
 
@@ -485,7 +492,7 @@ def _spill_input(
         # Conformed as read_input conforms (integral floats as whole numbers...), before
         # any key is hashed: a subscriber's rows meet in one bucket whichever file and
         # type they came in.
-        table = _spill_form(conform(table, name))
+        table = _spill_form(conform(table, name), buckets)
         rows = table.num_rows
         if rows == 0:
             continue
@@ -543,20 +550,35 @@ def repeated_id_warning(
     return duplicate_id_message(pa.concat_arrays(found))
 
 
-def _spill_form(table: pa.Table) -> pa.Table:
-    """The columns as spill files hold them, one schema for every batch of an input:
-    label columns (:data:`FEW_VALUES`) that came as dictionaries of text stay so, with
-    32-bit indices; other dictionaries become the values they stand for."""
+#: A label column stays a dictionary in the spill while every bucket's copy of the
+#: batch's dictionary adds at most this share of the batch's rows.
+DICTIONARY_SHARE = 1 / 8
+
+
+def _spill_form(table: pa.Table, buckets: int) -> pa.Table:
+    """The batch's columns as spill files hold them. A label column (:data:`FEW_VALUES`)
+    that came as a dictionary of text stays one, with 32-bit indices, while its values
+    are few: each bucket's piece of the batch carries the whole dictionary, so
+    ``buckets`` copies of it must stay under :data:`DICTIONARY_SHARE` of the rows, and
+    no entry of it may be null (Arrow cannot merge such dictionaries when a bucket's
+    pieces are read back). Other dictionaries become the values they stand for."""
     columns = []
     changed = False
+    room = max(1, table.num_rows) * DICTIONARY_SHARE / max(1, buckets)
     for name, column in zip(table.column_names, table.columns, strict=True):
         t = column.type
         if pa.types.is_dictionary(t):
             changed = True
-            if name in FEW_VALUES and pa.types.is_string(t.value_type):
-                column = column.cast(pa.dictionary(pa.int32(), pa.string()))
-            else:
-                column = plain(column)
+            keep = (
+                name in FEW_VALUES
+                and pa.types.is_string(t.value_type)
+                and all(
+                    len(c.dictionary) <= room and c.dictionary.null_count == 0
+                    for c in column.chunks
+                )
+            )
+            labels = pa.dictionary(pa.int32(), pa.string())
+            column = column.cast(labels) if keep else plain(column)
         columns.append(column)
     return pa.table(columns, names=table.column_names) if changed else table
 

@@ -197,3 +197,15 @@ def test_the_imei_pass_through_check_keeps_its_temporaries_small() -> None:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 48 * rows  # the offsets and a few bytes a row; before: 120 bytes a row
+
+
+def test_labels_in_dictionaries_of_large_text_stay_dictionaries() -> None:
+    """pandas 3 writes text columns as large_string; their dictionaries, as Parquet's
+    label columns are read, were turned into plain text before normalizing."""
+    from telediag.conform import conform_column
+
+    values = pa.array(["sms", "voice", "sms", None], pa.large_string())
+    column = pa.chunked_array([values.dictionary_encode()])
+    conformed = conform_column("record_type", column, "test")
+    assert conformed.type == pa.dictionary(pa.int32(), pa.string())
+    assert conformed.to_pylist() == ["sms", "voice", "sms", None]

@@ -523,3 +523,55 @@ def test_input_pages_leave_the_page_cache_only_when_the_spill_would_crowd_it(
     assert sorted(advised) == [str(f) for f in files]
     assert_same(roomy, crowded)
     outofcore.forget_cached(tmp_path / "no such file")  # nothing to forget: no error
+
+
+def _labelled_rows(n: int, msisdns: list[str], kinds: pa.Array, first: str) -> pa.Table:
+    return pa.table(
+        {
+            "record_id": [f"{first}-{i}" for i in range(n)],
+            "record_type": kinds,
+            "direction": ["mo"] * n,
+            "start_time": [f"2024-01-01 00:{i % 60:02d}:00" for i in range(n)],
+            "msisdn": [msisdns[i % len(msisdns)] for i in range(n)],
+        }
+    )
+
+
+def test_a_label_dictionary_holding_a_null_entry_spills(catalog: list[telediag.Rule]) -> None:
+    """Review: a dictionary with a null entry (dictionary_encode with null_encoding=
+    "encode") was kept in the spill, and a bucket of two such chunks raised ArrowInvalid
+    ("Cannot yet unify dictionaries with nulls") where the in-memory scan set the rows
+    aside."""
+    n = 20000
+    kinds = pc.dictionary_encode(pa.array(["sms", None] * (n // 2)), null_encoding="encode")
+    one = _labelled_rows(n, [f"1380000{i:04d}" for i in range(50)], kinds, "r")
+    whole = telediag.scan(one, rules=catalog)
+    assert whole.report.set_aside == {"missing record_type": n // 2}
+    assert_same(whole, telediag.scan(one, rules=catalog, buckets=2, memory="1MB"))
+
+
+def test_a_label_of_many_values_is_spilled_as_text_and_may_change_kind_between_batches(
+    catalog: list[telediag.Rule],
+) -> None:
+    """Review: each bucket's piece of a batch carried the batch's whole dictionary, so a
+    label of many distinct values (hosts) made the spill grow with the bucket count. Such
+    a column is spilled as text; a batch of few values after it stays a dictionary, and
+    the bucket's spill file changes with it."""
+    from telediag.outofcore import _spill_form
+
+    many = pa.table({"host": pa.array([f"h{i}.example" for i in range(4000)]).dictionary_encode()})
+    few = pa.table({"host": pa.array(["a.example", "b.example"] * 2000).dictionary_encode()})
+    assert _spill_form(many, buckets=32).schema.field("host").type == pa.string()
+    assert pa.types.is_dictionary(_spill_form(few, buckets=32).schema.field("host").type)
+    subs = [f"1390000{i:04d}" for i in range(40)]
+    parts = [
+        _labelled_rows(4000, subs, pa.array(["sms", "voice"] * 2000).dictionary_encode(), "a"),
+        _labelled_rows(
+            4000, subs, pa.array([f"t{i}" for i in range(4000)]).dictionary_encode(), "b"
+        ),
+        _labelled_rows(4000, subs, pa.array(["sms", "data"] * 2000).dictionary_encode(), "c"),
+    ]
+    mixed = pa.concat_tables(parts)  # three chunks, each with its own dictionary
+    whole = telediag.scan(mixed, rules=catalog)
+    assert whole.report.set_aside == {"unknown record_type": 4000}
+    assert_same(whole, telediag.scan(mixed, rules=catalog, buckets=32, memory="1MB"))
