@@ -60,6 +60,11 @@ def _unsupported(name: str, where: str, t: pa.DataType) -> InputError:
 def conform_column(name: str, arr: pa.ChunkedArray, where: str) -> pa.ChunkedArray:
     """One contract column in a type normalization reads (text, number or time)."""
     t = arr.type
+    if pa.types.is_dictionary(t) and any(c.dictionary.null_count for c in arr.chunks):
+        # A null among the values (null_encoding="encode"): Arrow cannot merge such
+        # dictionaries, so the column is read as the values it stands for.
+        arr = arr.cast(t.value_type)
+        t = arr.type
     if pa.types.is_dictionary(t):
         if pa.types.is_large_string(t.value_type) or pa.types.is_string_view(t.value_type):
             # Text as pandas 3 writes it: the same dictionary over plain text.

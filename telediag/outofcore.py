@@ -590,26 +590,7 @@ def _read_bucket(paths: list[Path]) -> pa.Table:
     for path in paths:
         with pa.OSFile(str(path), "rb") as f:
             tables.append(pa.ipc.open_stream(f).read_all())
-    return _concat(_same_kinds(tables))
-
-
-def _same_kinds(tables: list[pa.Table]) -> list[pa.Table]:
-    """Tables from several inputs, where one input held a label column as a dictionary
-    and another as text: that column as text in all of them (as they concatenate)."""
-    kinds: dict[str, set[bool]] = {}
-    for t in tables:
-        for f in t.schema:
-            kinds.setdefault(f.name, set()).add(pa.types.is_dictionary(f.type))
-    mixed = {name for name, seen in kinds.items() if len(seen) > 1}
-    if not mixed:
-        return tables
-    return [
-        pa.table(
-            [plain(c) if n in mixed else c for n, c in zip(t.column_names, t.columns, strict=True)],
-            names=t.column_names,
-        )
-        for t in tables
-    ]
+    return _concat(tables)
 
 
 @streaming_decay()

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from telediag.chunks import plain
 from telediag.colmap import ColumnMap, MapStats, load_column_map
 from telediag.conform import as_text as key_text
 from telediag.conform import check_unique, conform
@@ -432,9 +433,35 @@ def _number_identifiers(table: pa.Table, cmap: ColumnMap | None, name: str) -> l
     return out
 
 
+def _same_kinds(tables: list[pa.Table]) -> list[pa.Table]:
+    """Tables from several inputs that hold a column in different types, one of them a
+    dictionary (a categorical frame and a text one, dictionaries of other index widths):
+    that column as its values in all of them, so that they concatenate as they are
+    rather than through text."""
+    types: dict[str, set[pa.DataType]] = {}
+    for t in tables:
+        for f in t.schema:
+            types.setdefault(f.name, set()).add(f.type)
+    mixed = {
+        name
+        for name, seen in types.items()
+        if len(seen) > 1 and any(pa.types.is_dictionary(t) for t in seen)
+    }
+    if not mixed:
+        return tables
+    return [
+        pa.table(
+            [plain(c) if n in mixed else c for n, c in zip(t.column_names, t.columns, strict=True)],
+            names=t.column_names,
+        )
+        for t in tables
+    ]
+
+
 def _concat(tables: list[pa.Table]) -> pa.Table:
     if len(tables) == 1:
         return tables[0]
+    tables = _same_kinds(tables)
     names: list[str] = []
     for t in tables:
         names.extend(c for c in t.column_names if c not in names)

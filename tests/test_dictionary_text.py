@@ -209,3 +209,50 @@ def test_labels_in_dictionaries_of_large_text_stay_dictionaries() -> None:
     conformed = conform_column("record_type", column, "test")
     assert conformed.type == pa.dictionary(pa.int32(), pa.string())
     assert conformed.to_pylist() == ["sms", "voice", "sms", None]
+
+
+def _frame_rows(first: str, kinds: pa.Array, lengths: list[float]) -> pa.Table:
+    n = len(kinds)
+    return pa.table(
+        {
+            "record_id": [f"{first}{i}" for i in range(n)],
+            "record_type": kinds,
+            "direction": ["mo"] * n,
+            "start_time": [f"2024-01-01 00:0{i}:00" for i in range(n)],
+            "msisdn": ["13800000001"] * n,
+            "sms_length": pa.array(lengths, pa.float64()),
+        }
+    )
+
+
+def test_a_label_as_dictionary_in_one_table_and_text_in_another_keeps_the_other_types() -> None:
+    """Review: two inputs disagreeing on a label's kind (a categorical frame and a text
+    one) were joined by turning every column into text, so a NaN length became the text
+    'nan' and its row was set aside in memory, while the bucketed scan kept it."""
+    import telediag
+
+    coded = pa.array(["sms"] * 3).dictionary_encode()
+    large = pa.array(["sms"] * 3, pa.large_string()).dictionary_encode()
+    text = _frame_rows("b", pa.array(["sms"] * 3), [70.0, float("nan"), 70.0])
+    for kinds in (coded, large):
+        tables = [_frame_rows("a", kinds, [70.0] * 3), text]
+        whole = telediag.scan(tables, rules=[])
+        assert (whole.report.rows_used, whole.report.set_aside) == (6, {})
+        parts = telediag.scan(tables, rules=[], buckets=2)
+        assert (parts.report.rows_used, parts.report.set_aside) == (6, {})
+
+
+def test_label_dictionaries_holding_a_null_entry_are_read_in_memory() -> None:
+    """Review: a dictionary with a null entry (dictionary_encode with null_encoding=
+    "encode") in two chunks raised ArrowInvalid ("Cannot yet unify dictionaries with
+    nulls") in the in-memory scan."""
+    import telediag
+
+    for kind in (pa.string(), pa.large_string()):
+        values = pa.array(["sms", None, "sms"], kind)
+        kinds = pc.dictionary_encode(values, null_encoding="encode")
+        one = _frame_rows("a", kinds, [70.0] * 3)
+        two = pa.concat_tables([one, _frame_rows("b", kinds, [70.0] * 3)])
+        for source in (two, [one, _frame_rows("b", kinds, [70.0] * 3)]):
+            whole = telediag.scan(source, rules=[])
+            assert whole.report.set_aside == {"missing record_type": 2}
