@@ -177,6 +177,7 @@ def _warn_small_budget(memory: str | None) -> None:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
+    from telediag.engine import default_workers
     from telediag.outofcore import parse_size
     from telediag.store import prepare
 
@@ -192,7 +193,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         rules=load_rules(args.rules) if args.rules else None,
         buckets=args.buckets,
         memory=parse_size(args.memory) if args.memory else None,
-        workers=args.workers or 1,
+        workers=args.workers or default_workers(),
         spill_dir=args.spill_dir,
         progress=_BarProgress(sys.stderr) if show_progress else None,
     )

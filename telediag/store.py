@@ -32,6 +32,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -298,29 +299,53 @@ def prepare(
         jobs = sorted(spilled.parts)
         if progress is not None:
             progress.phase("writing buckets", sum(spilled.rows.values()), len(jobs))
-        for key, b in jobs:
-            raw = _read_bucket(spilled.parts[(key, b)])
-            if key == "subscriber":
-                given.update(c for c in raw.column_names if c in COLUMNS)
-            formats = cmap.time_formats() if cmap is not None else None
+        formats = cmap.time_formats() if cmap is not None else None
+        # Buckets are written ``at_once`` at a time (their files are their own); the
+        # reports and rejects are gathered in bucket order, whichever finishes first.
+        at_once = store_plan(rows, n_buckets, memory or default_budget(), workers)[0]
+
+        def one(job: tuple[str, int]) -> tuple[InputReport, pa.Table | None, set[str]]:
+            """Normalize, sort and write one bucket; its input report, its rows set
+            aside (None: none), and the contract columns it had."""
+            key, b = job
+            raw = _read_bucket(spilled.parts[job])
+            had = {c for c in raw.column_names if c in COLUMNS}
             normalized = normalize(
-                RawInput(raw, ["bucket"], np.zeros(1, np.int64), time_formats=formats), tz=zone
+                RawInput(raw, ["bucket"], np.zeros(1, np.int64), time_formats=formats),
+                tz=zone,
+                threads=1 if at_once > 1 else 2,
             )
             table = _sorted_valid(normalized, "msisdn" if key == "subscriber" else "imei")
-            if key == "subscriber":
-                reports.append(normalized.report)
-                if normalized.report.rows_set_aside:
-                    rejects.append(normalized.rejects())
-            else:
+            if key != "subscriber":
                 table = table.select([c for c in table.column_names if c in handset_columns])
             if table.num_rows:
-                path = _bucket_dir(store, key, b) / name
-                _write(table, path)
-                written.append(path)
-            for p in spilled.parts[(key, b)]:
+                _write(table, _bucket_dir(store, key, b) / name)
+            for p in spilled.parts[job]:
                 p.unlink(missing_ok=True)
-            if progress is not None:
-                progress.advance(spilled.rows[(key, b)], 1)
+            aside = normalized.rejects() if normalized.report.rows_set_aside else None
+            return normalized.report, aside, had
+
+        done: dict[tuple[str, int], tuple[InputReport, pa.Table | None, set[str]]] = {}
+        # Every file a bucket may write, so that a failure in any bucket removes what
+        # the others wrote meanwhile.
+        written.extend(_bucket_dir(store, key, b) / name for key, b in jobs)
+        pool = ThreadPoolExecutor(max_workers=at_once)
+        try:
+            futures = {pool.submit(one, job): job for job in jobs}
+            for future in as_completed(futures):
+                job = futures[future]
+                done[job] = future.result()
+                if progress is not None:
+                    progress.advance(spilled.rows[job], 1)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        for job in jobs:
+            if job[0] == "subscriber":
+                bucket_report, aside, had = done[job]
+                given.update(had)
+                reports.append(bucket_report)
+                if aside is not None:
+                    rejects.append(aside)
         report = sum_reports(reports)
         report.files = spilled.files
         report.warnings = [warning] if warning else []
@@ -520,7 +545,6 @@ def scan_store(
     """Scan a store bucket by bucket: no read of the raw input, no spill. Up to
     ``workers`` buckets run at once, fewer (and large buckets in parts) when ``budget``
     (bytes; default: :func:`~telediag.outofcore.default_budget`) calls for it."""
-    from concurrent.futures import ThreadPoolExecutor, as_completed
 
     root = Path(store)
     manifest = load_manifest(root)

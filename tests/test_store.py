@@ -334,3 +334,52 @@ def test_investigating_a_store_names_the_layouts_and_the_months_disagreements(
         "the column map's signals disagreed on 1 row(s) of the month for direction "
         "(counted when the store was prepared, not per subscriber)"
     ]
+
+
+def test_buckets_written_in_parallel_give_the_same_store_and_a_failure_leaves_it_as_it_was(
+    tmp_path: Path,
+    catalog: list[telediag.Rule],
+    frame: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """prepare writes its buckets in threads: the store scans as one written bucket by
+    bucket, and when one bucket's file cannot be written, the files the other buckets
+    wrote meanwhile are removed with it (the store keeps its earlier parts only)."""
+    import errno
+    import threading
+    import time
+
+    from telediag import store as store_mod
+
+    early = frame[frame["start_time"] < T0 + pd.Timedelta(days=3)]
+    first = write_parts(tmp_path / "a", early, 2)
+    second = write_parts(tmp_path / "b", frame.drop(early.index), 1)
+    one, two = tmp_path / "one", tmp_path / "two"
+    prepare([first], one, rules=catalog, buckets=5, workers=1)
+    prepare([first], two, rules=catalog, buckets=5, workers=2)
+    assert_same(telediag.scan(one, rules=catalog), telediag.scan(two, rules=catalog))
+    before = sorted(p.relative_to(two) for p in two.rglob("*") if p.is_file())
+    manifest = (two / "manifest.json").read_text()
+
+    real = store_mod._write
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def failing(table: object, path: Path) -> None:
+        if "ids" in path.parts:  # record ids are written before the buckets
+            real(table, path)  # type: ignore[arg-type]
+            return
+        with lock:
+            calls.append(1)
+            n = len(calls)
+        if n == 4:
+            time.sleep(0.3)  # the other thread writes its bucket meanwhile
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(table, path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_mod, "_write", failing)
+    with pytest.raises(InputError, match="no space left"):
+        prepare([second], two, rules=catalog, workers=2)
+    assert len(calls) >= 4
+    assert sorted(p.relative_to(two) for p in two.rglob("*") if p.is_file()) == before
+    assert (two / "manifest.json").read_text() == manifest
