@@ -425,7 +425,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tz", metavar="ZONE", help="time zone of naive times (default UTC)")
     p.add_argument("--rules", metavar="DIR", help="rules directory (default: shipped rules)")
     p.add_argument("--memory", metavar="SIZE", help="memory budget, e.g. 2GB")
-    p.add_argument("--workers", type=_positive_int, metavar="N", help="threads")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="threads, and buckets written at once (default: cores, at most 4)",
+    )
     p.add_argument("--buckets", type=_positive_int, metavar="N", help="buckets of a new store")
     p.add_argument("--spill-dir", metavar="DIR", help="where spill files go (default: temp dir)")
     p.add_argument(
