@@ -26,12 +26,14 @@ and a scan of its input give the same findings.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
+import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,6 +191,52 @@ def _bucket_dir(store: Path, key: str, b: int) -> Path:
     return store / key / f"bucket={b:05d}"
 
 
+class _Stopped(Exception):
+    """A bucket not written because prepare gave up."""
+
+
+class _Flight:
+    """The buckets prepare is writing, and the flag that stops the rest when it gives
+    up. A bucket still being written then must finish before the files it may write
+    are removed, or its file would land in the store after the clean-up; its own
+    count is kept here because a join of its thread cut short by a second Ctrl-C may
+    report the thread done while it still runs."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self._busy = 0
+        self._idle = threading.Condition()
+
+    @contextlib.contextmanager
+    def bucket(self) -> Iterator[None]:
+        with self._idle:
+            self._busy += 1
+        try:
+            self.go_on()
+            yield
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def go_on(self) -> None:
+        """Raise :class:`_Stopped` once prepare has given up."""
+        if self.stop.is_set():
+            raise _Stopped
+
+    def land(self) -> None:
+        """Wait until no bucket is being written, through any further Ctrl-C (buckets
+        not yet written stop at their next step)."""
+        while True:
+            try:
+                with self._idle:
+                    while self._busy:
+                        self._idle.wait(0.1)
+                return
+            except KeyboardInterrupt:
+                continue
+
+
 def _sorted_valid(normalized: Normalized, key: str) -> pa.Table:
     """The usable rows sorted by ``key`` (msisdn or IMEI), time and record id."""
     if key == "msisdn":
@@ -304,26 +352,32 @@ def prepare(
         # reports and rejects are gathered in bucket order, whichever finishes first.
         at_once = store_plan(rows, n_buckets, memory or default_budget(), workers)[0]
 
+        flight = _Flight()
+
         def one(job: tuple[str, int]) -> tuple[InputReport, pa.Table | None, set[str]]:
             """Normalize, sort and write one bucket; its input report, its rows set
             aside (None: none), and the contract columns it had."""
-            key, b = job
-            raw = _read_bucket(spilled.parts[job])
-            had = {c for c in raw.column_names if c in COLUMNS}
-            normalized = normalize(
-                RawInput(raw, ["bucket"], np.zeros(1, np.int64), time_formats=formats),
-                tz=zone,
-                threads=1 if at_once > 1 else 2,
-            )
-            table = _sorted_valid(normalized, "msisdn" if key == "subscriber" else "imei")
-            if key != "subscriber":
-                table = table.select([c for c in table.column_names if c in handset_columns])
-            if table.num_rows:
-                _write(table, _bucket_dir(store, key, b) / name)
-            for p in spilled.parts[job]:
-                p.unlink(missing_ok=True)
-            aside = normalized.rejects() if normalized.report.rows_set_aside else None
-            return normalized.report, aside, had
+            with flight.bucket():
+                key, b = job
+                flight.go_on()
+                raw = _read_bucket(spilled.parts[job])
+                had = {c for c in raw.column_names if c in COLUMNS}
+                normalized = normalize(
+                    RawInput(raw, ["bucket"], np.zeros(1, np.int64), time_formats=formats),
+                    tz=zone,
+                    threads=1 if at_once > 1 else 2,
+                )
+                flight.go_on()
+                table = _sorted_valid(normalized, "msisdn" if key == "subscriber" else "imei")
+                if key != "subscriber":
+                    table = table.select([c for c in table.column_names if c in handset_columns])
+                flight.go_on()
+                if table.num_rows:
+                    _write(table, _bucket_dir(store, key, b) / name)
+                for p in spilled.parts[job]:
+                    p.unlink(missing_ok=True)
+                aside = normalized.rejects() if normalized.report.rows_set_aside else None
+                return normalized.report, aside, had
 
         done: dict[tuple[str, int], tuple[InputReport, pa.Table | None, set[str]]] = {}
         # Every file a bucket may write, so that a failure in any bucket removes what
@@ -337,8 +391,12 @@ def prepare(
                 done[job] = future.result()
                 if progress is not None:
                     progress.advance(spilled.rows[job], 1)
+        except BaseException:
+            flight.stop.set()
+            raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=False, cancel_futures=True)
+            flight.land()
         for job in jobs:
             if job[0] == "subscriber":
                 bucket_report, aside, had = done[job]

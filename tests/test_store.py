@@ -383,3 +383,57 @@ def test_buckets_written_in_parallel_give_the_same_store_and_a_failure_leaves_it
     assert len(calls) >= 4
     assert sorted(p.relative_to(two) for p in two.rglob("*") if p.is_file()) == before
     assert (two / "manifest.json").read_text() == manifest
+
+
+def test_a_second_ctrl_c_while_buckets_finish_leaves_the_store_as_it_was(
+    tmp_path: Path,
+    catalog: list[telediag.Rule],
+    frame: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review: after a first Ctrl-C, prepare waits for the buckets being written; a
+    second one cut that wait short, the clean-up ran, and a bucket written afterwards
+    left its file in the store, where the next part's manifest entry picked it up."""
+    import signal
+    import threading
+    import time
+
+    from telediag import store as store_mod
+
+    early = frame[frame["start_time"] < T0 + pd.Timedelta(days=3)]
+    first = write_parts(tmp_path / "a", early, 2)
+    second = write_parts(tmp_path / "b", frame.drop(early.index), 1)
+    store = tmp_path / "store"
+    prepare([first], store, rules=catalog, buckets=5, workers=1)
+    before = sorted(p.relative_to(store) for p in store.rglob("*") if p.is_file())
+    manifest = (store / "manifest.json").read_text()
+
+    real = store_mod._write
+    main_thread = threading.main_thread().ident
+    calls: list[int] = []
+    lock = threading.Lock()
+    writing = threading.Event()
+
+    def interrupted(table: object, path: Path) -> None:
+        if "ids" in path.parts:
+            real(table, path)  # type: ignore[arg-type]
+            return
+        with lock:
+            calls.append(1)
+            n = len(calls)
+        if n == 1:  # the first Ctrl-C, as the main thread sees it, once another
+            writing.wait(5)  # bucket is being written
+            raise KeyboardInterrupt
+        writing.set()
+        time.sleep(0.3)  # the main thread now waits for this bucket
+        assert main_thread is not None
+        signal.pthread_kill(main_thread, signal.SIGINT)  # the second Ctrl-C
+        time.sleep(0.3)
+        real(table, path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_mod, "_write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        prepare([second], store, rules=catalog, workers=2)
+    time.sleep(0.8)  # a bucket left running would write by now
+    assert sorted(p.relative_to(store) for p in store.rglob("*") if p.is_file()) == before
+    assert (store / "manifest.json").read_text() == manifest
