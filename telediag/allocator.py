@@ -66,10 +66,42 @@ def choose_memory_pool() -> str:
     return str(pa.default_memory_pool().backend_name)
 
 
-_decay_lock = threading.Lock()
-#: Whether telediag set jemalloc's delay (a pool the user chose keeps its own), and the
-#: blocks of :func:`streaming_decay` running now.
-_decay_state: dict[str, Any] = {"ours": False, "active": 0}
+class _Shared:
+    """A setting of the whole process that overlapping blocks hold together (buckets in
+    parallel threads): the first block to enter calls ``enter``, the last to leave calls
+    ``leave``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active = 0
+
+    @contextlib.contextmanager
+    def held(self, enter: Callable[[], None], leave: Callable[[], None]) -> Iterator[None]:
+        with self._lock:
+            if self._active == 0:
+                enter()
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+                if self._active == 0:
+                    leave()
+
+
+#: Whether telediag set jemalloc's delay (a pool the user chose keeps its own).
+_decay_state: dict[str, Any] = {"ours": False}
+_decay = _Shared()
+
+
+def _stream_decay() -> None:
+    pa.jemalloc_set_decay_ms(STREAM_DECAY_MS)
+
+
+def _short_decay() -> None:
+    pa.jemalloc_set_decay_ms(DECAY_MS)
+    pa.default_memory_pool().release_unused()
 
 
 @contextlib.contextmanager
@@ -94,23 +126,13 @@ def streaming_decay() -> Iterator[None]:
     if not _decay_state["ours"]:
         yield
         return
-    with _decay_lock:
-        if _decay_state["active"] == 0:
-            pa.jemalloc_set_decay_ms(STREAM_DECAY_MS)
-        _decay_state["active"] += 1
-    try:
+    with _decay.held(_stream_decay, _short_decay):
         yield
-    finally:
-        with _decay_lock:
-            _decay_state["active"] -= 1
-            if _decay_state["active"] == 0:
-                pa.jemalloc_set_decay_ms(DECAY_MS)
-                pa.default_memory_pool().release_unused()
 
 
-_advice_lock = threading.Lock()
-#: Blocks of :func:`small_pages` running now, and the advice they found on entering.
-_advice_state: dict[str, Any] = {"active": 0, "before": None}
+_advice = _Shared()
+#: The huge-page advice the first of the :func:`small_pages` blocks running now found.
+_advice_before: dict[str, bool] = {}
 
 
 def _advise() -> Callable[[bool], bool] | None:
@@ -132,14 +154,12 @@ def small_pages() -> Iterator[None]:
     if advise is None:
         yield
         return
-    with _advice_lock:
-        if _advice_state["active"] == 0:
-            _advice_state["before"] = advise(False)
-        _advice_state["active"] += 1
-    try:
+
+    def off() -> None:
+        _advice_before["advice"] = bool(advise(False))
+
+    def back() -> None:
+        advise(_advice_before["advice"])
+
+    with _advice.held(off, back):
         yield
-    finally:
-        with _advice_lock:
-            _advice_state["active"] -= 1
-            if _advice_state["active"] == 0:
-                advise(bool(_advice_state["before"]))

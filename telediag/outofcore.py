@@ -426,8 +426,7 @@ def spill(
     positions = handset_columns is not None and not subscriber_columns <= hand_cols
     hand_cols |= {ROW_COLUMN}
     stats = MapStats()
-    # Threads made once for the whole pass: a thread keeps its allocator arena, so each
-    # batch reuses the memory the previous one freed instead of faulting in fresh pages.
+    # Threads made once for the whole pass, not for every batch and every input.
     with contextlib.ExitStack() as stack:
         takers = reader = None
         if workers > 1:
@@ -559,9 +558,10 @@ def _spill_form(table: pa.Table, buckets: int) -> pa.Table:
     """The batch's columns as spill files hold them. A label column (:data:`FEW_VALUES`)
     that came as a dictionary of text stays one, with 32-bit indices, while its values
     are few: each bucket's piece of the batch carries the whole dictionary, so
-    ``buckets`` copies of it must stay under :data:`DICTIONARY_SHARE` of the rows, and
-    no entry of it may be null (Arrow cannot merge such dictionaries when a bucket's
-    pieces are read back). Other dictionaries become the values they stand for."""
+    ``buckets`` copies of it must stay under :data:`DICTIONARY_SHARE` of the rows.
+    Other dictionaries become the values they stand for. (A dictionary holding a null
+    entry, which Arrow cannot merge, arrives here as its values: see
+    :func:`telediag.conform.conform_column`.)"""
     columns = []
     changed = False
     room = max(1, table.num_rows) * DICTIONARY_SHARE / max(1, buckets)
@@ -572,10 +572,7 @@ def _spill_form(table: pa.Table, buckets: int) -> pa.Table:
             keep = (
                 name in FEW_VALUES
                 and pa.types.is_string(t.value_type)
-                and all(
-                    len(c.dictionary) <= room and c.dictionary.null_count == 0
-                    for c in column.chunks
-                )
+                and all(len(c.dictionary) <= room for c in column.chunks)
             )
             labels = pa.dictionary(pa.int32(), pa.string())
             column = column.cast(labels) if keep else plain(column)

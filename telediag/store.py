@@ -357,9 +357,8 @@ def prepare(
         def one(job: tuple[str, int]) -> tuple[InputReport, pa.Table | None, set[str]]:
             """Normalize, sort and write one bucket; its input report, its rows set
             aside (None: none), and the contract columns it had."""
-            with flight.bucket():
+            with flight.bucket():  # stops here too once prepare has given up
                 key, b = job
-                flight.go_on()
                 raw = _read_bucket(spilled.parts[job])
                 had = {c for c in raw.column_names if c in COLUMNS}
                 normalized = normalize(
