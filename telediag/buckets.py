@@ -12,8 +12,11 @@ evidence together:
   no use to them and are left out.
 
 Hashing handsets separately avoids grouping subscribers linked through shared handsets:
-on real data such links chain into a few giant groups. Both cuts are made in one pass
-over the input, and on a cluster they are one shuffle.
+on real data such links chain into a few giant groups. On a cluster both cuts are one
+shuffle. A handset bucket need only hold the handsets its rules may find something on:
+a subscriber bucket scanned with ``seed_rules`` names them (for TD004, the handsets with
+a failed MMS submit), and the out-of-core scan gathers only their rows
+(:mod:`telediag.outofcore`).
 
 The interface a cluster engine calls, per bucket::
 
@@ -43,11 +46,11 @@ from telediag.chunks import text_bytes
 from telediag.conform import as_text, conform
 from telediag.context import ScanSettings
 from telediag.devices import plausible_imei
-from telediag.engine import EngineResult, RuleError, run_catalog
+from telediag.engine import EngineResult, RuleError, run_catalog, seed_keys
 from telediag.findings import empty_evidence, empty_findings
 from telediag.normalize import REASONS, InputReport, explicit_ids, normalize, order_rejects
 from telediag.read import RawInput
-from telediag.sort import sort_records
+from telediag.sort import SortedRecords, sort_records
 
 Key = Literal["subscriber", "handset"]
 
@@ -67,21 +70,13 @@ class BucketResult:
     report: InputReport
     errors: list[RuleError] = field(default_factory=list)
     rejects: pa.Table = field(default_factory=lambda: pa.table({}))
-    #: The spill positions (:data:`ROW_COLUMN`) of a subscriber bucket's rows set aside,
-    #: and the :func:`key_hash` of their IMEIs (which handset bucket holds their copies).
+    #: A subscriber bucket scanned with ``seed_rules`` (:func:`scan_bucket`): the numbers
+    #: of the rows it set aside, in the table as given,
     aside: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    aside_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
-
-
-#: A spilled row's position in the input (file number in the high bits, row in the low
-#: bits), carried by both of its copies: a handset bucket, which gets only the columns
-#: its rules read, drops the rows its subscriber bucket set aside by their positions.
-ROW_COLUMN = "_td_row"
-
-
-def row_positions(file_number: int, rows: np.ndarray) -> pa.Array:
-    """:data:`ROW_COLUMN` values of ``rows`` (row numbers) of input file ``file_number``."""
-    return pa.array((np.int64(file_number) << np.int64(40)) | rows.astype(np.int64))
+    #: the handsets on which those rules may find something (None: any handset),
+    seeds: pa.Array | None = None
+    #: and the rows it used of every handset (``imei``, ``rows``).
+    handsets: pa.Table | None = None
 
 
 def split_rules(rules: Sequence[Rule]) -> tuple[list[Rule], list[Rule]]:
@@ -194,10 +189,13 @@ def bucket_of(keys: pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
     return (key_hash(keys) % np.uint64(buckets)).astype(np.int32)
 
 
-def handset_rows(table: pa.Table, where: str = "<table>") -> np.ndarray:
+def handset_rows(
+    table: pa.Table, where: str = "<table>", among: pa.Array | None = None
+) -> np.ndarray:
     """Rows that handset buckets need: every row whose IMEI names a handset, whatever
     its kind. A handset rule reads all the records of a handset (a new SIM's arrival on
-    it is its first record there), and nothing without one.
+    it is its first record there), and nothing without one. With ``among``, only the
+    rows of those handsets (IMEIs as normalization gives them).
 
     The IMEI is judged as normalization judges it (its text, trimmed, a plausible IMEI):
     a blank or a placeholder such as ``000000000000000`` is no handset there, so rows
@@ -209,10 +207,18 @@ def handset_rows(table: pa.Table, where: str = "<table>") -> np.ndarray:
     imei = table["imei"]
     if pa.types.is_dictionary(imei.type):
         imei = imei.cast(imei.type.value_type)
-    text = pc.utf8_trim_whitespace(as_text("imei", where, imei))
-    return np.asarray(
-        pc.fill_null(plausible_imei(text), False).to_numpy(zero_copy_only=False), dtype=bool
-    )
+    imei = as_text("imei", where, imei)
+    if isinstance(imei, pa.ChunkedArray):
+        imei = imei.combine_chunks() if imei.num_chunks != 1 else imei.chunk(0)
+    # Judged once per distinct IMEI (a handset has many records).
+    encoded = pc.dictionary_encode(imei)
+    text = pc.utf8_trim_whitespace(encoded.dictionary)
+    keep = pc.fill_null(plausible_imei(text), False)
+    if among is not None:
+        keep = pc.and_(keep, pc.fill_null(pc.is_in(text, value_set=among), False))
+    distinct = np.append(np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool), False)
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+    return np.asarray(distinct[np.asarray(codes, dtype=np.int64)])
 
 
 def with_record_ids(raw: RawInput) -> pa.Table:
@@ -250,27 +256,22 @@ def scan_bucket(
     *,
     key: Key,
     workers: int = 1,
-    exclude: np.ndarray | None = None,
+    seed_rules: Sequence[Rule] | None = None,
 ) -> BucketResult:
     """Normalize, sort and run ``rules`` on one bucket.
 
     ``key`` says how the bucket was cut. A subscriber bucket reports its rows (read, used,
     set aside) and its rejects; a handset bucket holds copies of rows already counted in
     some subscriber bucket, so it reports nothing and its set-aside rows are only skipped.
-    ``workers`` threads serve normalization, sorting and the rules. Rows whose
-    :data:`ROW_COLUMN` is in ``exclude`` are left out (a handset bucket's rows that their
-    subscriber buckets set aside); a subscriber bucket returns its set-aside positions.
+    ``workers`` threads serve normalization, sorting and the rules.
+
+    With ``seed_rules`` (the handset rules, for a subscriber bucket), the result also
+    says which of its rows were set aside, on which handsets those rules may find
+    something (:func:`telediag.engine.seed_keys`), and how many used rows each handset
+    has here: what a scan needs to gather only the handset rows that matter.
     """
     if key not in KEY_COLUMN:
         raise ValueError(f"key must be 'subscriber' or 'handset', not {key!r}")
-    positions = None
-    if ROW_COLUMN in table.column_names:
-        positions = np.asarray(table[ROW_COLUMN].to_numpy(), dtype=np.int64)
-        table = table.drop_columns([ROW_COLUMN])
-        if exclude is not None and exclude.size:
-            keep = ~np.isin(positions, exclude)
-            if not keep.all():
-                table, positions = table.filter(pa.array(keep)), positions[keep]
     # Columns as a local read conforms them (Spark hands over what it read: a column of
     # float subscriber numbers, say); conforming conformed columns changes nothing.
     table = conform(table, "bucket", keep_others=True)
@@ -291,24 +292,29 @@ def scan_bucket(
         report, rejects = normalized.report, normalized.rejects()
     else:
         report, rejects = _empty_report(), pa.table({})
-    aside = np.zeros(0, dtype=np.int64)
-    aside_keys = np.zeros(0, dtype=np.uint64)
-    if positions is not None and key == "subscriber":
-        rows = np.flatnonzero(normalized.reason)
-        aside = positions[rows]
-        if rows.size and "imei" in table.column_names:
-            aside_keys = key_hash(table["imei"].take(pa.array(rows)))
-        else:
-            aside_keys = np.zeros(rows.size, dtype=np.uint64)
-    return BucketResult(
+    result = BucketResult(
         findings=outcome.findings,
         evidence=outcome.evidence,
         report=report,
         errors=outcome.errors,
         rejects=rejects,
-        aside=aside,
-        aside_keys=aside_keys,
     )
+    if seed_rules is not None and key == "subscriber":
+        result.aside = np.flatnonzero(normalized.reason).astype(np.int64)
+        result.handsets = _handset_rows_used(records)
+        result.seeds = (
+            seed_keys(records, seed_rules, settings) if len(records) else pa.array([], pa.string())
+        )
+    return result
+
+
+def _handset_rows_used(records: SortedRecords) -> pa.Table:
+    """Every handset (IMEI) of the records, with its number of records."""
+    if len(records) == 0 or "imei" not in records.table.column_names:
+        return pa.table({"imei": pa.array([], pa.string()), "rows": pa.array([], pa.int64())})
+    codes, dictionary = records.codes("imei", np.arange(len(records), dtype=np.int64))
+    counts = np.bincount(codes[codes >= 0], minlength=len(dictionary)).astype(np.int64)
+    return pa.table({"imei": dictionary.cast(pa.string()), "rows": pa.array(counts)})
 
 
 def sum_reports(reports: Iterable[InputReport]) -> InputReport:

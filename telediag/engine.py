@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from telediag.catalog import Rule
 from telediag.context import ScanSettings
@@ -101,6 +103,33 @@ def run_rule(
         evidence=evidence,
         seconds=time.perf_counter() - started,
     )
+
+
+def seed_keys(
+    records: SortedRecords, rules: Sequence[Rule], settings: ScanSettings
+) -> pa.Array | None:
+    """The keys (IMEIs) for which the cross-subscriber ``rules`` may find something, as
+    far as these records (a part of the month) tell: the union of their detectors'
+    :meth:`~telediag.detectors.base.Detector.seeds`. None when some rule may find
+    something on any key, including a rule whose filter or seeds fail here (its error
+    is reported where it runs)."""
+    evaluator = FilterEvaluator(records.table, settings, records.normalized.encoded)
+    clock = LocalClock(settings.tz)
+    found: list[pa.Array] = []
+    for rule in rules:
+        detector = REGISTRY[rule.detector.kind]
+        try:
+            positions = records.positions_of(evaluator.mask(rule.records))
+            ctx = DetectContext(records=records, clock=clock, min_count=_min_count(rule))
+            keys = detector.seeds(ctx, positions, rule.detector.parsed)
+        except Exception:  # the rule fails again where it runs, and says so there
+            return None
+        if keys is None:
+            return None
+        found.append(keys.cast(pa.string()))
+    if not found:
+        return pa.array([], pa.string())
+    return pc.unique(pa.concat_arrays(found))
 
 
 @dataclass

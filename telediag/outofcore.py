@@ -2,10 +2,14 @@
 
 One streaming pass reads the input a batch at a time (Parquet row groups, CSV blocks),
 applies the column map, fills in the record ids and appends every row to the spill file
-of its subscriber bucket, and every row with an IMEI, with the columns the handset rules
-need, to the spill file of its handset bucket (see :mod:`telediag.buckets`). The buckets
-are then scanned, up to ``workers`` at a time, and their results combined. At no point
-does more than a batch of the input, plus the buckets being scanned, sit in memory.
+of its subscriber bucket (see :mod:`telediag.buckets`). The subscriber buckets are then
+scanned, up to ``workers`` at a time. Each also names the handsets on which the handset
+rules may find something (TD004: a failed MMS submit there), which are few; the rows of
+those handsets, with the handset rules' columns, are then gathered from the subscriber
+buckets' spill files into handset buckets, which are scanned in turn. Copying every row
+with an IMEI to a handset bucket in the first pass instead nearly doubled the spill
+(0.82 GB -> 1.5 GB at 10M rows) and its time. At no point does more than a batch of the
+input, plus the buckets being scanned, sit in memory.
 
 The spill files are Arrow IPC streams compressed with LZ4, written with pyarrow directly:
 a spill file is read back once, whole, by the same program, so the format that costs
@@ -34,7 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -43,13 +47,10 @@ import pyarrow.parquet as pq
 
 from telediag.allocator import streaming_decay
 from telediag.buckets import (
-    ROW_COLUMN,
     BucketResult,
-    Key,
     bucket_of,
     combine,
     handset_rows,
-    row_positions,
     scan_bucket,
     split_rules,
     with_record_ids,
@@ -88,14 +89,16 @@ BATCH_ROWS = 1 << 19
 #: Fewest rows per batch of the spill pass, whatever the budget.
 MIN_BATCH_ROWS = 1 << 14
 #: Memory the spill pass holds per row of a batch: the batch itself, the next one read
-#: ahead, its copy ordered by bucket and the handset rows' copy (measured peak, with a
-#: margin).
+#: ahead, its copy ordered by bucket and (for a store) the handset rows' copy (measured
+#: peak, with a margin).
 SPILL_BYTES_PER_ROW = 1000
 #: Text bytes per gzip byte of a CSV, when the gzip trailer cannot say (measured on
 #: a 2M-row CSV export, 68 MB gzipped: about 3.5x; compressors do 3-10x on CSV).
 GZIP_RATIO = 4
 #: CSV rows per byte of file, to estimate a CSV's rows without reading it.
 CSV_BYTES_PER_ROW = 120
+
+_T = TypeVar("_T")
 
 _UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
@@ -169,12 +172,16 @@ def text_bytes(path: Path) -> int:
     return total
 
 
-#: Bytes a row takes in the spill files (LZ4 IPC with its handset copy: 145 on the
-#: benchmark month), to judge how much of the page cache a spill will want.
-SPILL_FILE_BYTES_PER_ROW = 150
+#: Bytes a row takes in the spill files of a scan (LZ4 IPC: 82 on the benchmark month),
+#: to judge how much of the page cache a spill will want.
+SPILL_FILE_BYTES_PER_ROW = 85
+#: The same with the copy of the row in its handset bucket (a store's spill: 145).
+SPILL_FILE_BYTES_PER_ROW_WITH_HANDSETS = 150
 
 
-def crowds_page_cache(sources: Sequence[object], rows: int) -> bool:
+def crowds_page_cache(
+    sources: Sequence[object], rows: int, per_row: int = SPILL_FILE_BYTES_PER_ROW
+) -> bool:
     """Would the input files and the spill files take more than half the memory
     available now? Then each input file's pages are dropped from the page cache once
     the spill pass has read it (:func:`forget_cached`): the scan reads an input once,
@@ -186,7 +193,7 @@ def crowds_page_cache(sources: Sequence[object], rows: int) -> bool:
         if isinstance(item, Path):
             with contextlib.suppress(OSError):
                 inputs += item.stat().st_size
-    return inputs + rows * SPILL_FILE_BYTES_PER_ROW > available_memory() // 2
+    return inputs + rows * per_row > available_memory() // 2
 
 
 def forget_cached(path: Path) -> None:
@@ -358,8 +365,9 @@ class _Writers:
         self, spilled: Spilled, key: str, n: int, pool: ThreadPoolExecutor | None = None
     ) -> None:
         self.spilled, self.key, self.n = spilled, key, n
+        self.buckets = spilled.buckets
         self.open: dict[int, tuple[pa.ipc.RecordBatchStreamWriter, pa.Schema]] = {}
-        self.options = pa.ipc.IpcWriteOptions(compression="lz4")
+        self.options = pa.ipc.IpcWriteOptions(compression="lz4", use_threads=False)
         self.pool = pool
 
     def write(self, table: pa.Table, which: np.ndarray, rows: np.ndarray | None = None) -> None:
@@ -368,11 +376,12 @@ class _Writers:
         if which.size == 0:
             return
         # A stable sort of small integers is a radix sort (linear) in numpy.
-        small = which.astype(np.int16) if self.spilled.buckets <= 1 << 15 else which
+        small = which.astype(np.int16) if self.buckets <= 1 << 15 else which
         order = np.argsort(small, kind="stable")
-        counts = np.bincount(which, minlength=self.spilled.buckets)
+        counts = np.bincount(which, minlength=self.buckets)
         bounds = np.concatenate([[0], np.cumsum(counts)])
         ordered = _take(table, pa.array(order if rows is None else rows[order]), self.pool)
+        pieces: list[tuple[pa.ipc.RecordBatchStreamWriter, pa.Table]] = []
         for b in np.flatnonzero(counts):
             part = ordered.slice(int(bounds[b]), int(counts[b]))
             slot = (self.key, int(b))
@@ -387,8 +396,16 @@ class _Writers:
                 writer = pa.ipc.new_stream(path, part.schema, options=self.options)
                 self.open[int(b)] = (writer, part.schema)
                 paths.append(path)
-            writer.write_table(part)
+            pieces.append((writer, part))
             self.spilled.rows[slot] = self.spilled.rows.get(slot, 0) + int(counts[b])
+        # Each bucket's piece compressed and written by a thread of the pool: one task
+        # per piece, where Arrow's own threads would take one per buffer.
+        if self.pool is not None and len(pieces) > 1:
+            for _ in self.pool.map(lambda piece: piece[0].write_table(piece[1]), pieces):
+                pass
+        else:
+            for writer, part in pieces:
+                writer.write_table(part)
 
     def close(self) -> None:
         for writer, _ in self.open.values():
@@ -400,8 +417,8 @@ def spill(
     sources: Sequence[tuple[Path | pa.Table, str]],
     directory: Path,
     buckets: int,
-    subscriber_columns: set[str],
-    handset_columns: set[str] | None,
+    columns: set[str],
+    handsets: bool,
     cmap: ColumnMap | None = None,
     progress: BucketProgress | None = None,
     workers: int = 1,
@@ -414,17 +431,13 @@ def spill(
     bucket spill files (with ``workers`` > 1, the next batch is read while the current
     one is written).
 
-    Handset buckets get ``handset_columns`` of every row with an IMEI; none are written
-    when ``handset_columns`` is None. With ``forget_inputs``, each input file's pages are
-    dropped from the page cache once it has been read (see :func:`crowds_page_cache`).
+    Every row goes to its subscriber bucket with ``columns``. With ``handsets``, every row
+    with an IMEI also goes, with the same columns, to its handset bucket (a handset
+    bucket then sets aside the same rows as their subscriber buckets). With
+    ``forget_inputs``, each input file's pages are dropped from the page cache once it
+    has been read (see :func:`crowds_page_cache`).
     """
     spilled = Spilled(directory=directory, buckets=buckets)
-    wanted = subscriber_columns | (handset_columns or set())
-    hand_cols = (handset_columns or set()) | {"record_id", "msisdn", "imei"}
-    # Handset copies with fewer columns than their subscriber rows cannot tell which
-    # rows break the contract: both copies carry the row's position for that.
-    positions = handset_columns is not None and not subscriber_columns <= hand_cols
-    hand_cols |= {ROW_COLUMN}
     stats = MapStats()
     # Threads made once for the whole pass, not for every batch and every input.
     with contextlib.ExitStack() as stack:
@@ -443,7 +456,7 @@ def spill(
                 key: _Writers(spilled, key, n, takers) for key in ("subscriber", "handset", ID_KEY)
             }
             try:
-                batches = _batches(item, wanted, item_map, batch_rows)
+                batches = _batches(item, columns, item_map, batch_rows)
                 spilled.rows_read += _spill_input(
                     _prefetch(batches, reader) if reader else batches,
                     name,
@@ -452,8 +465,7 @@ def spill(
                     item_map,
                     stats,
                     writers,
-                    hand_cols if handset_columns is not None else None,
-                    positions,
+                    handsets,
                     progress,
                     zone,
                 )
@@ -474,8 +486,7 @@ def _spill_input(
     cmap: ColumnMap | None,
     stats: MapStats,
     writers: dict[str, _Writers],
-    hand_cols: set[str] | None,
-    positions: bool,
+    handsets: bool,
     progress: BucketProgress | None,
     zone: str,
 ) -> int:
@@ -502,17 +513,14 @@ def _spill_input(
             given = given.filter(given.is_valid())
             writers[ID_KEY].write(pa.table({"record_id": given}), bucket_of(given, buckets))
         table = with_record_ids(part)
-        if positions:
-            table = table.append_column(ROW_COLUMN, row_positions(n, local))
         row0 += rows
         writers["subscriber"].write(table, bucket_of(table["msisdn"], buckets))
-        if hand_cols is not None:
+        if handsets:
             keep = handset_rows(table, name)
             if keep.any():  # gathered once, with the bucket order: no filtered copy
                 picked = np.flatnonzero(keep)
-                sub = table.select([c for c in table.column_names if c in hand_cols])
-                which = bucket_of(sub["imei"].take(pa.array(picked)), buckets)
-                writers["handset"].write(sub, which, picked)
+                which = bucket_of(table["imei"].take(pa.array(picked)), buckets)
+                writers["handset"].write(table, which, picked)
         if progress is not None:
             progress.advance(rows)
     return row0
@@ -606,7 +614,9 @@ def scan_out_of_core(
     progress: BucketProgress | None = None,
     timings: dict[str, float] | None = None,
 ) -> BucketResult:
-    """Spill the input into buckets and scan them, ``workers`` buckets at a time.
+    """Spill the input into subscriber buckets and scan them, ``workers`` buckets at a
+    time; then gather the rows of the handsets the handset rules may find something on
+    into handset buckets, and scan those.
 
     ``columns`` are the contract columns the subscriber rules need, ``handset_columns``
     those of the handset rules. The spill directory is made under ``spill_dir`` (default:
@@ -618,6 +628,7 @@ def scan_out_of_core(
     rows = estimate_rows([item for item, _ in sources])
     n_buckets = buckets or plan_buckets(rows, budget, workers)
     directory = spill_directory(spill_dir)
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
     try:
         started = time.perf_counter()
         if progress is not None:
@@ -626,8 +637,8 @@ def scan_out_of_core(
             sources,
             directory,
             n_buckets,
-            columns,
-            handset_columns if by_handset else None,
+            columns | (handset_columns if by_handset else set()),
+            False,
             cmap,
             progress,
             workers,
@@ -637,52 +648,46 @@ def scan_out_of_core(
         )
         warning = repeated_id_warning(spilled)
         timings["partition"] = time.perf_counter() - started
+
         started = time.perf_counter()
-        by_sub: list[tuple[Key, int]] = [("subscriber", b) for b in range(n_buckets)]
-        by_hand: list[tuple[Key, int]] = [
-            ("handset", b) for b in range(n_buckets) if ("handset", b) in spilled.parts
-        ]
-        jobs = by_sub + by_hand
-        total_rows = sum(spilled.rows.values())
+        by_sub = list(range(n_buckets))
         if progress is not None:
-            progress.phase("scanning buckets", total_rows, len(jobs))
-        # Positions of the rows the subscriber buckets set aside, by the handset bucket
-        # that holds their copies (the bucket of their IMEI).
-        aside: dict[int, list[np.ndarray]] = {}
+            progress.phase("scanning buckets", sum(spilled.rows.values()), n_buckets)
 
-        def one(job: tuple[Key, int]) -> BucketResult:
-            key, b = job
-            table = _read_bucket(spilled.parts.get((key, b), []))
-            chosen = by_subscriber if key == "subscriber" else by_handset
+        def one(b: int) -> BucketResult:
+            table = _read_bucket(spilled.parts.get(("subscriber", b), []))
+            seeds = by_handset or None
             if table.num_columns == 0:
-                return scan_bucket(_empty_input(), chosen, settings, key=key)
-            exclude = np.concatenate(aside[b]) if key == "handset" and b in aside else None
-            return scan_bucket(table, chosen, settings, key=key, workers=1, exclude=exclude)
+                table = _empty_input()
+            return scan_bucket(table, by_subscriber, settings, key="subscriber", seed_rules=seeds)
 
-        results: dict[tuple[Key, int], BucketResult] = {}
-        pool = ThreadPoolExecutor(max_workers=max(1, workers))
-        try:
-            # Subscriber buckets first: the handset ones need the rows they set aside.
-            for phase in (by_sub, by_hand):
-                futures = {pool.submit(one, job): job for job in phase}
-                for future in as_completed(futures):
-                    job = futures[future]
-                    results[job] = future.result()
-                    done = results[job]
-                    if done.aside.size:
-                        which = done.aside_keys % np.uint64(n_buckets)
-                        for h in np.unique(which):
-                            aside.setdefault(int(h), []).append(done.aside[which == h])
-                    for path in spilled.parts.get(job, []):
-                        path.unlink(missing_ok=True)
-                    if progress is not None:
-                        progress.advance(spilled.rows.get(job, 0), 1)
-        finally:
-            # On an error or Ctrl-C, buckets not started are dropped; the ones running
-            # finish on their own while the spill directory is removed below.
-            pool.shutdown(wait=False, cancel_futures=True)
+        results: list[BucketResult] = []
+        done: dict[int, BucketResult] = {}
+        for b, result in _each_done(pool, one, by_sub):
+            done[b] = result
+            if not by_handset:  # no handset rows to gather from the bucket
+                _remove(spilled.parts.get(("subscriber", b), []))
+            if progress is not None:
+                progress.advance(spilled.rows.get(("subscriber", b), 0), 1)
+        results.extend(done[b] for b in by_sub)
         timings["scan buckets"] = time.perf_counter() - started
-        combined = combine(results[job] for job in jobs)
+        if by_handset:
+            started = time.perf_counter()
+            results.extend(
+                _scan_handsets(
+                    spilled,
+                    done,
+                    by_handset,
+                    settings,
+                    handset_columns | {"record_id", "msisdn", "imei"},
+                    budget,
+                    workers,
+                    pool,
+                    progress,
+                )
+            )
+            timings["scan handsets"] = time.perf_counter() - started
+        combined = combine(results)
         combined.report.files = spilled.files
         combined.report.warnings = [*spilled.warnings, *([warning] if warning else [])]
         combined.report.layouts = dict(spilled.layouts)
@@ -691,9 +696,132 @@ def scan_out_of_core(
     except OSError as exc:
         raise spill_error(exc, directory) from None
     finally:
+        # On an error or Ctrl-C, buckets not started are dropped; the ones running
+        # finish on their own while the spill directory is removed below.
+        pool.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(directory, ignore_errors=True)
         if progress is not None:
             progress.close()
+
+
+def _each_done(
+    pool: ThreadPoolExecutor, work: Callable[[int], _T], items: Sequence[int]
+) -> Iterator[tuple[int, _T]]:
+    """``work`` on every item in ``pool``: (item, result) as each finishes."""
+    futures = {pool.submit(work, item): item for item in items}
+    for future in as_completed(futures):
+        yield futures[future], future.result()
+
+
+def _remove(paths: Sequence[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def _scan_handsets(
+    spilled: Spilled,
+    done: dict[int, BucketResult],
+    rules: Sequence[Rule],
+    settings: ScanSettings,
+    columns: set[str],
+    budget: int,
+    workers: int,
+    pool: ThreadPoolExecutor,
+    progress: BucketProgress | None,
+) -> list[BucketResult]:
+    """The handset rules' results: the rows of the handsets they may find something on
+    (the subscriber buckets' seeds, see :func:`telediag.engine.seed_keys`) gathered
+    from the subscriber buckets' spill files into handset buckets, and scanned.
+
+    A handset rule reads every record of a handset it follows and nothing of the others,
+    so its findings are those of a scan of every handset: the rows of a handset none of
+    the buckets named could not have made a candidate. The gathered rows are the ones
+    their subscriber buckets used (by row number), with the columns of the handset rules.
+    """
+    parts = [done[b] for b in sorted(done)]
+    if any(p.seeds is None for p in parts):
+        seeds: pa.Array | None = None  # some rule may find something on any handset
+    else:
+        seeds = pc.unique(pa.concat_arrays([p.seeds for p in parts if p.seeds is not None]))
+    counts = pa.concat_tables([p.handsets for p in parts if p.handsets is not None])
+    if seeds is not None:
+        counts = counts.filter(pc.is_in(counts["imei"], value_set=seeds))
+    total = int(pc.sum(counts["rows"]).as_py() or 0)
+    if total == 0:
+        for b in done:
+            _remove(spilled.parts.get(("subscriber", b), []))
+        return []
+    # Buckets as for a month of that many rows (handset rows carry fewer columns).
+    n_hand = plan_buckets(total, budget, workers)
+    if progress is not None:
+        progress.phase("gathering handset records", sum(spilled.rows.values()), len(done))
+    gathered = Spilled(directory=spilled.directory, buckets=n_hand)
+
+    def gather(b: int) -> Spilled:
+        out = Spilled(directory=spilled.directory, buckets=n_hand)
+        paths = spilled.parts.get(("subscriber", b), [])
+        _gather_handset_rows(paths, done[b].aside, seeds, columns, _Writers(out, "handset", b))
+        _remove(paths)
+        return out
+
+    for b, out in _each_done(pool, gather, sorted(done)):
+        for slot, paths in out.parts.items():
+            gathered.parts.setdefault(slot, []).extend(paths)
+            gathered.rows[slot] = gathered.rows.get(slot, 0) + out.rows.get(slot, 0)
+        if progress is not None:
+            progress.advance(spilled.rows.get(("subscriber", b), 0), 1)
+    jobs = sorted(b for _, b in gathered.parts)
+    if progress is not None:
+        progress.phase("scanning handset buckets", sum(gathered.rows.values()), len(jobs))
+
+    def one(b: int) -> BucketResult:
+        paths = sorted(gathered.parts[("handset", b)])  # in subscriber bucket order
+        table = _read_bucket(paths)
+        _remove(paths)
+        return scan_bucket(table, rules, settings, key="handset")
+
+    results: dict[int, BucketResult] = {}
+    for b, result in _each_done(pool, one, jobs):
+        results[b] = result
+        if progress is not None:
+            progress.advance(gathered.rows.get(("handset", b), 0), 1)
+    return [results[b] for b in jobs]
+
+
+def _gather_handset_rows(
+    paths: Sequence[Path],
+    aside: np.ndarray,
+    seeds: pa.Array | None,
+    columns: set[str],
+    writers: _Writers,
+) -> None:
+    """Write the rows of one subscriber bucket's spill files (``paths``, read in the order
+    the bucket was scanned) whose handset is among ``seeds`` (None: any handset), except
+    the rows it set aside (``aside``, row numbers), to their handset buckets, with
+    ``columns``. The bucket is read whole (only those columns) and written in one gather:
+    its spill files hold a piece of every input batch, often of a few thousand rows,
+    and handling them one by one cost more than the reading."""
+    tables = []
+    for path in paths:
+        with pa.OSFile(str(path), "rb") as source:
+            names = pa.ipc.open_stream(source).schema.names
+        fields = [i for i, name in enumerate(names) if name in columns]
+        with pa.OSFile(str(path), "rb") as source:
+            options = pa.ipc.IpcReadOptions(included_fields=fields)
+            tables.append(pa.ipc.open_stream(source, options=options).read_all())
+    if not tables:
+        return
+    table = _concat(tables)
+    keep = handset_rows(table, among=seeds)
+    keep[aside] = False
+    if keep.any():
+        # Filtered chunk by chunk first: a gather from a column of many chunks joins
+        # them all, and the bucket holds a piece of every input batch.
+        table = table.filter(pa.array(keep))
+        try:
+            writers.write(table, bucket_of(table["imei"], writers.buckets))
+        finally:
+            writers.close()
 
 
 def spill_error(exc: OSError, directory: Path) -> InputError:

@@ -65,6 +65,7 @@ from telediag.normalize import InputReport, Normalized, as_text, normalize, orde
 from telediag.outofcore import (
     BASE_BYTES,
     BYTES_PER_ROW,
+    SPILL_FILE_BYTES_PER_ROW_WITH_HANDSETS,
     BucketProgress,
     _read_bucket,
     can_stream,
@@ -318,13 +319,13 @@ def prepare(
             directory,
             n_buckets,
             set(COLUMNS),
-            handset_columns,
+            True,
             cmap,
             progress,
             workers,
             spill_batch_rows(memory or default_budget()),
             zone=zone,
-            forget_inputs=crowds_page_cache(items, rows),
+            forget_inputs=crowds_page_cache(items, rows, SPILL_FILE_BYTES_PER_ROW_WITH_HANDSETS),
         )
 
         # The given record ids are kept by their own hash (ids/bucket=N), so a day added

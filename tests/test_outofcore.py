@@ -398,42 +398,106 @@ def test_many_buckets_and_a_large_budget_read_csv_in_blocks_arrow_takes(tmp_path
     assert split.findings["finding_id"].tolist() == whole.findings["finding_id"].tolist()
 
 
-def test_handset_buckets_get_only_their_own_rows_set_aside(
+def test_handset_buckets_gather_only_the_used_rows_of_handsets_a_rule_may_follow(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Review: every handset bucket was handed the positions of every row set aside in
-    the month (cost and memory grew with buckets x rows set aside); each now gets those
-    of its own handsets only, and the findings stay those of a one-piece scan."""
-    from telediag import buckets as bk
+    """Handset buckets are gathered after the subscriber buckets, from their spill files:
+    only the handsets with a failed MMS submit (what TD004 needs to find anything), and
+    only the rows their subscriber buckets used. A row set aside there (an unreadable
+    byte count, a column the handset rules do not read) would move the new SIM's arrival
+    a day earlier and lose the finding if it were gathered."""
     from telediag import outofcore
 
     frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
-    frame["bytes_down"] = None
+    early = frame.iloc[[2]].copy()  # the new SIM on the handset the day before, unreadable
+    early["record_id"] = "c0"
+    early["start_time"] = "2008-06-17 09:00:00"
+    early["bytes_down"] = "bad"
+    frame = pd.concat([frame, early], ignore_index=True)
     parts = []
-    for k in range(40):  # 40 handsets, each with a row set aside
+    for k in range(40):  # 20 handsets with the failed MMS, 20 where it went out
         part = frame.copy()
         part["record_id"] = [f"{k}-{r}" for r in part["record_id"]]
         part["imei"] = f"352014010{k:05d}1"
         part["msisdn"] = [f"1{k:03d}{m[-7:]}" for m in part["msisdn"]]
-        part.loc[part.index[0], "bytes_down"] = "bad"
+        if k % 2:
+            part["status"] = part["status"].replace("failed", "ok")
         parts.append(part)
     month = pd.concat(parts, ignore_index=True)
     path = tmp_path / "month.csv"
     month.to_csv(path, index=False)
     memory = telediag.scan(path, tz="Asia/Shanghai")
     assert memory.report.set_aside == {"unparseable bytes_down": 40}
-    handed: list[int] = []
-    real = bk.scan_bucket
+    assert (memory.findings["rule_id"] == "TD004").sum() == 20
+    handed: list[pa.Table] = []
+    real = outofcore.scan_bucket
 
-    def recorded(table, rules, settings, *, key, workers=1, exclude=None):  # type: ignore[no-untyped-def]
+    def recorded(table, rules, settings, *, key, **kw):  # type: ignore[no-untyped-def]
         if key == "handset":
-            handed.append(0 if exclude is None else len(exclude))
-        return real(table, rules, settings, key=key, workers=workers, exclude=exclude)
+            handed.append(table)
+        return real(table, rules, settings, key=key, **kw)
 
     monkeypatch.setattr(outofcore, "scan_bucket", recorded)
-    split = telediag.scan(path, tz="Asia/Shanghai", buckets=8)
-    assert split.findings["finding_id"].tolist() == memory.findings["finding_id"].tolist()
-    assert sum(handed) == 40 and max(handed) < 40
+    split = telediag.scan(path, tz="Asia/Shanghai", buckets=8, memory="1GB")
+    pd.testing.assert_frame_equal(split.findings, memory.findings)
+    pd.testing.assert_frame_equal(split.evidence, memory.evidence)
+    gathered = pa.concat_tables(handed)
+    failed_on = {f"352014010{k:05d}1" for k in range(0, 40, 2)}
+    assert set(gathered["imei"].to_pylist()) == failed_on
+    assert gathered.num_rows == 20 * 5  # every used row of those handsets, once
+    assert not any(r.endswith("-c0") for r in gathered["record_id"].to_pylist())
+
+
+@pytest.mark.parametrize("seeds", ["any handset", "failing"])
+def test_handset_rules_without_seeds_get_every_used_handset_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeds: str
+) -> None:
+    """A detector that cannot name its handsets (seeds None), or whose seeds fail on a
+    bucket, makes the scan gather every used row that has a handset: slower, the same
+    findings."""
+    from telediag import outofcore
+    from telediag.detectors.handover import HandoverDetector
+
+    frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
+    parts = []
+    for k in range(12):
+        part = frame.copy()
+        part["record_id"] = [f"{k}-{r}" for r in part["record_id"]]
+        part["imei"] = f"352014010{k:05d}1" if k < 10 else "000000000000000"
+        part["msisdn"] = [f"1{k:03d}{m[-7:]}" for m in part["msisdn"]]
+        if k % 2:
+            part["status"] = part["status"].replace("failed", "ok")
+        parts.append(part)
+    month = pd.concat(parts, ignore_index=True)
+    month.loc[0, "start_time"] = "not a time"  # set aside: never gathered
+    path = tmp_path / "month.csv"
+    month.to_csv(path, index=False)
+    memory = telediag.scan(path, tz="Asia/Shanghai")
+
+    def no_seeds(self, ctx, positions, params):  # type: ignore[no-untyped-def]
+        if seeds == "failing":
+            raise RuntimeError("no seeds here")
+        return None
+
+    monkeypatch.setattr(HandoverDetector, "seeds", no_seeds)
+    handed: list[pa.Table] = []
+    real = outofcore.scan_bucket
+
+    def recorded(table, rules, settings, *, key, **kw):  # type: ignore[no-untyped-def]
+        if key == "handset":
+            handed.append(table)
+        return real(table, rules, settings, key=key, **kw)
+
+    monkeypatch.setattr(outofcore, "scan_bucket", recorded)
+    split = telediag.scan(path, tz="Asia/Shanghai", buckets=5, memory="1GB")
+    pd.testing.assert_frame_equal(split.findings, memory.findings)
+    pd.testing.assert_frame_equal(split.evidence, memory.evidence)
+    assert split.errors == memory.errors == []
+    gathered = pa.concat_tables(handed)
+    # Ten real handsets of five rows each (placeholders name no handset), less the row
+    # set aside.
+    assert gathered.num_rows == 10 * 5 - 1
+    assert "0-a1" not in gathered["record_id"].to_pylist()
 
 
 def test_warnings_about_number_identifiers_reach_a_bucketed_scan() -> None:

@@ -105,6 +105,18 @@ class Detector(ABC):
     def detect(self, ctx: DetectContext, positions: np.ndarray, params: Any) -> Candidates:
         """Measure the records at ``positions`` (sorted positions, in sorted order)."""
 
+    def seeds(self, ctx: DetectContext, positions: np.ndarray, params: Any) -> pa.Array | None:
+        """For a detector that follows a key across subscribers (the IMEI): the keys it
+        may make a candidate of, judged from *some* of the rule's records (one subscriber
+        bucket's), or None when it may make one of any key.
+
+        The keys seen in every part of the records, put together, must hold every key
+        that :meth:`detect` on all the records could make a candidate of; then a scan
+        needs to bring together only the records of those keys. Extra keys cost time,
+        never findings.
+        """
+        return None
+
 
 REGISTRY: dict[str, Detector] = {}
 

@@ -36,7 +36,7 @@ from telediag.detectors.base import (
     DetectorParams,
     register,
 )
-from telediag.sort import code_of
+from telediag.sort import SortedRecords, code_of
 
 
 class HandoverParams(DetectorParams):
@@ -74,6 +74,24 @@ class HandoverDetector(Detector):
         "charge": "charge of the re-send",
     }
 
+    def seeds(self, ctx: DetectContext, positions: np.ndarray, params: HandoverParams) -> pa.Array:
+        """The handsets with a failed record of the rule's kind: a candidate needs one
+        (and a record of that kind from a second subscriber, which may lie in another
+        part of the records)."""
+        imei, imei_dict, ok = self._handsets_and_outcome(ctx.records, positions)
+        return imei_dict.take(pa.array(np.unique(imei[(imei >= 0) & ~ok])))
+
+    @staticmethod
+    def _handsets_and_outcome(
+        rec: SortedRecords, positions: np.ndarray
+    ) -> tuple[np.ndarray, pa.Array, np.ndarray]:
+        """IMEI codes (-1: none) and their dictionary, and whether each record went out
+        (a record of no status counts as gone out)."""
+        imei, imei_dict = rec.codes("imei", positions)
+        scodes, sdict = rec.codes("status", positions)
+        ok = (scodes == code_of(sdict, "ok")) | (scodes < 0)
+        return imei, imei_dict, ok
+
     def detect(
         self, ctx: DetectContext, positions: np.ndarray, params: HandoverParams
     ) -> Candidates:
@@ -83,9 +101,7 @@ class HandoverDetector(Detector):
             return empty
         # Handsets worth following: a failed record of the rule's kind, and records of
         # the rule's kind from at least two subscribers.
-        imei, imei_dict = rec.codes("imei", positions)
-        scodes, sdict = rec.codes("status", positions)
-        ok = (scodes == code_of(sdict, "ok")) | (scodes < 0)
+        imei, imei_dict, ok = self._handsets_and_outcome(rec, positions)
         sub = rec.subscriber[positions].astype(np.int64)
         known = imei >= 0
         failed_on = np.unique(imei[known & ~ok])
