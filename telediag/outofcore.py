@@ -51,6 +51,7 @@ from telediag.buckets import (
     bucket_of,
     combine,
     handset_rows,
+    key_hash,
     scan_bucket,
     split_rules,
     with_record_ids,
@@ -356,6 +357,29 @@ def _take(table: pa.Table, indices: pa.Array, pool: ThreadPoolExecutor | None) -
     return pa.Table.from_arrays(columns, schema=table.schema)
 
 
+def _bucket_order(which: np.ndarray, buckets: int, within: np.ndarray | None) -> np.ndarray:
+    """Row order by bucket, and with ``within`` (one 64-bit hash per row) by its high
+    bits inside a bucket, so that a subscriber's rows of a batch lie together in the
+    spill: LZ4 then finds its number, IMSI and IMEI repeated (the spill of the 10M
+    month into 6 buckets: 20% smaller, compressed in 28% less time). The order within
+    a bucket is of no consequence to its scan, which sorts by subscriber and time."""
+    n = which.size
+    bucket_bits = max(1, (buckets - 1).bit_length())
+    row_bits = max(1, (n - 1).bit_length())
+    if within is None or bucket_bits + row_bits > 48:
+        # A stable sort of small integers is a radix sort (linear) in numpy.
+        small = which.astype(np.int16) if buckets <= 1 << 15 else which
+        return np.asarray(np.argsort(small, kind="stable"))
+    # Bucket in the top bits, then the hash's high bits, then the row number: one
+    # vectorized sort of 64-bit keys, the row read back from the low bits.
+    hash_bits = 64 - bucket_bits - row_bits
+    key = which.astype(np.uint64) << np.uint64(64 - bucket_bits)
+    key |= (within >> np.uint64(64 - hash_bits)) << np.uint64(row_bits)
+    key |= np.arange(n, dtype=np.uint64)
+    key.sort()
+    return np.asarray(key & np.uint64((1 << row_bits) - 1), dtype=np.int64)
+
+
 class _Writers:
     """One IPC stream per bucket for the input file being read, and a new one when a
     batch's schema differs from the stream's (a label column held as a dictionary in one
@@ -370,14 +394,19 @@ class _Writers:
         self.options = pa.ipc.IpcWriteOptions(compression="lz4", use_threads=False)
         self.pool = pool
 
-    def write(self, table: pa.Table, which: np.ndarray, rows: np.ndarray | None = None) -> None:
+    def write(
+        self,
+        table: pa.Table,
+        which: np.ndarray,
+        rows: np.ndarray | None = None,
+        within: np.ndarray | None = None,
+    ) -> None:
         """Append ``rows`` of ``table`` (default: all), whose buckets are ``which``, to
-        their buckets' files, in one gather ordered by bucket."""
+        their buckets' files, in one gather ordered by bucket, and within a bucket by
+        the high bits of ``within`` (64-bit key hashes) if given."""
         if which.size == 0:
             return
-        # A stable sort of small integers is a radix sort (linear) in numpy.
-        small = which.astype(np.int16) if self.buckets <= 1 << 15 else which
-        order = np.argsort(small, kind="stable")
+        order = _bucket_order(which, self.buckets, within)
         counts = np.bincount(which, minlength=self.buckets)
         bounds = np.concatenate([[0], np.cumsum(counts)])
         ordered = _take(table, pa.array(order if rows is None else rows[order]), self.pool)
@@ -514,7 +543,10 @@ def _spill_input(
             writers[ID_KEY].write(pa.table({"record_id": given}), bucket_of(given, buckets))
         table = with_record_ids(part)
         row0 += rows
-        writers["subscriber"].write(table, bucket_of(table["msisdn"], buckets))
+        hashes = key_hash(table["msisdn"])
+        writers["subscriber"].write(
+            table, (hashes % np.uint64(buckets)).astype(np.int32), within=hashes
+        )
         if handsets:
             keep = handset_rows(table, name)
             if keep.any():  # gathered once, with the bucket order: no filtered copy
@@ -588,13 +620,19 @@ def _spill_form(table: pa.Table, buckets: int) -> pa.Table:
     return pa.table(columns, names=table.column_names) if changed else table
 
 
+#: Spill files are read by the thread that asks, not by Arrow's threads one buffer each:
+#: buckets are read by several threads at once, and a bucket's pieces are small (52
+#: buckets of the 10M month: 1.15 s -> 0.73 s to read the handset rules' columns).
+_READ = pa.ipc.IpcReadOptions(use_threads=False)
+
+
 def _read_bucket(paths: list[Path]) -> pa.Table:
     if not paths:
         return pa.table({})
     tables = []
     for path in paths:
         with pa.OSFile(str(path), "rb") as f:
-            tables.append(pa.ipc.open_stream(f).read_all())
+            tables.append(pa.ipc.open_stream(f, options=_READ).read_all())
     return _concat(tables)
 
 
@@ -807,7 +845,7 @@ def _gather_handset_rows(
             names = pa.ipc.open_stream(source).schema.names
         fields = [i for i, name in enumerate(names) if name in columns]
         with pa.OSFile(str(path), "rb") as source:
-            options = pa.ipc.IpcReadOptions(included_fields=fields)
+            options = pa.ipc.IpcReadOptions(included_fields=fields, use_threads=False)
             tables.append(pa.ipc.open_stream(source, options=options).read_all())
     if not tables:
         return

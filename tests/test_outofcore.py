@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import telediag
 from telediag.cli import main
@@ -639,3 +642,32 @@ def test_a_label_of_many_values_is_spilled_as_text_and_may_change_kind_between_b
     whole = telediag.scan(mixed, rules=catalog)
     assert whole.report.set_aside == {"unknown record_type": 4000}
     assert_same(whole, telediag.scan(mixed, rules=catalog, buckets=32, memory="1MB"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    buckets=st.integers(1, 70),
+    hashes=st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=300),
+    hashed=st.booleans(),
+)
+def test_spill_order_groups_buckets_then_hashes(
+    buckets: int, hashes: list[int], hashed: bool
+) -> None:
+    """The spill writes a batch's rows bucket by bucket and, given the key hashes, a
+    subscriber's rows together inside its bucket: every row once, buckets in order, and
+    within a bucket the hashes' high bits in order (rows of one hash keep their order)."""
+    from telediag.outofcore import _bucket_order
+
+    within = np.array(hashes, dtype=np.uint64)
+    which = (within % np.uint64(buckets)).astype(np.int32)
+    order = _bucket_order(which, buckets, within if hashed else None)
+    assert sorted(order.tolist()) == list(range(len(hashes)))
+    assert (np.diff(which[order]) >= 0).all()
+    same = which[order][1:] == which[order][:-1]
+    if hashed:
+        top = within[order] >> np.uint64(32)
+        assert (top[1:][same] >= top[:-1][same]).all()
+        tie = same & (within[order][1:] == within[order][:-1])
+        assert (order[1:][tie] > order[:-1][tie]).all()
+    else:  # stable: rows in their order within a bucket
+        assert (order[1:][same] > order[:-1][same]).all()
