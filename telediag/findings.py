@@ -108,6 +108,7 @@ def _empty_findings() -> pd.DataFrame:
 
 
 _EMPTY_FINDINGS = _empty_findings()
+_TEXT_COLUMNS = [str(c) for c, t in _EMPTY_FINDINGS.dtypes.items() if t == "string"]
 
 
 def empty_evidence() -> pd.DataFrame:
@@ -382,6 +383,11 @@ def build_findings(
             "record_ids": evidence_ids,
         }
     )
+    # Text columns as the empty table holds them, whatever the values: a column of only
+    # missing values (no known handset) would otherwise be held as objects, and joining
+    # findings of several buckets would then give another type than a one-piece scan.
+    for name in _TEXT_COLUMNS:
+        findings[name] = findings[name].astype("string")
     rtype = take_rows(records.table["record_type"], rows)
     evidence = pd.DataFrame(
         {

@@ -63,6 +63,7 @@ from telediag.conform import conform
 from telediag.context import ScanSettings
 from telediag.csvread import is_csv, iter_csv
 from telediag.errors import InputError, TelediagError
+from telediag.flight import Flight
 from telediag.normalize import duplicate_id_message, explicit_ids, repeated_ids
 from telediag.read import (
     FEW_VALUES,
@@ -346,6 +347,8 @@ class Spilled:
     disagreements: dict[str, int] = field(default_factory=dict)
     #: What the reader noticed about in-memory inputs (identifiers held as numbers).
     warnings: list[str] = field(default_factory=list)
+    #: The contract columns the inputs had, in the order first seen.
+    columns: list[str] = field(default_factory=list)
 
 
 def _take(table: pa.Table, indices: pa.Array, pool: ThreadPoolExecutor | None) -> pa.Table:
@@ -532,6 +535,8 @@ def _spill_input(
         # any key is hashed: a subscriber's rows meet in one bucket whichever file and
         # type they came in.
         table = _spill_form(conform(table, name), buckets)
+        known = writers["subscriber"].spilled.columns
+        known.extend(c for c in table.column_names if c not in known)
         rows = table.num_rows
         if rows == 0:
             continue
@@ -667,6 +672,7 @@ def scan_out_of_core(
     n_buckets = buckets or plan_buckets(rows, budget, workers)
     directory = spill_directory(spill_dir)
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    flight = Flight()
     try:
         started = time.perf_counter()
         if progress is not None:
@@ -696,7 +702,7 @@ def scan_out_of_core(
             table = _read_bucket(spilled.parts.get(("subscriber", b), []))
             seeds = by_handset or None
             if table.num_columns == 0:
-                table = _empty_input()
+                table = _empty_input(spilled.columns)
             return scan_bucket(table, by_subscriber, settings, key="subscriber", seed_rules=seeds)
 
         results: list[BucketResult] = []
@@ -721,6 +727,7 @@ def scan_out_of_core(
                     budget,
                     workers,
                     pool,
+                    flight,
                     progress,
                 )
             )
@@ -731,12 +738,17 @@ def scan_out_of_core(
         combined.report.layouts = dict(spilled.layouts)
         combined.report.disagreements = dict(spilled.disagreements)
         return combined
-    except OSError as exc:
-        raise spill_error(exc, directory) from None
+    except BaseException as exc:
+        flight.stop.set()
+        if isinstance(exc, OSError):
+            raise spill_error(exc, directory) from None
+        raise
     finally:
-        # On an error or Ctrl-C, buckets not started are dropped; the ones running
-        # finish on their own while the spill directory is removed below.
+        # On an error or Ctrl-C, buckets not started are dropped. The scans running
+        # finish on their own while the spill directory is removed below (they only
+        # read); a gather writing handset rows is waited for, the others stop.
         pool.shutdown(wait=False, cancel_futures=True)
+        flight.land()
         shutil.rmtree(directory, ignore_errors=True)
         if progress is not None:
             progress.close()
@@ -765,6 +777,7 @@ def _scan_handsets(
     budget: int,
     workers: int,
     pool: ThreadPoolExecutor,
+    flight: Flight,
     progress: BucketProgress | None,
 ) -> list[BucketResult]:
     """The handset rules' results: the rows of the handsets they may find something on
@@ -776,33 +789,49 @@ def _scan_handsets(
     the buckets named could not have made a candidate. The gathered rows are the ones
     their subscriber buckets used (by row number), with the columns of the handset rules.
     """
-    parts = [done[b] for b in sorted(done)]
-    if any(p.seeds is None for p in parts):
-        seeds: pa.Array | None = None  # some rule may find something on any handset
-    else:
-        seeds = pc.unique(pa.concat_arrays([p.seeds for p in parts if p.seeds is not None]))
-    counts = pa.concat_tables([p.handsets for p in parts if p.handsets is not None])
-    if seeds is not None:
-        counts = counts.filter(pc.is_in(counts["imei"], value_set=seeds))
+    order = sorted(done)
+    handsets = [done[b].handsets for b in order]
+    counts = pa.concat_tables([h for h in handsets if h is not None])
+    own: dict[int, pa.Array | None] = dict.fromkeys(order)
+    named = [done[b].seeds for b in order]
+    if all(n is not None for n in named):
+        seeds = pc.unique(pa.concat_arrays([n for n in named if n is not None]))
+        # One lookup of every bucket's handsets among the seeds; each bucket then looks
+        # for its own seeded handsets only (a set of all seeds per bucket cost buckets x
+        # seeds).
+        seeded = pc.is_in(counts["imei"], value_set=seeds)
+        start = 0
+        for b, h in zip(order, handsets, strict=True):
+            n = h.num_rows if h is not None else 0
+            mine = counts["imei"].slice(start, n).filter(seeded.slice(start, n))
+            own[b] = mine.combine_chunks() if isinstance(mine, pa.ChunkedArray) else mine
+            start += n
+        counts = counts.filter(seeded)
+    # else some rule may find something on any handset: every bucket gathers them all.
     total = int(pc.sum(counts["rows"]).as_py() or 0)
+    idle = [b for b in order if total == 0 or _none_named(own[b])]
+    for b in idle:  # nothing to gather there
+        _remove(spilled.parts.get(("subscriber", b), []))
     if total == 0:
-        for b in done:
-            _remove(spilled.parts.get(("subscriber", b), []))
         return []
     # Buckets as for a month of that many rows (handset rows carry fewer columns).
     n_hand = plan_buckets(total, budget, workers)
+    busy = [b for b in order if b not in idle]
     if progress is not None:
-        progress.phase("gathering handset records", sum(spilled.rows.values()), len(done))
+        rows = sum(spilled.rows.get(("subscriber", b), 0) for b in busy)
+        progress.phase("gathering handset records", rows, len(busy))
     gathered = Spilled(directory=spilled.directory, buckets=n_hand)
 
     def gather(b: int) -> Spilled:
-        out = Spilled(directory=spilled.directory, buckets=n_hand)
-        paths = spilled.parts.get(("subscriber", b), [])
-        _gather_handset_rows(paths, done[b].aside, seeds, columns, _Writers(out, "handset", b))
-        _remove(paths)
-        return out
+        with flight.task():  # writes files: the clean-up waits for it
+            out = Spilled(directory=spilled.directory, buckets=n_hand)
+            paths = spilled.parts.get(("subscriber", b), [])
+            writers = _Writers(out, "handset", b)
+            _gather_handset_rows(paths, done[b].aside, own[b], columns, writers, flight=flight)
+            _remove(paths)
+            return out
 
-    for b, out in _each_done(pool, gather, sorted(done)):
+    for b, out in _each_done(pool, gather, busy):
         for slot, paths in out.parts.items():
             gathered.parts.setdefault(slot, []).extend(paths)
             gathered.rows[slot] = gathered.rows.get(slot, 0) + out.rows.get(slot, 0)
@@ -826,12 +855,19 @@ def _scan_handsets(
     return [results[b] for b in jobs]
 
 
+def _none_named(seeds: pa.Array | None) -> bool:
+    """A bucket's seeded handsets are none (None stands for every handset)."""
+    return seeds is not None and len(seeds) == 0
+
+
 def _gather_handset_rows(
     paths: Sequence[Path],
     aside: np.ndarray,
     seeds: pa.Array | None,
     columns: set[str],
     writers: _Writers,
+    *,
+    flight: Flight | None = None,
 ) -> None:
     """Write the rows of one subscriber bucket's spill files (``paths``, read in the order
     the bucket was scanned) whose handset is among ``seeds`` (None: any handset), except
@@ -856,6 +892,8 @@ def _gather_handset_rows(
         # Filtered chunk by chunk first: a gather from a column of many chunks joins
         # them all, and the bucket holds a piece of every input batch.
         table = table.filter(pa.array(keep))
+        if flight is not None:
+            flight.go_on()  # not a file more once the scan has given up
         try:
             writers.write(table, bucket_of(table["imei"], writers.buckets))
         finally:
@@ -882,5 +920,7 @@ def spill_directory(spill_dir: str | Path | None) -> Path:
         raise InputError(f"cannot make a spill directory in {spill_dir}: {exc.strerror}") from None
 
 
-def _empty_input() -> pa.Table:
-    return pa.table({c: pa.array([], type=pa.string()) for c in (*REQUIRED, "record_id")})
+def _empty_input(columns: Sequence[str] = ()) -> pa.Table:
+    """A bucket with no rows, with the input's columns (its rejects show them all)."""
+    names = [*columns, *(c for c in (*REQUIRED, "record_id") if c not in columns)]
+    return pa.table({c: pa.array([], type=pa.string()) for c in names})

@@ -26,14 +26,12 @@ and a scan of its input give the same findings.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import shutil
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +59,7 @@ from telediag.chunks import plain_table
 from telediag.colmap import ColumnMap
 from telediag.context import ScanSettings
 from telediag.errors import InputError
+from telediag.flight import Flight
 from telediag.normalize import InputReport, Normalized, as_text, normalize, order_rejects
 from telediag.outofcore import (
     BASE_BYTES,
@@ -192,52 +191,6 @@ def _bucket_dir(store: Path, key: str, b: int) -> Path:
     return store / key / f"bucket={b:05d}"
 
 
-class _Stopped(Exception):
-    """A bucket not written because prepare gave up."""
-
-
-class _Flight:
-    """The buckets prepare is writing, and the flag that stops the rest when it gives
-    up. A bucket still being written then must finish before the files it may write
-    are removed, or its file would land in the store after the clean-up; its own
-    count is kept here because a join of its thread cut short by a second Ctrl-C may
-    report the thread done while it still runs."""
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        self._busy = 0
-        self._idle = threading.Condition()
-
-    @contextlib.contextmanager
-    def bucket(self) -> Iterator[None]:
-        with self._idle:
-            self._busy += 1
-        try:
-            self.go_on()
-            yield
-        finally:
-            with self._idle:
-                self._busy -= 1
-                self._idle.notify_all()
-
-    def go_on(self) -> None:
-        """Raise :class:`_Stopped` once prepare has given up."""
-        if self.stop.is_set():
-            raise _Stopped
-
-    def land(self) -> None:
-        """Wait until no bucket is being written, through any further Ctrl-C (buckets
-        not yet written stop at their next step)."""
-        while True:
-            try:
-                with self._idle:
-                    while self._busy:
-                        self._idle.wait(0.1)
-                return
-            except KeyboardInterrupt:
-                continue
-
-
 def _sorted_valid(normalized: Normalized, key: str) -> pa.Table:
     """The usable rows sorted by ``key`` (msisdn or IMEI), time and record id."""
     if key == "msisdn":
@@ -353,12 +306,12 @@ def prepare(
         # reports and rejects are gathered in bucket order, whichever finishes first.
         at_once = store_plan(rows, n_buckets, memory or default_budget(), workers)[0]
 
-        flight = _Flight()
+        flight = Flight()
 
         def one(job: tuple[str, int]) -> tuple[InputReport, pa.Table | None, set[str]]:
             """Normalize, sort and write one bucket; its input report, its rows set
             aside (None: none), and the contract columns it had."""
-            with flight.bucket():  # stops here too once prepare has given up
+            with flight.task():  # stops here too once prepare has given up
                 key, b = job
                 raw = _read_bucket(spilled.parts[job])
                 had = {c for c in raw.column_names if c in COLUMNS}

@@ -671,3 +671,135 @@ def test_spill_order_groups_buckets_then_hashes(
         assert (order[1:][tie] > order[:-1][tie]).all()
     else:  # stable: rows in their order within a bucket
         assert (order[1:][same] > order[:-1][same]).all()
+
+
+def _failing_handsets_month(tmp_path: Path, copies: int) -> Path:
+    """TD004's fixture repeated on ``copies`` handsets of their own, as one CSV."""
+    frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
+    parts = []
+    for k in range(copies):
+        part = frame.copy()
+        part["record_id"] = [f"{k}-{r}" for r in part["record_id"]]
+        part["imei"] = f"352014{k:08d}1"
+        part["msisdn"] = [f"1{k:04d}{m[-6:]}" for m in part["msisdn"]]
+        parts.append(part)
+    path = tmp_path / "month.csv"
+    pd.concat(parts, ignore_index=True).to_csv(path, index=False)
+    return path
+
+
+def test_ctrl_c_while_gathering_handset_rows_waits_for_the_writers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: a Ctrl-C while handset rows were being gathered removed the spill
+    directory while a gather still ran, which then wrote its files into it (or during
+    the removal, leaving them). The scan now waits for the gathers in flight, and the
+    others do not start."""
+    import threading
+    import time
+
+    from telediag import outofcore
+
+    path = _failing_handsets_month(tmp_path, 60)
+    running = {"now": 0, "after": 0}
+    lock = threading.Lock()
+    real = outofcore._gather_handset_rows
+
+    def slow(*args, **kw):  # type: ignore[no-untyped-def]
+        with lock:
+            running["now"] += 1
+        try:
+            time.sleep(0.3)
+            return real(*args, **kw)
+        finally:
+            with lock:
+                running["now"] -= 1
+
+    monkeypatch.setattr(outofcore, "_gather_handset_rows", slow)
+
+    class Interrupt:
+        phase_name = ""
+
+        def phase(self, name: str, rows: int, buckets: int) -> None:
+            self.phase_name = name
+
+        def advance(self, rows: int, buckets: int = 0) -> None:
+            if self.phase_name.startswith("gathering"):
+                raise KeyboardInterrupt
+
+        def close(self) -> None:
+            pass
+
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        telediag.scan(
+            path,
+            tz="Asia/Shanghai",
+            buckets=8,
+            workers=2,
+            spill_dir=spill,
+            bucket_progress=Interrupt(),
+        )
+    assert running["now"] == 0  # no gather outlives the scan
+    time.sleep(0.5)
+    assert list(spill.rglob("*")) == []
+
+
+def test_each_bucket_looks_for_its_own_seeded_handsets_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: every subscriber bucket matched its rows against every seeded handset of
+    the month (a hash set of them built once per bucket: buckets x handsets). A bucket
+    is now given the seeded handsets among its own, and the findings stay the same."""
+    from telediag import outofcore
+
+    path = _failing_handsets_month(tmp_path, 40)
+    given: list[set[str]] = []
+    real = outofcore._gather_handset_rows
+
+    def recorded(paths, aside, seeds, columns, writers, **kw):  # type: ignore[no-untyped-def]
+        table = outofcore._read_bucket(list(paths))
+        own = set(table["imei"].to_pylist()) if table.num_rows else set()
+        given.append(set(seeds.to_pylist()))
+        assert given[-1] <= own
+        return real(paths, aside, seeds, columns, writers, **kw)
+
+    monkeypatch.setattr(outofcore, "_gather_handset_rows", recorded)
+    memory = telediag.scan(path, tz="Asia/Shanghai")
+    split = telediag.scan(path, tz="Asia/Shanghai", buckets=8, memory="1GB")
+    pd.testing.assert_frame_equal(split.findings, memory.findings)
+    assert (split.findings["rule_id"] == "TD004").sum() == 40
+    assert set().union(*given) == {f"352014{k:08d}1" for k in range(40)}
+
+
+def test_findings_columns_keep_one_type_in_every_mode(tmp_path: Path) -> None:
+    """Review: a bucket whose findings all had no known handset held ``handset_model`` as
+    objects (None) while a one-piece scan held it as text (NaN), so the two findings
+    tables differed in type. Text columns are now text however many values are missing."""
+    frames = []
+    for f in sorted((FIXTURES / "TD002").glob("*.csv")):
+        frame = pd.read_csv(f, dtype=str)
+        frame["record_id"] = f.stem + frame["record_id"]
+        frames.append(frame)
+    path = tmp_path / "td002.csv"
+    pd.concat(frames).to_csv(path, index=False)
+    whole = telediag.scan(path, tz="Asia/Shanghai", select=["TD002"])
+    assert whole.findings["handset_model"].isna().any()
+    assert whole.findings["handset_model"].notna().any()
+    for buckets in (1, 5):
+        split = telediag.scan(path, tz="Asia/Shanghai", select=["TD002"], buckets=buckets)
+        pd.testing.assert_frame_equal(split.findings, whole.findings)
+
+
+def test_rejects_of_a_month_with_no_rows_show_its_columns(tmp_path: Path) -> None:
+    """Review: a CSV with a header and no rows gave, out of core, rejects with only the
+    required columns; in memory they have every column of the header."""
+    frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
+    path = tmp_path / "empty.csv"
+    frame.iloc[:0].to_csv(path, index=False)
+    whole = telediag.scan(path, tz="Asia/Shanghai")
+    assert whole.rejects().schema.names == ["reason", *frame.columns]
+    for buckets in (1, 3):
+        split = telediag.scan(path, tz="Asia/Shanghai", buckets=buckets)
+        assert split.rejects().schema == whole.rejects().schema

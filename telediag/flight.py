@@ -1,0 +1,57 @@
+"""Work that writes files from a thread pool, and stops cleanly when the caller gives up.
+
+On an error or Ctrl-C, the caller removes what the work wrote. A task already writing
+must finish first, or its file lands after the clean-up; tasks not yet at their next
+step must not start writing. :class:`Flight` counts the tasks in flight itself (a join
+of a thread cut short by a second Ctrl-C may report the thread done while it still
+runs) and raises :class:`Stopped` in the others at their next step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+
+class Stopped(Exception):
+    """A task not done because the caller gave up."""
+
+
+class Flight:
+    """The tasks writing files, and the flag that stops the rest."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self._busy = 0
+        self._idle = threading.Condition()
+
+    @contextlib.contextmanager
+    def task(self) -> Iterator[None]:
+        """Around a task: counts it in flight, and stops it at once if the caller gave up."""
+        with self._idle:
+            self._busy += 1
+        try:
+            self.go_on()
+            yield
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def go_on(self) -> None:
+        """Raise :class:`Stopped` once the caller has given up."""
+        if self.stop.is_set():
+            raise Stopped
+
+    def land(self) -> None:
+        """Wait until no task is in flight, through any further Ctrl-C (tasks not yet
+        done stop at their next step)."""
+        while True:
+            try:
+                with self._idle:
+                    while self._busy:
+                        self._idle.wait(0.1)
+                return
+            except KeyboardInterrupt:
+                continue
