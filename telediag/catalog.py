@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -269,11 +270,35 @@ class Rule(_Strict):
     docs: Docs
     #: Does the rule follow handsets across subscribers? Then scanning subscriber-disjoint
     #: parts separately may miss its findings.
-    cross_subscriber: bool = False
+    cross_subscriber: bool = Field(default=False, validate_default=True)
     #: Columns without which the rule cannot judge a subscriber's records: when one is
     #: missing or empty on all of them, the hypothesis is "could not check", not "ruled
     #: out". An entry that is a list needs any one of its columns.
     requires: list[str | list[str]] = Field(default_factory=list)
+
+    @field_validator("cross_subscriber")
+    @classmethod
+    def _cut_that_keeps_evidence_together(cls, v: bool, info: ValidationInfo) -> bool:
+        """A rule runs on the buckets that hold its evidence whole: subscriber buckets
+        for a detector that looks at one subscriber at a time, handset buckets for one
+        that follows a handset. Marked otherwise, a bucketed scan would find other
+        things than a one-piece scan, with no error."""
+        detector = info.data.get("detector")
+        if detector is None:  # the detector's own error says why
+            return v
+        follows = REGISTRY[detector.kind].FOLLOWS_HANDSET
+        if v and not follows:
+            raise ValueError(
+                f"detector {detector.kind!r} looks at one subscriber at a time; only a "
+                "detector that follows a handset across subscribers (handover) may be "
+                "cross_subscriber"
+            )
+        if follows and not v:
+            raise ValueError(
+                f"detector {detector.kind!r} follows a handset across subscribers; set "
+                "cross_subscriber: true"
+            )
+        return v
 
     @field_validator("requires")
     @classmethod

@@ -104,3 +104,21 @@ def test_rule_files_hold_no_code(catalog: list[telediag.Rule]) -> None:
     # at load time (see above), and the YAML loader is the safe one.
     for path in RULES.glob("*.yaml"):
         assert "!!python" not in path.read_text(encoding="utf-8")
+
+
+def test_cross_subscriber_goes_with_a_detector_that_follows_a_handset(tmp_path: Path) -> None:
+    """Review: a rule marked cross_subscriber whose detector looks at one subscriber at a
+    time (a match) ran, out of core, on rows with a handset only, and found other things
+    than in memory, silently; a hand-over rule not so marked would be cut by subscriber.
+    Both are now errors in the rule file."""
+    burst = _base()
+    burst["cross_subscriber"] = True
+    with pytest.raises(telediag.RuleFileError, match=r"TD901\.yaml: cross_subscriber: .*'match'"):
+        load_rule(_write(tmp_path, burst))
+    handover = yaml.safe_load((RULES / "TD004.yaml").read_text(encoding="utf-8"))
+    handover["id"] = "TD901"
+    del handover["cross_subscriber"]
+    with pytest.raises(telediag.RuleFileError, match=r"cross_subscriber: .*'handover'"):
+        load_rule(_write(tmp_path, handover))
+    handover["cross_subscriber"] = True
+    assert load_rule(_write(tmp_path, handover)).cross_subscriber

@@ -100,6 +100,10 @@ class Detector(ABC):
     #: What it means when records pass the rule's filter but the detector makes no
     #: candidate of them (completes "N record(s) with <filter>, but ...").
     NO_CANDIDATE: ClassVar[str] = "the detector found no pattern among them"
+    #: Does it follow a handset (IMEI) across subscribers, reading only records that
+    #: carry one? Such a detector's rules are ``cross_subscriber`` (they run on handset
+    #: buckets), and only such a detector's rules may be.
+    FOLLOWS_HANDSET: ClassVar[bool] = False
 
     @abstractmethod
     def detect(self, ctx: DetectContext, positions: np.ndarray, params: Any) -> Candidates:

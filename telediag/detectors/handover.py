@@ -56,6 +56,7 @@ class HandoverDetector(Detector):
 
     kind = "handover"
     Params = HandoverParams
+    FOLLOWS_HANDSET = True
     NO_CANDIDATE: ClassVar[str] = (
         "none went out successfully under a SIM that came to a handset (IMEI) after "
         "another subscriber had one fail there, so none can be a re-send under a new SIM"
