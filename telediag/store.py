@@ -26,6 +26,7 @@ and a scan of its input give the same findings.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import shutil
@@ -208,6 +209,22 @@ def _sorted_valid(normalized: Normalized, key: str) -> pa.Table:
     return plain_table(normalized.table.take(pa.array(order)))
 
 
+def _store_error(exc: OSError, store: Path, spill: Path) -> InputError:
+    """One line for an error of the file system while preparing: a full disk under the
+    store is not one under the spill directory (``--spill-dir`` would not help)."""
+    full = exc.errno == errno.ENOSPC or "No space left" in str(exc)
+    where = Path(exc.filename) if exc.filename else None
+    if where is not None and spill not in where.parents:
+        if full:
+            return InputError(f"{store}: no space left to write the store; free room there")
+        return InputError(f"{where}: {exc.strerror or exc}")
+    if where is None and full:  # a write that does not say where
+        return InputError(
+            f"no space left on the device (the store in {store}, spill files in {spill})"
+        )
+    return spill_error(exc, spill)
+
+
 def _write(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, write_statistics=True)
@@ -326,7 +343,12 @@ def prepare(
                     table = table.select([c for c in table.column_names if c in handset_columns])
                 flight.go_on()
                 if table.num_rows:
-                    _write(table, _bucket_dir(store, key, b) / name)
+                    target = _bucket_dir(store, key, b) / name
+                    try:
+                        _write(table, target)
+                    except OSError as exc:  # say where: the store, not the spill
+                        exc.filename = exc.filename or str(target)
+                        raise
                 for p in spilled.parts[job]:
                     p.unlink(missing_ok=True)
                 aside = normalized.rejects() if normalized.report.rows_set_aside else None
@@ -395,7 +417,7 @@ def prepare(
         written.clear()
         return manifest
     except OSError as exc:  # a place that cannot be written, a full disk
-        raise spill_error(exc, store) from None
+        raise _store_error(exc, store, directory) from None
     finally:
         for path in written:  # a failed prepare leaves the store as it was
             path.unlink(missing_ok=True)
