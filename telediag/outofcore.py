@@ -299,10 +299,13 @@ def _batches(
                 block_size=min(1 << 30, max(1 << 20, rows * CSV_BYTES_PER_ROW)),
             )
         else:
-            schema = pq.read_schema(item)
+            meta = pq.read_metadata(item)  # the footer, read once
+            schema = meta.schema.to_arrow_schema()
             cols = _wanted_source_columns(schema.names, wanted, cmap)
             names = cols if cols is not None else schema.names
-            pf = pq.ParquetFile(item, read_dictionary=dictionary_columns(schema, names, cmap))
+            pf = pq.ParquetFile(
+                item, metadata=meta, read_dictionary=dictionary_columns(schema, names, cmap)
+            )
             yield pf.schema_arrow.empty_table().select(names)
             for batch in pf.iter_batches(batch_size=rows, columns=cols):
                 yield pa.Table.from_batches([batch])
