@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 
 class Stopped(Exception):
@@ -55,3 +55,18 @@ class Flight:
                 return
             except KeyboardInterrupt:
                 continue
+
+
+def through_ctrl_c(clean_up: Callable[[], None]) -> None:
+    """Run ``clean_up`` (which must be safe to run again: removing files that may be gone)
+    to its end, starting it over after any Ctrl-C, then raise the Ctrl-C: a second
+    Ctrl-C while files are removed must not leave the rest."""
+    interrupted = False
+    while True:
+        try:
+            clean_up()
+            break
+        except KeyboardInterrupt:
+            interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt

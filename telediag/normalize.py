@@ -11,6 +11,7 @@ sees it but the caller can still write it out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -141,6 +142,16 @@ class Normalized:
             ids = self.raw.generated_ids(rows)
         taken = taken.add_column(0, "record_id", ids)
         return taken.add_column(0, "reason", reasons)
+
+
+def with_columns(rejects: pa.Table, names: Sequence[str]) -> pa.Table:
+    """The rejects with every one of ``names`` the input had, as text columns of nulls
+    where none of their rows had it (a file of the input with no row, or buckets whose
+    rejected rows all came from files without it)."""
+    missing = [c for c in dict.fromkeys(names) if c not in rejects.column_names]
+    for name in missing:
+        rejects = rejects.append_column(name, pa.nulls(rejects.num_rows, pa.string()))
+    return rejects
 
 
 def order_rejects(rejects: pa.Table) -> pa.Table:

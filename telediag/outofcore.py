@@ -35,7 +35,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -63,8 +63,14 @@ from telediag.conform import conform
 from telediag.context import ScanSettings
 from telediag.csvread import is_csv, iter_csv
 from telediag.errors import InputError, TelediagError
-from telediag.flight import Flight
-from telediag.normalize import duplicate_id_message, explicit_ids, repeated_ids
+from telediag.flight import Flight, through_ctrl_c
+from telediag.normalize import (
+    duplicate_id_message,
+    explicit_ids,
+    order_rejects,
+    repeated_ids,
+    with_columns,
+)
 from telediag.read import (
     FEW_VALUES,
     RawInput,
@@ -74,7 +80,7 @@ from telediag.read import (
     _wanted_source_columns,
     dictionary_columns,
 )
-from telediag.schema import REQUIRED
+from telediag.schema import COLUMNS, REQUIRED
 
 #: Peak memory of an in-memory scan per input row, all stages included (measured on
 #: the benchmark month: about 0.4 GB per million rows), with a margin.
@@ -314,6 +320,10 @@ def _batches(
         raise InputError(f"{item}: cannot read {kind}: {exc}") from None
 
 
+#: Seconds the spill pass waits, when it stops, for the batch being read ahead.
+READ_AHEAD_WAIT = 30.0
+
+
 def _prefetch(items: Iterator[pa.Table], pool: ThreadPoolExecutor) -> Iterator[pa.Table]:
     """The same items, the next one read in ``pool`` (one thread) while the caller works
     on the current one (decoding and partitioning overlap; both release the GIL)."""
@@ -326,7 +336,10 @@ def _prefetch(items: Iterator[pa.Table], pool: ThreadPoolExecutor) -> Iterator[p
             ahead = pool.submit(next, items, None)
             yield item
     finally:
-        ahead.cancel() or ahead.exception()  # the reader is idle when the caller goes on
+        # The reader is idle when the caller goes on, but a read that never ends (a
+        # second Ctrl-C cut the reader pool's shut-down short) must not hang the exit.
+        if not ahead.cancel():
+            wait([ahead], timeout=READ_AHEAD_WAIT)
 
 
 #: The spill key of the given record ids, partitioned by their own hash.
@@ -736,6 +749,9 @@ def scan_out_of_core(
             )
             timings["scan handsets"] = time.perf_counter() - started
         combined = combine(results)
+        # Columns of the input that no bucket's rows set aside had (a file with no row).
+        given = ["reason", *(c for c in spilled.columns if c in COLUMNS)]
+        combined.rejects = order_rejects(with_columns(combined.rejects, given))
         combined.report.files = spilled.files
         combined.report.warnings = [*spilled.warnings, *([warning] if warning else [])]
         combined.report.layouts = dict(spilled.layouts)
@@ -752,9 +768,11 @@ def scan_out_of_core(
         # read); a gather writing handset rows is waited for, the others stop.
         pool.shutdown(wait=False, cancel_futures=True)
         flight.land()
-        shutil.rmtree(directory, ignore_errors=True)
-        if progress is not None:
-            progress.close()
+        try:
+            through_ctrl_c(lambda: shutil.rmtree(directory, ignore_errors=True))
+        finally:
+            if progress is not None:
+                progress.close()
 
 
 def _each_done(

@@ -60,8 +60,15 @@ from telediag.chunks import plain_table
 from telediag.colmap import ColumnMap
 from telediag.context import ScanSettings
 from telediag.errors import InputError
-from telediag.flight import Flight
-from telediag.normalize import InputReport, Normalized, as_text, normalize, order_rejects
+from telediag.flight import Flight, through_ctrl_c
+from telediag.normalize import (
+    InputReport,
+    Normalized,
+    as_text,
+    normalize,
+    order_rejects,
+    with_columns,
+)
 from telediag.outofcore import (
     BASE_BYTES,
     BYTES_PER_ROW,
@@ -384,8 +391,11 @@ def prepare(
         report.warnings = [warning] if warning else []
         report.layouts = dict(spilled.layouts)
         report.disagreements = dict(spilled.disagreements)
+        # Every column the input had, also those of files with no row.
+        given.update(c for c in spilled.columns if c in COLUMNS)
         if rejects:
-            table = order_rejects(pa.concat_tables(rejects, promote_options="permissive"))
+            table = pa.concat_tables(rejects, promote_options="permissive")
+            table = order_rejects(with_columns(table, ["reason", *sorted(given)]))
             path = store / "rejects" / name
             _write(table, path)
             written.append(path)
@@ -411,6 +421,7 @@ def prepare(
             manifest.report = sum_reports([existing.report, report])
             manifest.report.warnings = report.warnings  # checked against the whole store
             manifest.parts.append(entry)
+        store.mkdir(parents=True, exist_ok=True)  # a month of no row writes no bucket
         tmp = store / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8")
         tmp.replace(store / MANIFEST)  # the new part counts only once this lands
@@ -419,13 +430,19 @@ def prepare(
     except OSError as exc:  # a place that cannot be written, a full disk
         raise _store_error(exc, store, directory) from None
     finally:
-        for path in written:  # a failed prepare leaves the store as it was
-            path.unlink(missing_ok=True)
-        if created and not (store / MANIFEST).is_file():  # nor a half-made new store
-            shutil.rmtree(store, ignore_errors=True)
-        shutil.rmtree(directory, ignore_errors=True)
-        if progress is not None:
-            progress.close()
+
+        def clean_up() -> None:
+            for path in written:  # a failed prepare leaves the store as it was
+                path.unlink(missing_ok=True)
+            if created and not (store / MANIFEST).is_file():  # nor a half-made new store
+                shutil.rmtree(store, ignore_errors=True)
+            shutil.rmtree(directory, ignore_errors=True)
+
+        try:
+            through_ctrl_c(clean_up)
+        finally:
+            if progress is not None:
+                progress.close()
 
 
 def _part_files(store: Path, key: str, b: int, manifest: Manifest) -> list[Path]:
@@ -536,7 +553,9 @@ def store_rejects(store: str | Path) -> pa.Table:
         given = set().union(*(part.get("columns", COLUMNS) for part in manifest.parts))
         names = ["reason", "record_id", *(c for c in COLUMNS if c in given and c != "record_id")]
         return pa.table({c: pa.array([], pa.string()) for c in names})
-    return order_rejects(pa.concat_tables(tables, promote_options="permissive"))
+    given = set().union(*(part.get("columns", COLUMNS) for part in manifest.parts))
+    table = pa.concat_tables(tables, promote_options="permissive")
+    return order_rejects(with_columns(table, ["reason", *(c for c in COLUMNS if c in given)]))
 
 
 def store_plan(rows: int, buckets: int, budget: int, workers: int) -> tuple[int, int]:

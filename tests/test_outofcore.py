@@ -803,3 +803,101 @@ def test_rejects_of_a_month_with_no_rows_show_its_columns(tmp_path: Path) -> Non
     for buckets in (1, 3):
         split = telediag.scan(path, tz="Asia/Shanghai", buckets=buckets)
         assert split.rejects().schema == whole.rejects().schema
+
+
+def test_rejects_show_the_columns_of_every_file_in_every_mode(tmp_path: Path) -> None:
+    """Review: a column only a file with no row had (or only files none of whose rows
+    were set aside) was missing from the rejects out of core and from a store."""
+    from telediag.store import prepare
+
+    frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
+    empty, rows = tmp_path / "empty.csv", tmp_path / "rows.csv"
+    frame.iloc[:0].to_csv(empty, index=False)  # the only file with mms_event, mms_size
+    rest = frame.drop(columns=["mms_event", "mms_size"])
+    rest.loc[0, "start_time"] = "not a time"
+    rest.to_csv(rows, index=False)
+    sources = [str(empty), str(rows)]
+    whole = telediag.scan(sources, tz="UTC").rejects()
+    assert {"mms_event", "mms_size"} <= set(whole.column_names) and whole.num_rows == 1
+    for buckets in (1, 3):
+        assert telediag.scan(sources, tz="UTC", buckets=buckets).rejects().equals(whole)
+    store = tmp_path / "store"
+    prepare(sources, store, tz="UTC", buckets=2)
+    assert telediag.scan(str(store)).rejects().equals(whole)
+
+
+def test_a_second_ctrl_c_while_the_spill_is_removed_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: a Ctrl-C, then a second one while the spill directory was being removed,
+    stopped the removal half way and left spill files."""
+    import os
+
+    path = _failing_handsets_month(tmp_path, 30)
+    calls = {"n": -1}
+    real_unlink = os.unlink
+
+    def unlink(*args, **kw):  # type: ignore[no-untyped-def]
+        if calls["n"] >= 0:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt  # the second Ctrl-C, during the removal
+        return real_unlink(*args, **kw)
+
+    class Interrupt:
+        name = ""
+
+        def phase(self, name: str, rows: int, buckets: int) -> None:
+            self.name = name
+
+        def advance(self, rows: int, buckets: int = 0) -> None:
+            if self.name == "scanning buckets":
+                calls["n"] = 0
+                raise KeyboardInterrupt  # the first Ctrl-C
+
+        def close(self) -> None:
+            pass
+
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    monkeypatch.setattr(os, "unlink", unlink)
+    with pytest.raises(KeyboardInterrupt):
+        telediag.scan(
+            path, tz="UTC", buckets=8, workers=1, spill_dir=spill, bucket_progress=Interrupt()
+        )
+    monkeypatch.undo()
+    assert calls["n"] >= 2
+    assert list(spill.rglob("*")) == []
+
+
+def test_stopping_the_spill_pass_does_not_wait_forever_for_a_read_ahead(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review: after a second Ctrl-C, closing the read-ahead waited for a batch read that
+    never ended, and the process hung. The wait is now bounded."""
+    import threading
+    from concurrent.futures import Future
+
+    from telediag import outofcore
+
+    class Stuck:
+        """A reader pool whose second read never ends."""
+
+        def __init__(self) -> None:
+            self.n = 0
+
+        def submit(self, fn, *args):  # type: ignore[no-untyped-def]
+            self.n += 1
+            future: Future[object] = Future()
+            future.set_running_or_notify_cancel()
+            if self.n == 1:
+                future.set_result(fn(*args))
+            return future
+
+    monkeypatch.setattr(outofcore, "READ_AHEAD_WAIT", 0.2)
+    reading = outofcore._prefetch(iter([pa.table({"a": [1]})] * 3), Stuck())  # type: ignore[arg-type]
+    assert next(reading).num_rows == 1
+    closing = threading.Thread(target=reading.close, daemon=True)
+    closing.start()
+    closing.join(5)
+    assert not closing.is_alive()

@@ -17,6 +17,8 @@ from tests.test_buckets import month
 from tests.test_outofcore import assert_same, write_parts
 from tests.test_properties import T0
 
+from .conftest import FIXTURES
+
 
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
@@ -439,3 +441,19 @@ def test_a_second_ctrl_c_while_buckets_finish_leaves_the_store_as_it_was(
     time.sleep(0.8)  # a bucket left running would write by now
     assert sorted(p.relative_to(store) for p in store.rglob("*") if p.is_file()) == before
     assert (store / "manifest.json").read_text() == manifest
+
+
+def test_a_month_with_no_rows_prepares_an_empty_store(tmp_path: Path) -> None:
+    """Review: prepare of a CSV with a header and no rows failed on writing the manifest
+    into a store directory no bucket had made."""
+    from telediag.store import prepare as prep
+
+    frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
+    path = tmp_path / "empty.csv"
+    frame.iloc[:0].to_csv(path, index=False)
+    store = tmp_path / "store"
+    prep([str(path)], store, tz="UTC")
+    whole = telediag.scan(str(path), tz="UTC")
+    scanned = telediag.scan(str(store))
+    assert len(scanned.findings) == 0 and scanned.report.rows_read == 0
+    assert scanned.rejects().schema == whole.rejects().schema
