@@ -107,6 +107,7 @@ GZIP_RATIO = 4
 CSV_BYTES_PER_ROW = 120
 
 _T = TypeVar("_T")
+_K = TypeVar("_K")
 
 _UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
@@ -594,8 +595,7 @@ def repeated_id_warning(
         paths = spilled.parts.pop((ID_KEY, b), [])
         spilled.rows.pop((ID_KEY, b), None)
         new = _read_bucket(paths)["record_id"] if paths else None
-        for path in paths:
-            path.unlink(missing_ok=True)
+        _remove(paths)
         if new is not None and keep is not None:
             keep(b, new)
         ids = [*(earlier(b) if earlier is not None else []), *([new] if new is not None else [])]
@@ -647,13 +647,20 @@ def _spill_form(table: pa.Table, buckets: int) -> pa.Table:
 _READ = pa.ipc.IpcReadOptions(use_threads=False)
 
 
-def _read_bucket(paths: list[Path]) -> pa.Table:
+def _read_bucket(paths: Sequence[Path], columns: set[str] | None = None) -> pa.Table:
+    """A bucket's spill files as one table, with only ``columns`` if given."""
     if not paths:
         return pa.table({})
     tables = []
     for path in paths:
+        options = _READ
+        if columns is not None:  # a stream's fields are chosen by place, before it opens
+            with pa.OSFile(str(path), "rb") as f:
+                names = pa.ipc.open_stream(f).schema.names
+            fields = [i for i, name in enumerate(names) if name in columns]
+            options = pa.ipc.IpcReadOptions(included_fields=fields, use_threads=False)
         with pa.OSFile(str(path), "rb") as f:
-            tables.append(pa.ipc.open_stream(f, options=_READ).read_all())
+            tables.append(pa.ipc.open_stream(f, options=options).read_all())
     return _concat(tables)
 
 
@@ -718,10 +725,9 @@ def scan_out_of_core(
             table = _read_bucket(spilled.parts.get(("subscriber", b), []))
             seeds = by_handset or None
             if table.num_columns == 0:
-                table = _empty_input(spilled.columns)
+                table = _empty_input()
             return scan_bucket(table, by_subscriber, settings, key="subscriber", seed_rules=seeds)
 
-        results: list[BucketResult] = []
         done: dict[int, BucketResult] = {}
         for b, result in _each_done(pool, one, by_sub):
             done[b] = result
@@ -729,7 +735,7 @@ def scan_out_of_core(
                 _remove(spilled.parts.get(("subscriber", b), []))
             if progress is not None:
                 progress.advance(spilled.rows.get(("subscriber", b), 0), 1)
-        results.extend(done[b] for b in by_sub)
+        results = [done[b] for b in by_sub]
         timings["scan buckets"] = time.perf_counter() - started
         if by_handset:
             started = time.perf_counter()
@@ -776,8 +782,8 @@ def scan_out_of_core(
 
 
 def _each_done(
-    pool: ThreadPoolExecutor, work: Callable[[int], _T], items: Sequence[int]
-) -> Iterator[tuple[int, _T]]:
+    pool: ThreadPoolExecutor, work: Callable[[_K], _T], items: Sequence[_K]
+) -> Iterator[tuple[_K, _T]]:
     """``work`` on every item in ``pool``: (item, result) as each finishes."""
     futures = {pool.submit(work, item): item for item in items}
     for future in as_completed(futures):
@@ -896,17 +902,9 @@ def _gather_handset_rows(
     ``columns``. The bucket is read whole (only those columns) and written in one gather:
     its spill files hold a piece of every input batch, often of a few thousand rows,
     and handling them one by one cost more than the reading."""
-    tables = []
-    for path in paths:
-        with pa.OSFile(str(path), "rb") as source:
-            names = pa.ipc.open_stream(source).schema.names
-        fields = [i for i, name in enumerate(names) if name in columns]
-        with pa.OSFile(str(path), "rb") as source:
-            options = pa.ipc.IpcReadOptions(included_fields=fields, use_threads=False)
-            tables.append(pa.ipc.open_stream(source, options=options).read_all())
-    if not tables:
+    if not paths:
         return
-    table = _concat(tables)
+    table = _read_bucket(paths, columns)
     keep = handset_rows(table, among=seeds)
     keep[aside] = False
     if keep.any():
@@ -941,7 +939,7 @@ def spill_directory(spill_dir: str | Path | None) -> Path:
         raise InputError(f"cannot make a spill directory in {spill_dir}: {exc.strerror}") from None
 
 
-def _empty_input(columns: Sequence[str] = ()) -> pa.Table:
-    """A bucket with no rows, with the input's columns (its rejects show them all)."""
-    names = [*columns, *(c for c in (*REQUIRED, "record_id") if c not in columns)]
-    return pa.table({c: pa.array([], type=pa.string()) for c in names})
+def _empty_input() -> pa.Table:
+    """A bucket with no rows (the input's other columns join its rejects after
+    :func:`combine`, see :func:`scan_out_of_core`)."""
+    return pa.table({c: pa.array([], type=pa.string()) for c in (*REQUIRED, "record_id")})

@@ -33,7 +33,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +74,9 @@ from telediag.outofcore import (
     BYTES_PER_ROW,
     SPILL_FILE_BYTES_PER_ROW_WITH_HANDSETS,
     BucketProgress,
+    _each_done,
     _read_bucket,
+    _remove,
     can_stream,
     crowds_page_cache,
     default_budget,
@@ -356,8 +358,7 @@ def prepare(
                     except OSError as exc:  # say where: the store, not the spill
                         exc.filename = exc.filename or str(target)
                         raise
-                for p in spilled.parts[job]:
-                    p.unlink(missing_ok=True)
+                _remove(spilled.parts[job])
                 aside = normalized.rejects() if normalized.report.rows_set_aside else None
                 return normalized.report, aside, had
 
@@ -367,10 +368,8 @@ def prepare(
         written.extend(_bucket_dir(store, key, b) / name for key, b in jobs)
         pool = ThreadPoolExecutor(max_workers=at_once)
         try:
-            futures = {pool.submit(one, job): job for job in jobs}
-            for future in as_completed(futures):
-                job = futures[future]
-                done[job] = future.result()
+            for job, outcome in _each_done(pool, one, jobs):
+                done[job] = outcome
                 if progress is not None:
                     progress.advance(spilled.rows[job], 1)
         except BaseException:
@@ -432,8 +431,7 @@ def prepare(
     finally:
 
         def clean_up() -> None:
-            for path in written:  # a failed prepare leaves the store as it was
-                path.unlink(missing_ok=True)
+            _remove(written)  # a failed prepare leaves the store as it was
             if created and not (store / MANIFEST).is_file():  # nor a half-made new store
                 shutil.rmtree(store, ignore_errors=True)
             shutil.rmtree(directory, ignore_errors=True)
@@ -633,10 +631,8 @@ def scan_store(
     results: dict[tuple[Key, int], BucketResult] = {}
     pool = ThreadPoolExecutor(max_workers=at_once)
     try:
-        futures = {pool.submit(one, job): job for job in jobs}
-        for future in as_completed(futures):
-            result, rows = future.result()
-            results[futures[future]] = result
+        for job, (result, rows) in _each_done(pool, one, jobs):
+            results[job] = result
             if progress is not None:
                 progress.advance(rows, 1)
     finally:

@@ -401,6 +401,22 @@ def test_many_buckets_and_a_large_budget_read_csv_in_blocks_arrow_takes(tmp_path
     assert split.findings["finding_id"].tolist() == whole.findings["finding_id"].tolist()
 
 
+def _handset_buckets_seen(monkeypatch: pytest.MonkeyPatch) -> list[pa.Table]:
+    """The tables the out-of-core scan hands to handset buckets, as it hands them."""
+    from telediag import outofcore
+
+    handed: list[pa.Table] = []
+    real = outofcore.scan_bucket
+
+    def recorded(table, rules, settings, *, key, **kw):  # type: ignore[no-untyped-def]
+        if key == "handset":
+            handed.append(table)
+        return real(table, rules, settings, key=key, **kw)
+
+    monkeypatch.setattr(outofcore, "scan_bucket", recorded)
+    return handed
+
+
 def test_handset_buckets_gather_only_the_used_rows_of_handsets_a_rule_may_follow(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -409,7 +425,6 @@ def test_handset_buckets_gather_only_the_used_rows_of_handsets_a_rule_may_follow
     only the rows their subscriber buckets used. A row set aside there (an unreadable
     byte count, a column the handset rules do not read) would move the new SIM's arrival
     a day earlier and lose the finding if it were gathered."""
-    from telediag import outofcore
 
     frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
     early = frame.iloc[[2]].copy()  # the new SIM on the handset the day before, unreadable
@@ -432,15 +447,7 @@ def test_handset_buckets_gather_only_the_used_rows_of_handsets_a_rule_may_follow
     memory = telediag.scan(path, tz="Asia/Shanghai")
     assert memory.report.set_aside == {"unparseable bytes_down": 40}
     assert (memory.findings["rule_id"] == "TD004").sum() == 20
-    handed: list[pa.Table] = []
-    real = outofcore.scan_bucket
-
-    def recorded(table, rules, settings, *, key, **kw):  # type: ignore[no-untyped-def]
-        if key == "handset":
-            handed.append(table)
-        return real(table, rules, settings, key=key, **kw)
-
-    monkeypatch.setattr(outofcore, "scan_bucket", recorded)
+    handed = _handset_buckets_seen(monkeypatch)
     split = telediag.scan(path, tz="Asia/Shanghai", buckets=8, memory="1GB")
     pd.testing.assert_frame_equal(split.findings, memory.findings)
     pd.testing.assert_frame_equal(split.evidence, memory.evidence)
@@ -458,7 +465,6 @@ def test_handset_rules_without_seeds_get_every_used_handset_row(
     """A detector that cannot name its handsets (seeds None), or whose seeds fail on a
     bucket, makes the scan gather every used row that has a handset: slower, the same
     findings."""
-    from telediag import outofcore
     from telediag.detectors.handover import HandoverDetector
 
     frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
@@ -483,15 +489,7 @@ def test_handset_rules_without_seeds_get_every_used_handset_row(
         return None
 
     monkeypatch.setattr(HandoverDetector, "seeds", no_seeds)
-    handed: list[pa.Table] = []
-    real = outofcore.scan_bucket
-
-    def recorded(table, rules, settings, *, key, **kw):  # type: ignore[no-untyped-def]
-        if key == "handset":
-            handed.append(table)
-        return real(table, rules, settings, key=key, **kw)
-
-    monkeypatch.setattr(outofcore, "scan_bucket", recorded)
+    handed = _handset_buckets_seen(monkeypatch)
     split = telediag.scan(path, tz="Asia/Shanghai", buckets=5, memory="1GB")
     pd.testing.assert_frame_equal(split.findings, memory.findings)
     pd.testing.assert_frame_equal(split.evidence, memory.evidence)
