@@ -14,9 +14,9 @@ evidence together:
 Hashing handsets separately avoids grouping subscribers linked through shared handsets:
 on real data such links chain into a few giant groups. On a cluster both cuts are one
 shuffle. A handset bucket need only hold the handsets its rules may find something on:
-a subscriber bucket scanned with ``seed_rules`` names them (for TD004, the handsets with
-a failed MMS submit), and the out-of-core scan gathers only their rows
-(:mod:`telediag.outofcore`).
+the subscriber buckets scanned with ``seed_rules`` tell them, together (for TD004, the
+handsets with a failed MMS submit and MMS submits from two subscribers), and the
+out-of-core scan gathers only their rows (:mod:`telediag.outofcore`).
 
 The interface a cluster engine calls, per bucket::
 
@@ -46,7 +46,7 @@ from telediag.chunks import text_bytes
 from telediag.conform import as_text, conform
 from telediag.context import ScanSettings
 from telediag.devices import plausible_imei
-from telediag.engine import EngineResult, RuleError, run_catalog, seed_keys
+from telediag.engine import EngineResult, RuleError, run_catalog, seed_tallies
 from telediag.findings import empty_evidence, empty_findings
 from telediag.normalize import REASONS, InputReport, explicit_ids, normalize, order_rejects
 from telediag.read import RawInput
@@ -73,8 +73,9 @@ class BucketResult:
     #: A subscriber bucket scanned with ``seed_rules`` (:func:`scan_bucket`): the numbers
     #: of the rows it set aside, in the table as given,
     aside: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    #: the handsets on which those rules may find something (None: any handset),
-    seeds: pa.Array | None = None
+    #: what its rows tell of the handsets those rules may find something on, by rule
+    #: (:func:`telediag.engine.seed_tallies`; None: any handset),
+    seeds: dict[str, pa.Table] | None = None
     #: and the rows it used of every handset (``imei``, ``rows``).
     handsets: pa.Table | None = None
 
@@ -266,9 +267,10 @@ def scan_bucket(
     ``workers`` threads serve normalization, sorting and the rules.
 
     With ``seed_rules`` (the handset rules, for a subscriber bucket), the result also
-    says which of its rows were set aside, on which handsets those rules may find
-    something (:func:`telediag.engine.seed_keys`), and how many used rows each handset
-    has here: what a scan needs to gather only the handset rows that matter.
+    says which of its rows were set aside, what they tell of the handsets those rules
+    may find something on (:func:`telediag.engine.seed_tallies`), and how many used
+    rows each handset has here: what a scan needs to gather only the handset rows that
+    matter.
     """
     if key not in KEY_COLUMN:
         raise ValueError(f"key must be 'subscriber' or 'handset', not {key!r}")
@@ -302,9 +304,7 @@ def scan_bucket(
     if seed_rules is not None and key == "subscriber":
         result.aside = np.flatnonzero(normalized.reason).astype(np.int64)
         result.handsets = _handset_rows_used(records)
-        result.seeds = (
-            seed_keys(records, seed_rules, settings) if len(records) else pa.array([], pa.string())
-        )
+        result.seeds = seed_tallies(records, seed_rules, settings) if len(records) else {}
     return result
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -105,31 +105,51 @@ def run_rule(
     )
 
 
-def seed_keys(
+def seed_tallies(
     records: SortedRecords, rules: Sequence[Rule], settings: ScanSettings
-) -> pa.Array | None:
-    """The keys (IMEIs) for which the cross-subscriber ``rules`` may find something, as
-    far as these records (a part of the month) tell: the union of their detectors'
-    :meth:`~telediag.detectors.base.Detector.seeds`. None when some rule may find
-    something on any key, including a rule whose filter or seeds fail here (its error
-    is reported where it runs)."""
+) -> dict[str, pa.Table] | None:
+    """What these records (a part of the month cut by subscriber) tell of the keys
+    (IMEIs) on which the cross-subscriber ``rules`` may find something: each rule's
+    :meth:`~telediag.detectors.base.Detector.seeds`, by rule id. None when some rule
+    may find something on any key, including a rule whose filter or seeds fail here
+    (its error is reported where it runs). :func:`pick_seeds` puts the parts together."""
     evaluator = FilterEvaluator(records.table, settings, records.normalized.encoded)
     clock = LocalClock(settings.tz)
-    found: list[pa.Array] = []
+    found: dict[str, pa.Table] = {}
     for rule in rules:
         detector = REGISTRY[rule.detector.kind]
         try:
             positions = records.positions_of(evaluator.mask(rule.records))
             ctx = DetectContext(records=records, clock=clock, min_count=_min_count(rule))
-            keys = detector.seeds(ctx, positions, rule.detector.parsed)
+            tallies = detector.seeds(ctx, positions, rule.detector.parsed)
         except Exception:  # the rule fails again where it runs, and says so there
             return None
-        if keys is None:
+        if tallies is None:
             return None
-        found.append(keys.cast(pa.string()))
-    if not found:
+        found[rule.id] = tallies
+    return found
+
+
+def pick_seeds(parts: Sequence[Mapping[str, pa.Table]], rules: Sequence[Rule]) -> pa.Array:
+    """The keys on which some of ``rules`` may find something, from the
+    :func:`seed_tallies` of every part of the month: a rule's tallies are added up by
+    key over the parts, and a key is its seed when each sum reaches the detector's
+    minimum (:data:`~telediag.detectors.base.Detector.SEED_MINIMUMS`)."""
+    keys: list[pa.Array] = []
+    for rule in rules:
+        tables = [part[rule.id] for part in parts if rule.id in part]
+        if not tables:
+            continue
+        minimums = REGISTRY[rule.detector.kind].SEED_MINIMUMS
+        tallies = pa.concat_tables(t.select(["key", *minimums]) for t in tables)
+        if minimums:
+            tallies = tallies.group_by("key").aggregate([(name, "sum") for name in minimums])
+            for name, least in minimums.items():
+                tallies = tallies.filter(pc.greater_equal(tallies[f"{name}_sum"], least))
+        keys.append(tallies["key"].combine_chunks().cast(pa.string()))
+    if not keys:
         return pa.array([], pa.string())
-    return pc.unique(pa.concat_arrays(found))
+    return pc.unique(pa.concat_arrays(keys))
 
 
 @dataclass

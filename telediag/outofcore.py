@@ -3,10 +3,11 @@
 One streaming pass reads the input a batch at a time (Parquet row groups, CSV blocks),
 applies the column map, fills in the record ids and appends every row to the spill file
 of its subscriber bucket (see :mod:`telediag.buckets`). The subscriber buckets are then
-scanned, up to ``workers`` at a time. Each also names the handsets on which the handset
-rules may find something (TD004: a failed MMS submit there), which are few; the rows of
-those handsets, with the handset rules' columns, are then gathered from the subscriber
-buckets' spill files into handset buckets, which are scanned in turn. Copying every row
+scanned, up to ``workers`` at a time. Together they also tell the handsets on which the
+handset rules may find something (TD004: a failed MMS submit there, and MMS submits from
+two subscribers), which are few; the rows of those handsets, with the handset rules'
+columns, are then gathered from the subscriber buckets' spill files into handset
+buckets, which are scanned in turn. Copying every row
 with an IMEI to a handset bucket in the first pass instead nearly doubled the spill
 (0.82 GB -> 1.5 GB at 10M rows) and its time. At no point does more than a batch of the
 input, plus the buckets being scanned, sit in memory.
@@ -62,6 +63,7 @@ from telediag.colmap import ColumnMap, MapStats
 from telediag.conform import conform
 from telediag.context import ScanSettings
 from telediag.csvread import is_csv, iter_csv
+from telediag.engine import pick_seeds
 from telediag.errors import InputError, TelediagError
 from telediag.flight import Flight, through_ctrl_c
 from telediag.normalize import (
@@ -808,8 +810,9 @@ def _scan_handsets(
     progress: BucketProgress | None,
 ) -> list[BucketResult]:
     """The handset rules' results: the rows of the handsets they may find something on
-    (the subscriber buckets' seeds, see :func:`telediag.engine.seed_keys`) gathered
-    from the subscriber buckets' spill files into handset buckets, and scanned.
+    (told by the subscriber buckets together, see :func:`telediag.engine.pick_seeds`)
+    gathered from the subscriber buckets' spill files into handset buckets, and
+    scanned.
 
     A handset rule reads every record of a handset it follows and nothing of the others,
     so its findings are those of a scan of every handset: the rows of a handset none of
@@ -822,7 +825,7 @@ def _scan_handsets(
     own: dict[int, pa.Array | None] = dict.fromkeys(order)
     named = [done[b].seeds for b in order]
     if all(n is not None for n in named):
-        seeds = pc.unique(pa.concat_arrays([n for n in named if n is not None]))
+        seeds = pick_seeds([n for n in named if n is not None], rules)
         # One lookup of every bucket's handsets among the seeds; each bucket then looks
         # for its own seeded handsets only (a set of all seeds per bucket cost buckets x
         # seeds).

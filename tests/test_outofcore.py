@@ -20,7 +20,7 @@ from telediag.cli import main
 from telediag.errors import InputError, TelediagError
 from telediag.outofcore import parse_size, plan_buckets
 from tests.test_buckets import month, pieces
-from tests.test_properties import to_table
+from tests.test_properties import T0, to_table
 
 from .conftest import FIXTURES
 
@@ -456,6 +456,83 @@ def test_handset_buckets_gather_only_the_used_rows_of_handsets_a_rule_may_follow
     assert set(gathered["imei"].to_pylist()) == failed_on
     assert gathered.num_rows == 20 * 5  # every used row of those handsets, once
     assert not any(r.endswith("-c0") for r in gathered["record_id"].to_pylist())
+
+
+def test_handsets_with_one_mms_sender_are_not_gathered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TD004 needs a failed MMS submit on the handset and MMS submits there from two
+    subscribers. Subscriber buckets count, per handset, the subscribers that sent MMS
+    from it and the failures, and the counts of all buckets are added up before the
+    handsets are chosen: a handset where only the old SIM sent MMS (its failure stayed
+    in the outbox, no SIM came after, or the next one only made calls) is not gathered,
+    whichever buckets its subscribers fell in."""
+    frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
+    parts = []
+    for k in range(60):
+        part = frame.copy()
+        if 20 <= k < 40:  # the old SIM alone
+            part = part[part["msisdn"] == "13800000401"]
+        elif k >= 40:  # the next SIM only calls
+            part = part[~part["record_id"].isin(["c2", "c3"])]
+        part["record_id"] = [f"{k}-{r}" for r in part["record_id"]]
+        part["imei"] = f"352014010{k:05d}1"
+        part["msisdn"] = [f"1{k:03d}{m[-7:]}" for m in part["msisdn"]]
+        parts.append(part)
+    path = tmp_path / "month.csv"
+    pd.concat(parts, ignore_index=True).to_csv(path, index=False)
+    memory = telediag.scan(path, tz="Asia/Shanghai")
+    assert (memory.findings["rule_id"] == "TD004").sum() == 20
+    handed = _handset_buckets_seen(monkeypatch)
+    split = telediag.scan(path, tz="Asia/Shanghai", buckets=8, memory="1GB")
+    pd.testing.assert_frame_equal(split.findings, memory.findings)
+    pd.testing.assert_frame_equal(split.evidence, memory.evidence)
+    gathered = pa.concat_tables(handed)
+    assert set(gathered["imei"].to_pylist()) == {f"352014010{k:05d}1" for k in range(20)}
+    assert gathered.num_rows == 20 * 5
+
+
+def _sims_and_handsets(seed: int, n: int, sims: int, handsets: int, mms: float) -> pd.DataFrame:
+    """``n`` records of ``sims`` subscribers on ``handsets`` handsets over two months,
+    a share ``mms`` of them MMS submits (half failed) to two recipients of two sizes."""
+    rng = np.random.default_rng(seed)
+    kind = np.where(rng.random(n) < mms, "mms", rng.choice(["voice", "sms"], size=n))
+    return pd.DataFrame(
+        {
+            "record_id": [f"sh{seed}-{i}" for i in range(n)],
+            "record_type": kind,
+            "direction": "mo",
+            "start_time": T0 + pd.to_timedelta(rng.integers(0, 60 * 86400, n), unit="s"),
+            "msisdn": [f"1380001{v:04d}" for v in rng.integers(0, sims, n)],
+            "peer_number": [f"1390000{v:04d}" for v in rng.integers(0, 2, n)],
+            "imei": [f"3520140199{v:04d}" for v in rng.integers(0, handsets, n)],
+            "status": np.where(kind == "mms", rng.choice(["ok", "failed"], size=n), None),
+            "mms_event": np.where(kind == "mms", "submit", None),
+            "mms_size": np.where(kind == "mms", rng.choice([20480, 40960], size=n), None),
+            "sms_length": np.where(kind == "sms", 70, -1),
+        }
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(5, 80),
+    sims=st.integers(1, 5),
+    handsets=st.integers(1, 6),
+    mms=st.floats(0.05, 0.7),
+    buckets=st.integers(1, 6),
+)
+def test_handsets_passed_around_give_the_same_resends_out_of_core(
+    seed: int, n: int, sims: int, handsets: int, mms: float, buckets: int
+) -> None:
+    """SIMs moving between handsets, with few MMS: the handsets chosen from the
+    subscriber buckets' counts, added up, lose no re-send out of core."""
+    table = to_table(_sims_and_handsets(seed, n, sims, handsets, mms))
+    whole = telediag.scan([table], select=["TD004"])
+    split = telediag.scan([table], select=["TD004"], buckets=buckets)
+    pd.testing.assert_frame_equal(split.findings, whole.findings)
+    pd.testing.assert_frame_equal(split.evidence, whole.evidence)
 
 
 @pytest.mark.parametrize("seeds", ["any handset", "failing"])

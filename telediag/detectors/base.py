@@ -8,6 +8,7 @@ with the positions that are its evidence. The rule's thresholds do the judging.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
@@ -109,15 +110,22 @@ class Detector(ABC):
     def detect(self, ctx: DetectContext, positions: np.ndarray, params: Any) -> Candidates:
         """Measure the records at ``positions`` (sorted positions, in sorted order)."""
 
-    def seeds(self, ctx: DetectContext, positions: np.ndarray, params: Any) -> pa.Array | None:
-        """For a detector that follows a key across subscribers (the IMEI): the keys it
-        may make a candidate of, judged from *some* of the rule's records (one subscriber
-        bucket's), or None when it may make one of any key.
+    #: The least total of each tally of :meth:`seeds` that a key needs to be a seed.
+    SEED_MINIMUMS: ClassVar[Mapping[str, int]] = {}
 
-        The keys seen in every part of the records, put together, must hold every key
-        that :meth:`detect` on all the records could make a candidate of; then a scan
-        needs to bring together only the records of those keys. Extra keys cost time,
-        never findings.
+    def seeds(self, ctx: DetectContext, positions: np.ndarray, params: Any) -> pa.Table | None:
+        """For a detector that follows a key across subscribers (the IMEI): the keys it
+        may make a candidate of, as *some* of the rule's records (one subscriber
+        bucket's) tell, or None when it may make one of any key.
+
+        The answer is a table with the key (``key``, text) and, per key, counts that
+        add up over parts of the records cut by subscriber (each subscriber's records
+        in one part), one column per name of :data:`SEED_MINIMUMS`. Over all the parts,
+        the keys whose summed counts each reach their minimum (every key given, when
+        there are no minimums) must hold every key that :meth:`detect` on all the
+        records could make a candidate of; then a scan needs to bring together only
+        the records of those keys (:func:`telediag.engine.pick_seeds`). Extra keys
+        cost time, never findings.
         """
         return None
 

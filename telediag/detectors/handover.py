@@ -20,6 +20,7 @@ holds every row of the handsets involved (a scan split by IMEI gives the same an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
@@ -75,12 +76,31 @@ class HandoverDetector(Detector):
         "charge": "charge of the re-send",
     }
 
-    def seeds(self, ctx: DetectContext, positions: np.ndarray, params: HandoverParams) -> pa.Array:
-        """The handsets with a failed record of the rule's kind: a candidate needs one
-        (and a record of that kind from a second subscriber, which may lie in another
-        part of the records)."""
+    #: A candidate needs a failed record of the rule's kind on the handset, and records
+    #: of that kind there from two subscribers (the old SIM's and the new one's).
+    SEED_MINIMUMS: ClassVar[Mapping[str, int]] = {"failed": 1, "subscribers": 2}
+
+    def seeds(self, ctx: DetectContext, positions: np.ndarray, params: HandoverParams) -> pa.Table:
+        """Every handset with a record of the rule's kind here: its failed records of that
+        kind and the subscribers with one. A subscriber's records all lie in one part of
+        the records, so the parts' counts add up to the month's."""
         imei, imei_dict, ok = self._handsets_and_outcome(ctx.records, positions)
-        return imei_dict.take(pa.array(np.unique(imei[(imei >= 0) & ~ok])))
+        known = imei >= 0
+        codes = imei[known].astype(np.int64)
+        subs = ctx.records.subscriber[positions][known].astype(np.int64)
+        width = int(subs.max()) + 1 if subs.size else 1
+        # One entry per (handset, subscriber) pair, the handset read back from the key.
+        pairs = np.unique(codes * width + subs) // width
+        subscribers = np.bincount(pairs, minlength=len(imei_dict))
+        failed = np.bincount(codes[~ok[known]], minlength=len(imei_dict))
+        present = np.flatnonzero(subscribers)
+        return pa.table(
+            {
+                "key": imei_dict.take(pa.array(present)).cast(pa.string()),
+                "failed": pa.array(failed[present], pa.int64()),
+                "subscribers": pa.array(subscribers[present], pa.int64()),
+            }
+        )
 
     @staticmethod
     def _handsets_and_outcome(
