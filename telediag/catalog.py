@@ -12,13 +12,14 @@ from enum import StrEnum
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import pyarrow as pa
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -188,7 +189,16 @@ class DetectorSpec(_Strict):
 
     @model_validator(mode="after")
     def _params_valid(self) -> DetectorSpec:
-        params = REGISTRY[self.kind].Params.model_validate(self.params)
+        try:
+            params = REGISTRY[self.kind].Params.model_validate(self.params)
+        except ValidationError as exc:  # named under params, where the rule file has them
+            raise ValidationError.from_exception_data(
+                exc.title,
+                [
+                    cast(Any, {**e, "loc": ("params", *e["loc"])})
+                    for e in exc.errors(include_url=False)
+                ],
+            ) from None
         derived = sorted(c for c in params.columns() if c in DERIVED_COLUMNS)
         if derived:
             # Detectors group and count on the canonical table; derived columns exist

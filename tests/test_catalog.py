@@ -42,7 +42,7 @@ def test_shipped_catalog_loads_and_uses_contract_labels(catalog: list[telediag.R
         (lambda d: d["detector"].update(kind="magic"), r"detector\.kind: unknown detector"),
         (
             lambda d: d["detector"]["params"].update(windw=3),
-            r"TD901\.yaml: detector\.windw: Extra inputs",
+            r"TD901\.yaml: detector\.params\.windw: Extra inputs",
         ),
         (lambda d: d["thresholds"].update(speed={"min": 1}), r"'speed' is not a measure"),
         (lambda d: d.update(summary="{count} and {__class__}"), r"summary: \{__class__\}"),
