@@ -73,9 +73,9 @@ class BucketResult:
     #: A subscriber bucket scanned with ``seed_rules`` (:func:`scan_bucket`): the numbers
     #: of the rows it set aside, in the table as given,
     aside: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    #: what its rows tell of the handsets those rules may find something on, by rule
-    #: (:func:`telediag.engine.seed_tallies`; None: any handset),
-    seeds: dict[str, pa.Table] | None = None
+    #: what its rows tell of the handsets those rules may find something on, rule by
+    #: rule (:func:`telediag.engine.seed_tallies`; None: any handset; empty: no rows),
+    seeds: list[pa.Table] | None = None
     #: and the rows it used of every handset (``imei``, ``rows``).
     handsets: pa.Table | None = None
 
@@ -304,7 +304,7 @@ def scan_bucket(
     if seed_rules is not None and key == "subscriber":
         result.aside = np.flatnonzero(normalized.reason).astype(np.int64)
         result.handsets = _handset_rows_used(records)
-        result.seeds = seed_tallies(records, seed_rules, settings) if len(records) else {}
+        result.seeds = seed_tallies(records, seed_rules, settings) if len(records) else []
     return result
 
 

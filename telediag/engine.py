@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -107,15 +107,16 @@ def run_rule(
 
 def seed_tallies(
     records: SortedRecords, rules: Sequence[Rule], settings: ScanSettings
-) -> dict[str, pa.Table] | None:
+) -> list[pa.Table] | None:
     """What these records (a part of the month cut by subscriber) tell of the keys
     (IMEIs) on which the cross-subscriber ``rules`` may find something: each rule's
-    :meth:`~telediag.detectors.base.Detector.seeds`, by rule id. None when some rule
-    may find something on any key, including a rule whose filter or seeds fail here
-    (its error is reported where it runs). :func:`pick_seeds` puts the parts together."""
+    :meth:`~telediag.detectors.base.Detector.seeds`, in the order of ``rules`` (not by
+    id: a list of rules may repeat one). None when some rule may find something on any
+    key, including a rule whose filter or seeds fail here (its error is reported where
+    it runs). :func:`pick_seeds` puts the parts together."""
     evaluator = FilterEvaluator(records.table, settings, records.normalized.encoded)
     clock = LocalClock(settings.tz)
-    found: dict[str, pa.Table] = {}
+    found: list[pa.Table] = []
     for rule in rules:
         detector = REGISTRY[rule.detector.kind]
         try:
@@ -126,18 +127,19 @@ def seed_tallies(
             return None
         if tallies is None:
             return None
-        found[rule.id] = tallies
+        found.append(tallies)
     return found
 
 
-def pick_seeds(parts: Sequence[Mapping[str, pa.Table]], rules: Sequence[Rule]) -> pa.Array:
+def pick_seeds(parts: Sequence[Sequence[pa.Table]], rules: Sequence[Rule]) -> pa.Array:
     """The keys on which some of ``rules`` may find something, from the
-    :func:`seed_tallies` of every part of the month: a rule's tallies are added up by
-    key over the parts, and a key is its seed when each sum reaches the detector's
-    minimum (:data:`~telediag.detectors.base.Detector.SEED_MINIMUMS`)."""
+    :func:`seed_tallies` of every part of the month (a part with no records may give
+    none): a rule's tallies are added up by key over the parts, and a key is its seed
+    when each sum reaches the detector's minimum
+    (:data:`~telediag.detectors.base.Detector.SEED_MINIMUMS`)."""
     keys: list[pa.Array] = []
-    for rule in rules:
-        tables = [part[rule.id] for part in parts if rule.id in part]
+    for place, rule in enumerate(rules):
+        tables = [part[place] for part in parts if part]
         if not tables:
             continue
         minimums = REGISTRY[rule.detector.kind].SEED_MINIMUMS

@@ -535,6 +535,47 @@ def test_handsets_passed_around_give_the_same_resends_out_of_core(
     pd.testing.assert_frame_equal(split.evidence, whole.evidence)
 
 
+def test_two_handset_rules_of_one_id_each_get_their_handsets(tmp_path: Path) -> None:
+    """Review: the handsets each rule may find something on were counted by rule id, so
+    of two rules given with one id (a list of rules is not checked for repeats) the
+    second's counts replaced the first's, and out of core the first rule's re-send was
+    lost. They are now kept by the rule's place in the list."""
+    td004 = telediag.load_rules(select=["TD004"])[0]
+    sms = td004.model_copy(
+        update={
+            "records": td004.records.model_validate({"record_type": "sms", "direction": "mo"}),
+            "detector": td004.detector.model_validate(
+                {"kind": "handover", "params": {"match_on": ["peer_number"]}}
+            ),
+            "name": "sms-resent-after-sim-swap",
+        }
+    )
+    mms = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
+    texts = pd.DataFrame(
+        {
+            "record_id": ["s1", "s2"],
+            "record_type": "sms",
+            "direction": "mo",
+            "start_time": ["2008-06-16 13:00:00", "2008-06-18 10:02:10"],
+            "msisdn": ["13800000501", "13800000502"],
+            "imei": "35201401000090",
+            "peer_number": "13900000599",
+            "status": ["failed", "ok"],
+            "charge": ["0.00", "0.10"],
+        }
+    )
+    path = tmp_path / "month.csv"
+    pd.concat([mms, texts], ignore_index=True).to_csv(path, index=False)
+    whole = telediag.scan(path, [td004, sms], tz="Asia/Shanghai")
+    assert sorted(tuple(ids) for ids in whole.findings["record_ids"]) == [
+        ("a2", "c2"),
+        ("s1", "s2"),
+    ]
+    split = telediag.scan(path, [td004, sms], tz="Asia/Shanghai", buckets=2)
+    pd.testing.assert_frame_equal(split.findings, whole.findings)
+    pd.testing.assert_frame_equal(split.evidence, whole.evidence)
+
+
 @pytest.mark.parametrize("seeds", ["any handset", "failing"])
 def test_handset_rules_without_seeds_get_every_used_handset_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeds: str
