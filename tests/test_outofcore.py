@@ -1017,3 +1017,25 @@ def test_stopping_the_spill_pass_does_not_wait_forever_for_a_read_ahead(
     closing.start()
     closing.join(5)
     assert not closing.is_alive()
+
+
+def test_repeated_ids_are_found_with_id_buckets_checked_in_threads(tmp_path: Path) -> None:
+    """Id buckets are checked two at a time: repeats lying in different id buckets and
+    different subscriber buckets give the warning of the one-piece scan."""
+    rows = 400
+    frame = pd.DataFrame(
+        {
+            "record_id": [f"r{i % 150}" if i % 3 == 0 else f"u{i}" for i in range(rows)],
+            "record_type": "sms",
+            "direction": "mo",
+            "start_time": "2008-07-01 10:00:00",
+            "msisdn": [f"1380000{i % 37:04d}" for i in range(rows)],
+        }
+    )
+    path = tmp_path / "month.csv"
+    frame.to_csv(path, index=False)
+    whole = telediag.scan(path)
+    assert whole.report.warnings and "id(s) occur more than once" in whole.report.warnings[0]
+    for buckets in (1, 9):
+        split = telediag.scan(path, buckets=buckets, workers=2)
+        assert split.report.warnings == whole.report.warnings
