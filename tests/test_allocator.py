@@ -161,3 +161,42 @@ def test_streaming_decay_leaves_a_pool_telediag_did_not_set_alone(monkeypatch) -
     with allocator.streaming_decay():
         pass
     assert set_to == []
+
+
+ARENAS = (
+    "import os, sys; {before}import telediag; from telediag.arenas import few_glibc_arenas; "
+    "print(os.environ.get('JE_ARROW_MALLOC_CONF'), few_glibc_arenas())"
+)
+
+
+def _arenas(before: str = "", **env: str) -> str:
+    drop = {"ARROW_DEFAULT_MEMORY_POOL", "JE_ARROW_MALLOC_CONF", "MALLOC_ARENA_MAX"}
+    environ = {k: v for k, v in os.environ.items() if k not in drop}
+    environ.update(env)
+    done = subprocess.run(
+        [sys.executable, "-c", ARENAS.format(before=before)],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_importing_telediag_asks_both_allocators_for_few_arenas() -> None:
+    """Asked before pyarrow loads (its jemalloc reads its options then): telediag must
+    keep importing telediag.arenas before anything that imports pyarrow."""
+    from telediag.arenas import arena_count
+
+    assert 2 <= arena_count() <= 4
+    glibc = "True" if sys.platform.startswith("linux") else "False"
+    assert _arenas() == f"narenas:{arena_count()} {glibc}"
+
+
+def test_arenas_are_left_alone_where_the_user_chose_or_pyarrow_was_loaded() -> None:
+    assert _arenas(JE_ARROW_MALLOC_CONF="narenas:7").startswith("narenas:7 ")
+    assert _arenas(MALLOC_ARENA_MAX="3").endswith(" False")
+    assert _arenas(ARROW_DEFAULT_MEMORY_POOL="system") == "None False"
+    # Too late once pyarrow is loaded: jemalloc has read its options.
+    assert _arenas(before="import pyarrow; ").startswith("None ")
