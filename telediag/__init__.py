@@ -3,8 +3,6 @@
 The public API is small; everything not listed in ``__all__`` is private.
 """
 
-# First, before anything loads pyarrow: its jemalloc reads its options then.
-import telediag.arenas  # noqa: F401 (asks for few allocator arenas on import)
 from telediag.allocator import choose_memory_pool
 from telediag.callerid import decode_caller_ids
 from telediag.catalog import Rule, load_rules
