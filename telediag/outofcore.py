@@ -595,24 +595,38 @@ def repeated_id_warning(
     ``workers`` at a time (at 100M rows, 52 of them took 4.8 s one by one), and their
     spill files are removed as they are read."""
 
+    flight = Flight()
+
     def check(b: int) -> pa.StructArray | None:
-        paths = spilled.parts.pop((ID_KEY, b), [])
-        spilled.rows.pop((ID_KEY, b), None)
-        new = _read_bucket(paths)["record_id"] if paths else None
-        _remove(paths)
-        if new is not None and keep is not None:
-            keep(b, new)
-        ids = [*(earlier(b) if earlier is not None else []), *([new] if new is not None else [])]
-        if not ids:
-            return None
-        repeats = repeated_ids(pa.chunked_array([c for a in ids for c in a.chunks], pa.string()))
-        return repeats if len(repeats) else None
+        with flight.task():  # ``keep`` may write files: the caller's clean-up waits
+            paths = spilled.parts.pop((ID_KEY, b), [])
+            spilled.rows.pop((ID_KEY, b), None)
+            new = _read_bucket(paths)["record_id"] if paths else None
+            _remove(paths)
+            if new is not None and keep is not None:
+                flight.go_on()  # not a file more once the caller has given up
+                keep(b, new)
+            ids = [*(earlier(b) if earlier is not None else [])]
+            if new is not None:
+                ids.append(new)
+            if not ids:
+                return None
+            repeats = repeated_ids(
+                pa.chunked_array([c for a in ids for c in a.chunks], pa.string())
+            )
+            return repeats if len(repeats) else None
 
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
     try:
         found = [r for r in pool.map(check, range(spilled.buckets)) if r is not None]
-    finally:  # on an error or Ctrl-C, the buckets not started are dropped
-        pool.shutdown(wait=True, cancel_futures=True)
+    except BaseException:
+        # On an error or Ctrl-C, buckets not started are dropped and the ones running
+        # stop before writing; those writing are waited for, through further Ctrl-C.
+        flight.stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        flight.land()
     if not found:
         return None
     return duplicate_id_message(pa.concat_arrays(found))

@@ -313,7 +313,7 @@ def prepare(
             if existing is None:
                 return []
             files = _part_files(store, "ids", b, existing)
-            return [pq.read_table(f)["record_id"] for f in files]
+            return [_read_store_file(f)["record_id"] for f in files]
 
         def keep(b: int, ids: pa.ChunkedArray) -> None:
             path = _bucket_dir(store, "ids", b) / name
@@ -443,6 +443,19 @@ def prepare(
                 progress.close()
 
 
+def _read_store_file(path: Path, **options: Any) -> pa.Table:
+    """One Parquet file of a store (``pq.read_table`` options), or one line naming it when
+    it cannot be read (a damaged or foreign file)."""
+    try:
+        return pq.read_table(path, **options)
+    except (OSError, pa.ArrowException) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = reason.split(f"'{path}': ", 1)[-1]  # Arrow's message names the file too
+        raise InputError(
+            f"{path}: cannot read this file of the store ({reason}); prepare the store again"
+        ) from None
+
+
 def _part_files(store: Path, key: str, b: int, manifest: Manifest) -> list[Path]:
     """The bucket's files of the parts the manifest lists (a part being written by a
     prepare still running is not listed yet)."""
@@ -458,7 +471,7 @@ def read_store_bucket(
     root = Path(store)
     manifest = load_manifest(root)
     files = _part_files(root, key, b, manifest)
-    tables = [pq.read_table(f, columns=columns) for f in files]
+    tables = [_read_store_file(f, columns=columns) for f in files]
     if not tables:
         return pa.table({})
     return pa.concat_tables(tables, promote_options="permissive")
@@ -479,7 +492,7 @@ def subscriber_input(
     number = str(msisdn).strip()
     b = int(bucket_of(pa.array([number]), manifest.buckets)[0])
     own = [
-        pq.read_table(f, filters=pc.field("msisdn") == number)
+        _read_store_file(f, filters=pc.field("msisdn") == number)
         for f in _part_files(root, "subscriber", b, manifest)
     ]
     tables = [t for t in own if t.num_rows]
@@ -503,7 +516,7 @@ def subscriber_input(
                 wanted = imeis.filter(pa.array(which == hb))
                 cond = pc.field("imei").isin(wanted) & (pc.field("msisdn") != number)
                 for f in _part_files(root, "handset", int(hb), manifest):
-                    part = pq.read_table(f, filters=cond)
+                    part = _read_store_file(f, filters=cond)
                     if part.num_rows:
                         tables.append(part)
             if keys is not None:
@@ -545,7 +558,7 @@ def store_rejects(store: str | Path) -> pa.Table:
     # Text throughout (stores made before rejects were all text may hold typed parts).
     tables = [
         pa.table({c: as_text(t[c]) for c in t.column_names})
-        for t in (pq.read_table(f) for f in files if f.is_file())
+        for t in (_read_store_file(f) for f in files if f.is_file())
     ]
     if not tables:  # no row set aside: the columns a scan of the input would show
         given = set().union(*(part.get("columns", COLUMNS) for part in manifest.parts))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -443,6 +445,61 @@ def test_a_second_ctrl_c_while_buckets_finish_leaves_the_store_as_it_was(
     assert (store / "manifest.json").read_text() == manifest
 
 
+def test_a_second_ctrl_c_in_the_id_check_leaves_no_ids_file(
+    tmp_path: Path,
+    catalog: list[telediag.Rule],
+    frame: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review: id buckets are checked in threads, each writing its ids into the store. A
+    second Ctrl-C cut the wait for them short; the clean-up ran, and an ids file written
+    afterwards stayed in the store (a new store could then not be made there, and a
+    later day saw repeats that were not there)."""
+    import signal
+    import threading
+    import time
+
+    from telediag import store as store_mod
+
+    early = frame[frame["start_time"] < T0 + pd.Timedelta(days=3)]
+    first = write_parts(tmp_path / "a", early, 2)
+    second = write_parts(tmp_path / "b", frame.drop(early.index), 1)
+    store = tmp_path / "store"
+    prepare([first], store, rules=catalog, buckets=5, workers=1)
+    before = sorted(p.relative_to(store) for p in store.rglob("*") if p.is_file())
+    manifest = (store / "manifest.json").read_text()
+
+    real = store_mod._write
+    main_thread = threading.main_thread().ident
+    calls: list[int] = []
+    lock = threading.Lock()
+    writing = threading.Event()
+
+    def interrupted(table: object, path: Path) -> None:
+        if "ids" not in path.parts:
+            real(table, path)  # type: ignore[arg-type]
+            return
+        with lock:
+            calls.append(1)
+            n = len(calls)
+        if n == 1:  # the first Ctrl-C, once another id bucket is being written
+            writing.wait(5)
+            raise KeyboardInterrupt
+        writing.set()
+        time.sleep(0.3)  # the main thread now waits for this id bucket
+        assert main_thread is not None
+        signal.pthread_kill(main_thread, signal.SIGINT)  # the second Ctrl-C
+        time.sleep(0.3)
+        real(table, path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_mod, "_write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        prepare([second], store, rules=catalog, workers=2)
+    time.sleep(0.8)  # an id bucket left running would write by now
+    assert sorted(p.relative_to(store) for p in store.rglob("*") if p.is_file()) == before
+    assert (store / "manifest.json").read_text() == manifest
+
+
 def test_a_month_with_no_rows_prepares_an_empty_store(tmp_path: Path) -> None:
     """Review: prepare of a CSV with a header and no rows failed on writing the manifest
     into a store directory no bucket had made."""
@@ -457,3 +514,38 @@ def test_a_month_with_no_rows_prepares_an_empty_store(tmp_path: Path) -> None:
     scanned = telediag.scan(str(store))
     assert len(scanned.findings) == 0 and scanned.report.rows_read == 0
     assert scanned.rejects().schema == whole.rejects().schema
+
+
+@pytest.mark.parametrize("damaged", ["ids", "subscriber", "handset", "rejects"])
+def test_a_damaged_store_file_is_one_line(
+    tmp_path: Path, catalog: list[telediag.Rule], frame: pd.DataFrame, damaged: str
+) -> None:
+    """Review: a store file that is not Parquet any more gave a raw ArrowInvalid
+    traceback when a day was added to the store; scanning and investigating it did
+    too. Each now names the file."""
+    from telediag.buckets import bucket_of
+
+    early = frame[frame["start_time"] < T0 + pd.Timedelta(days=3)].copy()
+    early.loc[early.index[0], "start_time"] = pd.NaT  # set aside: the store has rejects
+    first = write_parts(tmp_path / "a", early, 2)
+    second = write_parts(tmp_path / "b", frame.drop(early.index), 1)
+    store = tmp_path / "store"
+    prepare([first], store, rules=catalog, buckets=3, workers=2)
+    victim = sorted((store / damaged).rglob("*.parquet"))[0]
+    victim.write_bytes(b"not parquet")
+    message = rf"{re.escape(str(victim))}: cannot read this file of the store"
+    if damaged == "ids":
+        before = sorted(p for p in store.rglob("*") if p.is_file())
+        with pytest.raises(InputError, match=message):
+            prepare([second], store, rules=catalog, workers=2)
+        assert sorted(p for p in store.rglob("*") if p.is_file()) == before  # nothing added
+        return
+    with pytest.raises(InputError, match=message):
+        telediag.scan(store, rules=catalog)
+    if damaged == "handset":
+        return
+    numbers = early["msisdn"].dropna().astype(str).unique()
+    # A subscriber of the damaged bucket (the first one).
+    number = next(n for n in numbers if bucket_of(pa.array([n]), 3)[0] == 0)
+    with pytest.raises(InputError, match=message):
+        telediag.investigate(store, msisdn=number)
