@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 
 class Stopped(Exception):
@@ -43,6 +44,22 @@ class Flight:
         """Raise :class:`Stopped` once the caller has given up."""
         if self.stop.is_set():
             raise Stopped
+
+    @contextlib.contextmanager
+    def pool(self, workers: int) -> Iterator[ThreadPoolExecutor]:
+        """A pool of ``workers`` threads for the tasks. If the block ends in an error or
+        Ctrl-C, the caller has given up: tasks not started are dropped and the running
+        ones stop at their next step. Either way the block ends only once no task is in
+        flight (:meth:`land`)."""
+        pool = ThreadPoolExecutor(max_workers=max(1, workers))
+        try:
+            yield pool
+        except BaseException:
+            self.stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+            self.land()
 
     def land(self) -> None:
         """Wait until no task is in flight, through any further Ctrl-C (tasks not yet

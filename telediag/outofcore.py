@@ -7,10 +7,10 @@ scanned, up to ``workers`` at a time. Together they also tell the handsets on wh
 handset rules may find something (TD004: a failed MMS submit there, and MMS submits from
 two subscribers), which are few; the rows of those handsets, with the handset rules'
 columns, are then gathered from the subscriber buckets' spill files into handset
-buckets, which are scanned in turn. Copying every row
-with an IMEI to a handset bucket in the first pass instead nearly doubled the spill
-(0.82 GB -> 1.5 GB at 10M rows) and its time. At no point does more than a batch of the
-input, plus the buckets being scanned, sit in memory.
+buckets, which are scanned in turn. Copying every row with an IMEI to a handset bucket
+in the first pass instead nearly doubled the spill (0.82 GB -> 1.5 GB at 10M rows) and
+its time. At no point does more than a batch of the input, plus the buckets being
+scanned, sit in memory.
 
 The spill files are Arrow IPC streams compressed with LZ4, written with pyarrow directly:
 a spill file is read back once, whole, by the same program, so the format that costs
@@ -616,17 +616,10 @@ def repeated_id_warning(
             )
             return repeats if len(repeats) else None
 
-    pool = ThreadPoolExecutor(max_workers=max(1, workers))
-    try:
+    # On an error or Ctrl-C, buckets not started are dropped and the ones running stop
+    # before writing; those writing are waited for, through further Ctrl-C.
+    with flight.pool(workers) as pool:
         found = [r for r in pool.map(check, range(spilled.buckets)) if r is not None]
-    except BaseException:
-        # On an error or Ctrl-C, buckets not started are dropped and the ones running
-        # stop before writing; those writing are waited for, through further Ctrl-C.
-        flight.stop.set()
-        raise
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-        flight.land()
     if not found:
         return None
     return duplicate_id_message(pa.concat_arrays(found))

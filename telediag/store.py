@@ -366,18 +366,11 @@ def prepare(
         # Every file a bucket may write, so that a failure in any bucket removes what
         # the others wrote meanwhile.
         written.extend(_bucket_dir(store, key, b) / name for key, b in jobs)
-        pool = ThreadPoolExecutor(max_workers=at_once)
-        try:
+        with flight.pool(at_once) as pool:
             for job, outcome in _each_done(pool, one, jobs):
                 done[job] = outcome
                 if progress is not None:
                     progress.advance(spilled.rows[job], 1)
-        except BaseException:
-            flight.stop.set()
-            raise
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-            flight.land()
         for job in jobs:
             if job[0] == "subscriber":
                 bucket_report, aside, had = done[job]

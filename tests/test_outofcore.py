@@ -401,8 +401,15 @@ def test_many_buckets_and_a_large_budget_read_csv_in_blocks_arrow_takes(tmp_path
     assert split.findings["finding_id"].tolist() == whole.findings["finding_id"].tolist()
 
 
-def _handset_buckets_seen(monkeypatch: pytest.MonkeyPatch) -> list[pa.Table]:
-    """The tables the out-of-core scan hands to handset buckets, as it hands them."""
+def _gathered_out_of_core(
+    path: Path,
+    memory: telediag.ScanResult,
+    monkeypatch: pytest.MonkeyPatch,
+    buckets: int,
+) -> tuple[telediag.ScanResult, pa.Table]:
+    """``path`` scanned out of core in ``buckets`` buckets, checked to give the findings
+    and evidence of ``memory`` (its one-piece scan), and the rows it handed to handset
+    buckets, as it handed them."""
     from telediag import outofcore
 
     handed: list[pa.Table] = []
@@ -414,14 +421,18 @@ def _handset_buckets_seen(monkeypatch: pytest.MonkeyPatch) -> list[pa.Table]:
         return real(table, rules, settings, key=key, **kw)
 
     monkeypatch.setattr(outofcore, "scan_bucket", recorded)
-    return handed
+    split = telediag.scan(path, tz="Asia/Shanghai", buckets=buckets, memory="1GB")
+    pd.testing.assert_frame_equal(split.findings, memory.findings)
+    pd.testing.assert_frame_equal(split.evidence, memory.evidence)
+    return split, pa.concat_tables(handed)
 
 
 def test_handset_buckets_gather_only_the_used_rows_of_handsets_a_rule_may_follow(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Handset buckets are gathered after the subscriber buckets, from their spill files:
-    only the handsets with a failed MMS submit (what TD004 needs to find anything), and
+    only the handsets where TD004 may find something (a failed MMS submit, and MMS from
+    two subscribers), and
     only the rows their subscriber buckets used. A row set aside there (an unreadable
     byte count, a column the handset rules do not read) would move the new SIM's arrival
     a day earlier and lose the finding if it were gathered."""
@@ -447,11 +458,7 @@ def test_handset_buckets_gather_only_the_used_rows_of_handsets_a_rule_may_follow
     memory = telediag.scan(path, tz="Asia/Shanghai")
     assert memory.report.set_aside == {"unparseable bytes_down": 40}
     assert (memory.findings["rule_id"] == "TD004").sum() == 20
-    handed = _handset_buckets_seen(monkeypatch)
-    split = telediag.scan(path, tz="Asia/Shanghai", buckets=8, memory="1GB")
-    pd.testing.assert_frame_equal(split.findings, memory.findings)
-    pd.testing.assert_frame_equal(split.evidence, memory.evidence)
-    gathered = pa.concat_tables(handed)
+    _, gathered = _gathered_out_of_core(path, memory, monkeypatch, buckets=8)
     failed_on = {f"352014010{k:05d}1" for k in range(0, 40, 2)}
     assert set(gathered["imei"].to_pylist()) == failed_on
     assert gathered.num_rows == 20 * 5  # every used row of those handsets, once
@@ -483,11 +490,7 @@ def test_handsets_with_one_mms_sender_are_not_gathered(
     pd.concat(parts, ignore_index=True).to_csv(path, index=False)
     memory = telediag.scan(path, tz="Asia/Shanghai")
     assert (memory.findings["rule_id"] == "TD004").sum() == 20
-    handed = _handset_buckets_seen(monkeypatch)
-    split = telediag.scan(path, tz="Asia/Shanghai", buckets=8, memory="1GB")
-    pd.testing.assert_frame_equal(split.findings, memory.findings)
-    pd.testing.assert_frame_equal(split.evidence, memory.evidence)
-    gathered = pa.concat_tables(handed)
+    _, gathered = _gathered_out_of_core(path, memory, monkeypatch, buckets=8)
     assert set(gathered["imei"].to_pylist()) == {f"352014010{k:05d}1" for k in range(20)}
     assert gathered.num_rows == 20 * 5
 
@@ -607,12 +610,8 @@ def test_handset_rules_without_seeds_get_every_used_handset_row(
         return None
 
     monkeypatch.setattr(HandoverDetector, "seeds", no_seeds)
-    handed = _handset_buckets_seen(monkeypatch)
-    split = telediag.scan(path, tz="Asia/Shanghai", buckets=5, memory="1GB")
-    pd.testing.assert_frame_equal(split.findings, memory.findings)
-    pd.testing.assert_frame_equal(split.evidence, memory.evidence)
+    split, gathered = _gathered_out_of_core(path, memory, monkeypatch, buckets=5)
     assert split.errors == memory.errors == []
-    gathered = pa.concat_tables(handed)
     # Ten real handsets of five rows each (placeholders name no handset), less the row
     # set aside.
     assert gathered.num_rows == 10 * 5 - 1
