@@ -41,16 +41,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from telediag.catalog import Rule
+from telediag.catalog import RecordFilter, Rule
 from telediag.chunks import text_bytes
 from telediag.conform import as_text, conform
 from telediag.context import ScanSettings
+from telediag.detectors import REGISTRY
 from telediag.devices import plausible_imei
 from telediag.engine import EngineResult, RuleError, run_catalog, seed_tallies
+from telediag.filters import judged_as_read, possible_mask
 from telediag.findings import empty_evidence, empty_findings
 from telediag.normalize import REASONS, InputReport, explicit_ids, normalize, order_rejects
 from telediag.read import RawInput
-from telediag.sort import SortedRecords, sort_records
+from telediag.sort import sort_records
 
 Key = Literal["subscriber", "handset"]
 
@@ -73,11 +75,9 @@ class BucketResult:
     #: A subscriber bucket scanned with ``seed_rules`` (:func:`scan_bucket`): the numbers
     #: of the rows it set aside, in the table as given,
     aside: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    #: what its rows tell of the handsets those rules may find something on, rule by
-    #: rule (:func:`telediag.engine.seed_tallies`; None: any handset; empty: no rows),
+    #: and what its rows tell of the handsets those rules may find something on, rule
+    #: by rule (:func:`telediag.engine.seed_tallies`; None: any handset; empty: no rows).
     seeds: list[pa.Table] | None = None
-    #: and the rows it used of every handset (``imei``, ``rows``).
-    handsets: pa.Table | None = None
 
 
 def split_rules(rules: Sequence[Rule]) -> tuple[list[Rule], list[Rule]]:
@@ -190,8 +190,32 @@ def bucket_of(keys: pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
     return (key_hash(keys) % np.uint64(buckets)).astype(np.int32)
 
 
+def _imei_values(table: pa.Table, where: str) -> tuple[np.ndarray, pa.Array, np.ndarray] | None:
+    """The IMEI column as normalization judges it, per distinct value: each row's code
+    (-1: null), the distinct values trimmed, and which of them name a handset (a
+    plausible IMEI). None without an IMEI column."""
+    if "imei" not in table.column_names:
+        return None
+    imei = table["imei"]
+    if pa.types.is_dictionary(imei.type):
+        imei = imei.cast(imei.type.value_type)
+    imei = as_text("imei", where, imei)
+    if isinstance(imei, pa.ChunkedArray):
+        imei = imei.combine_chunks() if imei.num_chunks != 1 else imei.chunk(0)
+    # Judged once per distinct IMEI (a handset has many records).
+    encoded = pc.dictionary_encode(imei)
+    text = pc.utf8_trim_whitespace(encoded.dictionary)
+    named = np.asarray(
+        pc.fill_null(plausible_imei(text), False).to_numpy(zero_copy_only=False), dtype=bool
+    )
+    codes = np.asarray(
+        pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64
+    )
+    return codes, text, named
+
+
 def handset_rows(
-    table: pa.Table, where: str = "<table>", among: pa.Array | None = None
+    table: pa.Table, where: str = "<table>", among: KeySet | None = None
 ) -> np.ndarray:
     """Rows that handset buckets need: every row whose IMEI names a handset, whatever
     its kind. A handset rule reads all the records of a handset (a new SIM's arrival on
@@ -203,23 +227,107 @@ def handset_rows(
     carrying one would only swell a single handset bucket with rows no rule reads.
     ``where`` names the input in the message about an IMEI column that is not text.
     """
-    if "imei" not in table.column_names:
+    found = _imei_values(table, where)
+    if found is None:
         return np.zeros(table.num_rows, dtype=bool)
-    imei = table["imei"]
-    if pa.types.is_dictionary(imei.type):
-        imei = imei.cast(imei.type.value_type)
-    imei = as_text("imei", where, imei)
-    if isinstance(imei, pa.ChunkedArray):
-        imei = imei.combine_chunks() if imei.num_chunks != 1 else imei.chunk(0)
-    # Judged once per distinct IMEI (a handset has many records).
-    encoded = pc.dictionary_encode(imei)
-    text = pc.utf8_trim_whitespace(encoded.dictionary)
-    keep = pc.fill_null(plausible_imei(text), False)
+    codes, text, keep = found
     if among is not None:
-        keep = pc.and_(keep, pc.fill_null(pc.is_in(text, value_set=among), False))
-    distinct = np.append(np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool), False)
-    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
-    return np.asarray(distinct[np.asarray(codes, dtype=np.int64)])
+        keep = keep & among.contains(text)
+    return np.asarray(np.append(keep, False)[codes])
+
+
+def handset_keys(table: pa.Table, where: str = "<table>") -> pa.Array:
+    """The distinct handsets (IMEIs, as normalization gives them) that rows of ``table``
+    name."""
+    found = _imei_values(table, where)
+    if found is None:
+        return pa.array([], pa.string())
+    codes, text, named = found
+    used = np.zeros(len(text), dtype=bool)
+    used[codes[codes >= 0]] = True
+    return text.filter(pa.array(named & used))
+
+
+class KeySet:
+    """A set of keys (IMEIs as normalization gives them) that many tables are looked up
+    in: the keys' hashes are sorted once, a lookup finds a value's hash among them and
+    then compares the text of the few values whose hash is there. Arrow's ``is_in``
+    builds a hash table of the whole set on every call, which costs buckets x keys over
+    a month's buckets."""
+
+    def __init__(self, keys: pa.Array) -> None:
+        keys = pc.unique(keys.cast(pa.string()).drop_null())
+        hashes = key_hash(keys)
+        order = np.argsort(hashes, kind="stable")
+        self.hashes = hashes[order]
+        self.keys = keys.take(pa.array(order))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def contains(self, values: pa.Array) -> np.ndarray:
+        """Which ``values`` (text, trimmed) are keys of the set; null is none."""
+        n = len(values)
+        hit = np.zeros(n, dtype=bool)
+        if n == 0 or len(self.keys) == 0:
+            return hit
+        h = key_hash(values)
+        lo = np.searchsorted(self.hashes, h, side="left")
+        hi = np.searchsorted(self.hashes, h, side="right")
+        rows = np.flatnonzero((hi > lo) & np.asarray(values.is_valid(), dtype=bool))
+        if rows.size == 0:
+            return hit
+        # Every key of each hash found (two keys may share a hash): their text decides.
+        lengths = hi[rows] - lo[rows]
+        starts = np.repeat(lo[rows] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+        same_hash = self.keys.take(pa.array(starts + np.arange(int(lengths.sum()))))
+        exact = pc.is_in(values.take(pa.array(rows)), value_set=same_hash)
+        hit[rows] = np.asarray(exact.to_numpy(zero_copy_only=False), dtype=bool)
+        return hit
+
+
+class HandsetMarks:
+    """The handsets whose rows the cross-subscriber ``rules`` may need, learnt from the
+    rows as read, batch by batch (:meth:`add`), before any bucket is scanned: those
+    that carry one of a rule's records passing its detector's
+    :data:`~telediag.detectors.base.Detector.SEED_RECORDS` (for TD004, a failed MMS
+    submit), judged by :func:`telediag.filters.possible_mask`. A superset of the
+    handsets the rules can make a candidate of; every handset (:meth:`keys` None) when
+    some rule's detector names none."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        needs = [REGISTRY[rule.detector.kind].SEED_RECORDS for rule in rules]
+        self.filters: list[tuple[RecordFilter, RecordFilter]] | None = None
+        if all(need is not None for need in needs):
+            self.filters = [
+                (RecordFilter.model_validate(dict(need)), rule.records)
+                for need, rule in zip(needs, rules, strict=True)
+                if need is not None
+            ]
+        self._found: list[pa.Array] = []
+
+    def add(self, table: pa.Table, where: str = "<table>") -> None:
+        """Learn the marked handsets of a batch (contract columns, before normalization)."""
+        if self.filters is None or table.num_rows == 0 or "imei" not in table.column_names:
+            return
+        marked = np.zeros(table.num_rows, dtype=bool)
+        for need, records in self.filters:
+            # The detector's condition first (few rows pass it), the rule's on those.
+            rows = np.flatnonzero(possible_mask(need, table) & ~marked)
+            if rows.size:
+                read = [c for c in table.column_names if c in judged_as_read(records)]
+                subset = table.select(read).take(pa.array(rows))
+                marked[rows[possible_mask(records, subset)]] = True
+        rows = np.flatnonzero(marked)
+        if rows.size:
+            self._found.append(handset_keys(table.select(["imei"]).take(pa.array(rows)), where))
+
+    def keys(self) -> KeySet | None:
+        """The handsets marked so far (None: every handset)."""
+        if self.filters is None:
+            return None
+        found = pa.concat_arrays(self._found) if self._found else pa.array([], pa.string())
+        return KeySet(found)
 
 
 def with_record_ids(raw: RawInput) -> pa.Table:
@@ -267,10 +375,9 @@ def scan_bucket(
     ``workers`` threads serve normalization, sorting and the rules.
 
     With ``seed_rules`` (the handset rules, for a subscriber bucket), the result also
-    says which of its rows were set aside, what they tell of the handsets those rules
-    may find something on (:func:`telediag.engine.seed_tallies`), and how many used
-    rows each handset has here: what a scan needs to gather only the handset rows that
-    matter.
+    says which of its rows were set aside and what they tell of the handsets those
+    rules may find something on (:func:`telediag.engine.seed_tallies`): what a scan
+    needs to hand only the handset rows that matter to the handset buckets.
     """
     if key not in KEY_COLUMN:
         raise ValueError(f"key must be 'subscriber' or 'handset', not {key!r}")
@@ -303,18 +410,8 @@ def scan_bucket(
     )
     if seed_rules is not None and key == "subscriber":
         result.aside = np.flatnonzero(normalized.reason).astype(np.int64)
-        result.handsets = _handset_rows_used(records)
         result.seeds = seed_tallies(records, seed_rules, settings) if len(records) else []
     return result
-
-
-def _handset_rows_used(records: SortedRecords) -> pa.Table:
-    """Every handset (IMEI) of the records, with its number of records."""
-    if len(records) == 0 or "imei" not in records.table.column_names:
-        return pa.table({"imei": pa.array([], pa.string()), "rows": pa.array([], pa.int64())})
-    codes, dictionary = records.codes("imei", np.arange(len(records), dtype=np.int64))
-    counts = np.bincount(codes[codes >= 0], minlength=len(dictionary)).astype(np.int64)
-    return pa.table({"imei": dictionary.cast(pa.string()), "rows": pa.array(counts)})
 
 
 def sum_reports(reports: Iterable[InputReport]) -> InputReport:

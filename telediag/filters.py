@@ -19,6 +19,7 @@ from telediag.chunks import encode, narrow, take_rows
 from telediag.conditions import Condition, whole_number
 from telediag.context import ScanSettings
 from telediag.derived import DERIVED_COLUMNS, derive
+from telediag.normalize import ENUMS, normalize_enum
 
 
 def _fits(value: int | None, typ: pa.DataType) -> bool:
@@ -274,3 +275,60 @@ class FilterEvaluator:
         if flt.not_ is not None:
             mask &= ~self._mask(flt.not_, mask)
         return mask
+
+
+def possible_mask(flt: RecordFilter, table: pa.Table) -> np.ndarray:
+    """Which rows of ``table``, as read (after the column map, before normalization), may
+    pass ``flt`` once normalized: a superset of the rows it passes then.
+
+    A condition on an enumerated column (:data:`telediag.normalize.ENUMS`: record type,
+    direction, status, MMS event) is judged on the value as normalization will read it,
+    exactly as :class:`FilterEvaluator` judges it then; any other condition is taken to
+    hold (``not`` turns what is only possible into nothing certain). A row that
+    normalization sets aside may be marked: it passes no filter later, and marking it
+    costs only its handset's rows.
+    """
+    encoded: dict[str, pa.DictionaryArray] = {}
+    possible, _ = _judge_as_read(flt, table, encoded)
+    return possible
+
+
+def judged_as_read(flt: RecordFilter) -> set[str]:
+    """The columns :func:`possible_mask` reads to judge ``flt`` (its enumerated ones)."""
+    found = {c for c in flt.where if c in ENUMS}
+    for sub in [*flt.any_of, *([flt.not_] if flt.not_ is not None else [])]:
+        found |= judged_as_read(sub)
+    return found
+
+
+def _judge_as_read(
+    flt: RecordFilter, table: pa.Table, encoded: dict[str, pa.DictionaryArray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(may pass, surely passes) per row of ``table`` as read; see :func:`possible_mask`."""
+    n = table.num_rows
+    possible = np.ones(n, dtype=bool)
+    certain = np.ones(n, dtype=bool)
+    for column, cond in flt.where.items():
+        if column not in ENUMS:
+            certain[:] = False
+            continue
+        if column not in encoded:
+            values = table[column] if column in table.column_names else pa.nulls(n, pa.string())
+            encoded[column] = normalize_enum(values)
+        mask = dictionary_condition_mask(cond, encoded[column])
+        possible &= mask
+        certain &= mask
+    if flt.any_of:
+        some_possible = np.zeros(n, dtype=bool)
+        some_certain = np.zeros(n, dtype=bool)
+        for sub in flt.any_of:
+            p, c = _judge_as_read(sub, table, encoded)
+            some_possible |= p
+            some_certain |= c
+        possible &= some_possible
+        certain &= some_certain
+    if flt.not_ is not None:
+        p, c = _judge_as_read(flt.not_, table, encoded)
+        possible &= ~c
+        certain &= ~p
+    return possible, certain

@@ -35,8 +35,9 @@ import re
 import shutil
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -49,6 +50,8 @@ import pyarrow.parquet as pq
 from telediag.allocator import streaming_decay
 from telediag.buckets import (
     BucketResult,
+    HandsetMarks,
+    KeySet,
     bucket_of,
     combine,
     handset_rows,
@@ -369,6 +372,12 @@ class Spilled:
     #: The contract columns the inputs had, in the order first seen.
     columns: list[str] = field(default_factory=list)
 
+    def add(self, other: Spilled) -> None:
+        """Take in the files of ``other`` (spilled into the same buckets elsewhere)."""
+        for slot, paths in other.parts.items():
+            self.parts.setdefault(slot, []).extend(paths)
+            self.rows[slot] = self.rows.get(slot, 0) + other.rows.get(slot, 0)
+
 
 def _take(table: pa.Table, indices: pa.Array, pool: ThreadPoolExecutor | None) -> pa.Table:
     """``table.take(indices)``, its columns gathered by the threads of ``pool`` (Arrow
@@ -477,6 +486,7 @@ def spill(
     *,
     zone: str,
     forget_inputs: bool = False,
+    marks: HandsetMarks | None = None,
 ) -> Spilled:
     """Read every input once, ``batch_rows`` rows at a time, and write its rows into
     bucket spill files (with ``workers`` > 1, the next batch is read while the current
@@ -486,7 +496,8 @@ def spill(
     with an IMEI also goes, with the same columns, to its handset bucket (a handset
     bucket then sets aside the same rows as their subscriber buckets). With
     ``forget_inputs``, each input file's pages are dropped from the page cache once it
-    has been read (see :func:`crowds_page_cache`).
+    has been read (see :func:`crowds_page_cache`). ``marks`` learns, from every batch,
+    the handsets the handset rules may need the rows of.
     """
     spilled = Spilled(directory=directory, buckets=buckets)
     stats = MapStats()
@@ -519,6 +530,7 @@ def spill(
                     handsets,
                     progress,
                     zone,
+                    marks,
                 )
             finally:
                 for writer in writers.values():
@@ -540,6 +552,7 @@ def _spill_input(
     handsets: bool,
     progress: BucketProgress | None,
     zone: str,
+    marks: HandsetMarks | None = None,
 ) -> int:
     """Spill the batches of input ``n`` (named ``name``); its rows read."""
     buckets = writers["subscriber"].spilled.buckets
@@ -559,6 +572,8 @@ def _spill_input(
         rows = table.num_rows
         if rows == 0:
             continue
+        if marks is not None:
+            marks.add(table, name)
         local = np.arange(row0, row0 + rows, dtype=np.int64)
         part = RawInput(table, [stem], np.zeros(1, np.int64), [name], local_rows=local)
         if "record_id" in table.column_names:  # given ids, to find repeats across buckets
@@ -715,6 +730,7 @@ def scan_out_of_core(
         started = time.perf_counter()
         if progress is not None:
             progress.phase("partitioning", rows, 0)
+        marks = HandsetMarks(by_handset) if by_handset else None
         spilled = spill(
             sources,
             directory,
@@ -727,6 +743,7 @@ def scan_out_of_core(
             spill_batch_rows(budget),
             zone=settings.tz,
             forget_inputs=crowds_page_cache([item for item, _ in sources], rows),
+            marks=marks,
         )
         warning = repeated_id_warning(spilled, workers=workers)
         timings["partition"] = time.perf_counter() - started
@@ -735,37 +752,45 @@ def scan_out_of_core(
         by_sub = list(range(n_buckets))
         if progress is not None:
             progress.phase("scanning buckets", sum(spilled.rows.values()), n_buckets)
+        marked = marks.keys() if marks is not None else None
+        # The rows of the marked handsets, put aside by the subscriber buckets as they
+        # are scanned, in as many handset buckets.
+        handed = Spilled(directory=spilled.directory, buckets=n_buckets)
+        hand_columns = handset_columns | {"record_id", "msisdn", "imei"}
 
-        def one(b: int) -> BucketResult:
-            table = _read_bucket(spilled.parts.get(("subscriber", b), []))
-            seeds = by_handset or None
+        def one(b: int) -> tuple[BucketResult, Spilled | None]:
+            paths = spilled.parts.get(("subscriber", b), [])
+            table = _read_bucket(paths)
             if table.num_columns == 0:
                 table = _empty_input()
-            return scan_bucket(table, by_subscriber, settings, key="subscriber", seed_rules=seeds)
+            seeds = by_handset or None
+            result = scan_bucket(table, by_subscriber, settings, key="subscriber", seed_rules=seeds)
+            kept = None
+            if by_handset:
+                with flight.task():  # writes files: the clean-up waits for it
+                    kept = Spilled(directory=spilled.directory, buckets=n_buckets)
+                    writers = _Writers(kept, "handset", b)
+                    _keep_handset_rows(table, result.aside, marked, hand_columns, writers, flight)
+            _remove(paths)
+            return result, kept
 
         done: dict[int, BucketResult] = {}
-        for b, result in _each_done(pool, one, by_sub):
+        for b, (result, kept) in _each_done(pool, one, by_sub):
             done[b] = result
-            if not by_handset:  # no handset rows to gather from the bucket
-                _remove(spilled.parts.get(("subscriber", b), []))
+            if kept is not None:
+                handed.add(kept)
             if progress is not None:
                 progress.advance(spilled.rows.get(("subscriber", b), 0), 1)
         results = [done[b] for b in by_sub]
         timings["scan buckets"] = time.perf_counter() - started
         if by_handset:
             started = time.perf_counter()
+            # A handset scan holds about as many rows as a subscriber bucket, or fewer.
+            group_rows = max(1, math.ceil(sum(spilled.rows.values()) / n_buckets))
+            tallies = [done[b].seeds for b in by_sub]
             results.extend(
                 _scan_handsets(
-                    spilled,
-                    done,
-                    by_handset,
-                    settings,
-                    handset_columns | {"record_id", "msisdn", "imei"},
-                    budget,
-                    workers,
-                    pool,
-                    flight,
-                    progress,
+                    handed, tallies, by_handset, settings, group_rows, workers, pool, progress
                 )
             )
             timings["scan handsets"] = time.perf_counter() - started
@@ -786,7 +811,7 @@ def scan_out_of_core(
     finally:
         # On an error or Ctrl-C, buckets not started are dropped. The scans running
         # finish on their own while the spill directory is removed below (they only
-        # read); a gather writing handset rows is waited for, the others stop.
+        # read); one writing handset rows is waited for, the others stop before writing.
         pool.shutdown(wait=False, cancel_futures=True)
         flight.land()
         try:
@@ -805,134 +830,120 @@ def _each_done(
         yield futures[future], future.result()
 
 
+def _in_order(
+    pool: ThreadPoolExecutor, work: Callable[[_K], _T], items: Sequence[_K], ahead: int
+) -> Iterator[tuple[_K, _T]]:
+    """``work`` on every item in ``pool``: (item, result) in the items' order, with at
+    most ``ahead`` items submitted and not yet taken (their results wait in memory)."""
+    waiting: deque[tuple[_K, Future[_T]]] = deque()
+    rest = iter(items)
+    for item in rest:
+        waiting.append((item, pool.submit(work, item)))
+        if len(waiting) >= max(1, ahead):
+            break
+    while waiting:
+        item, future = waiting.popleft()
+        for following in rest:
+            waiting.append((following, pool.submit(work, following)))
+            break
+        yield item, future.result()
+
+
 def _remove(paths: Sequence[Path]) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
 
 
-def _scan_handsets(
-    spilled: Spilled,
-    done: dict[int, BucketResult],
-    rules: Sequence[Rule],
-    settings: ScanSettings,
-    columns: set[str],
-    budget: int,
-    workers: int,
-    pool: ThreadPoolExecutor,
-    flight: Flight,
-    progress: BucketProgress | None,
-) -> list[BucketResult]:
-    """The handset rules' results: the rows of the handsets they may find something on
-    (told by the subscriber buckets together, see :func:`telediag.engine.pick_seeds`)
-    gathered from the subscriber buckets' spill files into handset buckets, and
-    scanned.
-
-    A handset rule reads every record of a handset it follows and nothing of the others,
-    so its findings are those of a scan of every handset: the rows of a handset none of
-    the buckets named could not have made a candidate. The gathered rows are the ones
-    their subscriber buckets used (by row number), with the columns of the handset rules.
-    """
-    order = sorted(done)
-    handsets = [done[b].handsets for b in order]
-    counts = pa.concat_tables([h for h in handsets if h is not None])
-    own: dict[int, pa.Array | None] = dict.fromkeys(order)
-    named = [done[b].seeds for b in order]
-    if all(n is not None for n in named):
-        seeds = pick_seeds([n for n in named if n is not None], rules)
-        # One lookup of every bucket's handsets among the seeds; each bucket then looks
-        # for its own seeded handsets only (a set of all seeds per bucket cost buckets x
-        # seeds).
-        seeded = pc.is_in(counts["imei"], value_set=seeds)
-        start = 0
-        for b, h in zip(order, handsets, strict=True):
-            n = h.num_rows if h is not None else 0
-            mine = counts["imei"].slice(start, n).filter(seeded.slice(start, n))
-            own[b] = mine.combine_chunks() if isinstance(mine, pa.ChunkedArray) else mine
-            start += n
-        counts = counts.filter(seeded)
-    # else some rule may find something on any handset: every bucket gathers them all.
-    total = int(pc.sum(counts["rows"]).as_py() or 0)
-    idle = [b for b in order if total == 0 or _none_named(own[b])]
-    for b in idle:  # nothing to gather there
-        _remove(spilled.parts.get(("subscriber", b), []))
-    if total == 0:
-        return []
-    # Buckets as for a month of that many rows (handset rows carry fewer columns).
-    n_hand = plan_buckets(total, budget, workers)
-    busy = [b for b in order if b not in idle]
-    if progress is not None:
-        rows = sum(spilled.rows.get(("subscriber", b), 0) for b in busy)
-        progress.phase("gathering handset records", rows, len(busy))
-    gathered = Spilled(directory=spilled.directory, buckets=n_hand)
-
-    def gather(b: int) -> Spilled:
-        with flight.task():  # writes files: the clean-up waits for it
-            out = Spilled(directory=spilled.directory, buckets=n_hand)
-            paths = spilled.parts.get(("subscriber", b), [])
-            writers = _Writers(out, "handset", b)
-            _gather_handset_rows(paths, done[b].aside, own[b], columns, writers, flight=flight)
-            _remove(paths)
-            return out
-
-    for b, out in _each_done(pool, gather, busy):
-        for slot, paths in out.parts.items():
-            gathered.parts.setdefault(slot, []).extend(paths)
-            gathered.rows[slot] = gathered.rows.get(slot, 0) + out.rows.get(slot, 0)
-        if progress is not None:
-            progress.advance(spilled.rows.get(("subscriber", b), 0), 1)
-    jobs = sorted(b for _, b in gathered.parts)
-    if progress is not None:
-        progress.phase("scanning handset buckets", sum(gathered.rows.values()), len(jobs))
-
-    def one(b: int) -> BucketResult:
-        paths = sorted(gathered.parts[("handset", b)])  # in subscriber bucket order
-        table = _read_bucket(paths)
-        _remove(paths)
-        return scan_bucket(table, rules, settings, key="handset")
-
-    results: dict[int, BucketResult] = {}
-    for b, result in _each_done(pool, one, jobs):
-        results[b] = result
-        if progress is not None:
-            progress.advance(gathered.rows.get(("handset", b), 0), 1)
-    return [results[b] for b in jobs]
-
-
-def _none_named(seeds: pa.Array | None) -> bool:
-    """A bucket's seeded handsets are none (None stands for every handset)."""
-    return seeds is not None and len(seeds) == 0
-
-
-def _gather_handset_rows(
-    paths: Sequence[Path],
+def _keep_handset_rows(
+    table: pa.Table,
     aside: np.ndarray,
-    seeds: pa.Array | None,
+    among: KeySet | None,
     columns: set[str],
     writers: _Writers,
-    *,
     flight: Flight | None = None,
 ) -> None:
-    """Write the rows of one subscriber bucket's spill files (``paths``, read in the order
-    the bucket was scanned) whose handset is among ``seeds`` (None: any handset), except
-    the rows it set aside (``aside``, row numbers), to their handset buckets, with
-    ``columns``. The bucket is read whole (only those columns) and written in one gather:
-    its spill files hold a piece of every input batch, often of a few thousand rows,
-    and handling them one by one cost more than the reading."""
-    if not paths:
-        return
-    table = _read_bucket(paths, columns)
-    keep = handset_rows(table, among=seeds)
+    """Write the rows of a subscriber bucket (``table``, as it was scanned) whose handset
+    is among ``among`` (None: any handset), except the rows it set aside (``aside``,
+    row numbers), to their handset buckets, with ``columns``."""
+    keep = handset_rows(table, among=among)
     keep[aside] = False
-    if keep.any():
-        # Filtered chunk by chunk first: a gather from a column of many chunks joins
-        # them all, and the bucket holds a piece of every input batch.
-        table = table.filter(pa.array(keep))
-        if flight is not None:
-            flight.go_on()  # not a file more once the scan has given up
-        try:
-            writers.write(table, bucket_of(table["imei"], writers.buckets))
-        finally:
-            writers.close()
+    if not keep.any():
+        return
+    part = table.select([c for c in table.column_names if c in columns])
+    part = part.filter(pa.array(keep)).combine_chunks()
+    if flight is not None:
+        flight.go_on()  # not a file more once the scan has given up
+    try:
+        writers.write(part, bucket_of(part["imei"], writers.buckets))
+    finally:
+        writers.close()
+
+
+def _scan_handsets(
+    handed: Spilled,
+    tallies: Sequence[list[pa.Table] | None],
+    rules: Sequence[Rule],
+    settings: ScanSettings,
+    group_rows: int,
+    workers: int,
+    pool: ThreadPoolExecutor,
+    progress: BucketProgress | None,
+) -> list[BucketResult]:
+    """The handset rules' results. ``handed`` holds the rows the subscriber buckets put
+    aside, by handset bucket: those of the handsets marked while spilling
+    (:class:`telediag.buckets.HandsetMarks`). Of them, the rows of the handsets the
+    rules may find something on, as the subscriber buckets' ``tallies`` tell together
+    (:func:`telediag.engine.pick_seeds`), are scanned, handset buckets joined until a
+    scan holds about ``group_rows`` rows.
+
+    A handset rule reads every record of a handset it follows and nothing of the others,
+    so its findings are those of a scan of every handset: the rows of a handset left out
+    could not have made a candidate, and how handsets are grouped changes nothing.
+    """
+    seeds = None
+    if all(t is not None for t in tallies):
+        seeds = KeySet(pick_seeds([t for t in tallies if t is not None], rules))
+    jobs = sorted(b for _, b in handed.parts)
+    if progress is not None:
+        progress.phase("scanning handset buckets", sum(handed.rows.values()), len(jobs))
+
+    def pick(b: int) -> pa.Table:
+        paths = sorted(handed.parts[("handset", b)])  # in subscriber bucket order
+        table = _read_bucket(paths)
+        _remove(paths)
+        if seeds is None:
+            return table
+        return table.filter(pa.array(handset_rows(table, among=seeds)))
+
+    def scan(tables: list[pa.Table]) -> BucketResult:
+        return scan_bucket(_concat(tables), rules, settings, key="handset")
+
+    results: list[BucketResult] = []
+    # Scans handed to the pool and not yet collected, with the progress they stand for.
+    running: deque[tuple[Future[BucketResult] | None, int, int]] = deque()
+    group: list[pa.Table] = []
+    rows = read = count = 0
+
+    def collect(leave: int) -> None:
+        while len(running) > leave:
+            future, done_rows, done_buckets = running.popleft()
+            if future is not None:
+                results.append(future.result())
+            if progress is not None:
+                progress.advance(done_rows, done_buckets)
+
+    for b, table in _in_order(pool, pick, jobs, ahead=workers):
+        if table.num_rows:
+            group.append(table)
+        rows += table.num_rows
+        read += handed.rows.get(("handset", b), 0)
+        count += 1
+        if rows >= group_rows or b == jobs[-1]:
+            running.append((pool.submit(scan, group) if group else None, read, count))
+            group, rows, read, count = [], 0, 0, 0
+            collect(leave=workers)  # groups in memory: those being scanned
+    collect(leave=0)
+    return results
 
 
 def spill_error(exc: OSError, directory: Path) -> InputError:

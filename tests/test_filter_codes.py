@@ -207,3 +207,83 @@ def test_a_rule_with_a_value_that_is_no_number_on_a_number_column_is_refused() -
         RecordFilter.model_validate(nested)
     # Numbers, and text that reads as one, stay allowed.
     RecordFilter.model_validate({"sms_class": ["0", 1, 2.0, " 3 ", "-1"], "apn": "abc"})
+
+
+LABELS = {
+    "record_type": ["sms", " MMS", "mms ", "Data", "voice", "", None, "fax"],
+    "direction": ["mo", "MT", " mo", None, "sideways"],
+    "status": ["ok", " OK", "failed", "Rejected ", "", None, "lost"],
+    "mms_event": ["submit", "Fetch", None],
+}
+
+
+def _label_condition(draw: st.DrawFn, column: str) -> dict[str, object]:
+    """A condition on a column of the test table, as a rule file writes one."""
+    if column == "apn":
+        return {"prefix": [draw(st.sampled_from(["cmwap", "cmnet"]))]}
+    words = sorted({(v or "x").strip().lower() or "x" for v in LABELS[column]})
+    kind = draw(st.sampled_from(["equals", "in", "not_in", "is_null"]))
+    if kind == "equals":
+        return {"equals": draw(st.sampled_from(words))}
+    if kind == "is_null":
+        return {"is_null": draw(st.booleans())}
+    return {kind: draw(st.lists(st.sampled_from(words), min_size=1, max_size=3, unique=True))}
+
+
+@st.composite
+def _record_filters(draw: st.DrawFn, depth: int = 0) -> dict[str, object]:
+    """A record filter over the labels and a column normalization does not settle here."""
+    columns = [*LABELS, "apn"]
+    chosen = draw(st.lists(st.sampled_from(columns), max_size=3, unique=True))
+    flt: dict[str, object] = {c: _label_condition(draw, c) for c in chosen}
+    if depth < 2 and draw(st.booleans()):
+        flt["any_of"] = draw(st.lists(_record_filters(depth + 1), min_size=1, max_size=2))
+    if depth < 2 and draw(st.booleans()):
+        flt["not"] = draw(_record_filters(depth + 1))
+    return flt
+
+
+def _names_only_labels(flt: dict[str, object]) -> bool:
+    subs = [*flt.get("any_of", []), *([flt["not"]] if "not" in flt else [])]  # type: ignore[list-item]
+    return "apn" not in flt and all(_names_only_labels(s) for s in subs)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(*(st.sampled_from(v) for v in LABELS.values()), st.sampled_from(["cmwap", None])),
+        min_size=1,
+        max_size=30,
+    ),
+    spec=_record_filters(),
+)
+def test_a_filter_judged_on_rows_as_read_marks_every_row_it_passes_once_normalized(
+    rows: list[tuple[str | None, ...]], spec: dict[str, object]
+) -> None:
+    """:func:`possible_mask` (the spill pass marking handsets) on the rows as read holds
+    every row that the filter passes once the rows are normalized, and exactly those when
+    the filter names only labels (whose normalization it repeats)."""
+    from telediag.catalog import RecordFilter
+    from telediag.context import ScanSettings
+    from telediag.filters import FilterEvaluator, possible_mask
+    from telediag.normalize import normalize
+    from telediag.read import RawInput
+
+    columns = list(zip(*rows, strict=True))
+    raw = pa.table(
+        {
+            **{name: pa.array(columns[i], pa.string()) for i, name in enumerate(LABELS)},
+            "apn": pa.array(columns[-1], pa.string()),
+            "msisdn": ["13800000001"] * len(rows),
+            "start_time": ["2008-06-01T10:00:00Z"] * len(rows),
+        }
+    )
+    flt = RecordFilter.model_validate(spec)
+    normalized = normalize(
+        RawInput(table=raw, stems=["t"], offsets=np.zeros(1, dtype=np.int64)), tz="UTC"
+    )
+    passed = FilterEvaluator(normalized.table, ScanSettings(), normalized.encoded).mask(flt)
+    possible = possible_mask(flt, raw)
+    assert not (passed & ~possible).any()
+    if _names_only_labels(spec):
+        assert possible.tolist() == passed.tolist()

@@ -579,13 +579,16 @@ def test_two_handset_rules_of_one_id_each_get_their_handsets(tmp_path: Path) -> 
     pd.testing.assert_frame_equal(split.evidence, whole.evidence)
 
 
+@pytest.mark.parametrize("marks", [True, False])
 @pytest.mark.parametrize("seeds", ["any handset", "failing"])
 def test_handset_rules_without_seeds_get_every_used_handset_row(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeds: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeds: str, marks: bool
 ) -> None:
-    """A detector that cannot name its handsets (seeds None), or whose seeds fail on a
-    bucket, makes the scan gather every used row that has a handset: slower, the same
-    findings."""
+    """A detector that cannot name its handsets from the subscriber buckets (seeds None),
+    or whose seeds fail on a bucket, makes the scan hand on every used row of the
+    handsets marked while spilling (those with a failed MMS submit); one that marks
+    none either (no ``SEED_RECORDS``), every used row that has a handset: slower, the
+    same findings."""
     from telediag.detectors.handover import HandoverDetector
 
     frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
@@ -610,11 +613,13 @@ def test_handset_rules_without_seeds_get_every_used_handset_row(
         return None
 
     monkeypatch.setattr(HandoverDetector, "seeds", no_seeds)
+    if not marks:
+        monkeypatch.setattr(HandoverDetector, "SEED_RECORDS", None)
     split, gathered = _gathered_out_of_core(path, memory, monkeypatch, buckets=5)
     assert split.errors == memory.errors == []
-    # Ten real handsets of five rows each (placeholders name no handset), less the row
-    # set aside.
-    assert gathered.num_rows == 10 * 5 - 1
+    # Five rows on each real handset (placeholders name no handset): the five with a
+    # failed MMS, or all ten; less the row set aside.
+    assert gathered.num_rows == (5 if marks else 10) * 5 - 1
     assert "0-a1" not in gathered["record_id"].to_pylist()
 
 
@@ -803,22 +808,23 @@ def _failing_handsets_month(tmp_path: Path, copies: int) -> Path:
     return path
 
 
-def test_ctrl_c_while_gathering_handset_rows_waits_for_the_writers(
+def test_ctrl_c_while_handset_rows_are_put_aside_waits_for_the_writers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Review: a Ctrl-C while handset rows were being gathered removed the spill
-    directory while a gather still ran, which then wrote its files into it (or during
-    the removal, leaving them). The scan now waits for the gathers in flight, and the
-    others do not start."""
+    """Review (of the gathering this replaced): a Ctrl-C while handset rows were written
+    removed the spill directory while a writer still ran, which then wrote its files
+    into it (or during the removal, leaving them). Subscriber buckets now put their
+    handset rows aside as they are scanned; the scan waits for those writing, and the
+    buckets not started do not start."""
     import threading
     import time
 
     from telediag import outofcore
 
     path = _failing_handsets_month(tmp_path, 60)
-    running = {"now": 0, "after": 0}
+    running = {"now": 0}
     lock = threading.Lock()
-    real = outofcore._gather_handset_rows
+    real = outofcore._keep_handset_rows
 
     def slow(*args, **kw):  # type: ignore[no-untyped-def]
         with lock:
@@ -830,7 +836,7 @@ def test_ctrl_c_while_gathering_handset_rows_waits_for_the_writers(
             with lock:
                 running["now"] -= 1
 
-    monkeypatch.setattr(outofcore, "_gather_handset_rows", slow)
+    monkeypatch.setattr(outofcore, "_keep_handset_rows", slow)
 
     class Interrupt:
         phase_name = ""
@@ -839,7 +845,7 @@ def test_ctrl_c_while_gathering_handset_rows_waits_for_the_writers(
             self.phase_name = name
 
         def advance(self, rows: int, buckets: int = 0) -> None:
-            if self.phase_name.startswith("gathering"):
+            if self.phase_name == "scanning buckets":
                 raise KeyboardInterrupt
 
         def close(self) -> None:
@@ -856,36 +862,80 @@ def test_ctrl_c_while_gathering_handset_rows_waits_for_the_writers(
             spill_dir=spill,
             bucket_progress=Interrupt(),
         )
-    assert running["now"] == 0  # no gather outlives the scan
+    assert running["now"] == 0  # no writer outlives the scan
     time.sleep(0.5)
     assert list(spill.rglob("*")) == []
 
 
-def test_each_bucket_looks_for_its_own_seeded_handsets_only(
+def test_subscriber_buckets_put_aside_the_rows_of_handsets_marked_while_spilling(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Review: every subscriber bucket matched its rows against every seeded handset of
-    the month (a hash set of them built once per bucket: buckets x handsets). A bucket
-    is now given the seeded handsets among its own, and the findings stay the same."""
+    """The spill pass marks the handsets that carry a failed MMS submit, judged on the
+    rows as read (labels in any case and padding, as normalization reads them). Each
+    subscriber bucket, as it is scanned, puts aside the rows of those handsets only, so
+    no spill file is read twice; the handsets with two MMS senders are then scanned."""
     from telediag import outofcore
 
-    path = _failing_handsets_month(tmp_path, 40)
-    given: list[set[str]] = []
-    real = outofcore._gather_handset_rows
-
-    def recorded(paths, aside, seeds, columns, writers, **kw):  # type: ignore[no-untyped-def]
-        table = outofcore._read_bucket(list(paths))
-        own = set(table["imei"].to_pylist()) if table.num_rows else set()
-        given.append(set(seeds.to_pylist()))
-        assert given[-1] <= own
-        return real(paths, aside, seeds, columns, writers, **kw)
-
-    monkeypatch.setattr(outofcore, "_gather_handset_rows", recorded)
+    frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
+    parts = []
+    for k in range(30):
+        part = frame.copy()
+        part["record_id"] = [f"{k}-{r}" for r in part["record_id"]]
+        part["imei"] = f" 352014{k:08d}1"  # padded: the key is the trimmed text
+        part["msisdn"] = [f"1{k:04d}{m[-6:]}" for m in part["msisdn"]]
+        if k % 3 == 1:  # the MMS went out: nothing failed on this handset
+            part["status"] = part["status"].replace("failed", "ok")
+        elif k % 3 == 2:  # failed, written as another system would
+            part["status"] = part["status"].replace("failed", " FAILED ")
+            part["record_type"] = part["record_type"].str.upper()
+        parts.append(part)
+    month = pd.concat(parts, ignore_index=True)
+    path = tmp_path / "month.csv"
+    month.to_csv(path, index=False)
     memory = telediag.scan(path, tz="Asia/Shanghai")
-    split = telediag.scan(path, tz="Asia/Shanghai", buckets=8, memory="1GB")
-    pd.testing.assert_frame_equal(split.findings, memory.findings)
-    assert (split.findings["rule_id"] == "TD004").sum() == 40
-    assert set().union(*given) == {f"352014{k:08d}1" for k in range(40)}
+    assert (memory.findings["rule_id"] == "TD004").sum() == 20
+
+    put_aside: list[str] = []
+    read_twice: list[Path] = []
+    real_keep, real_read = outofcore._keep_handset_rows, outofcore._read_bucket
+    seen: set[Path] = set()
+
+    def keep(table, aside, among, columns, writers, flight=None):  # type: ignore[no-untyped-def]
+        rows = outofcore.handset_rows(table, among=among)
+        put_aside.extend(table["imei"].filter(pa.array(rows)).to_pylist())
+        return real_keep(table, aside, among, columns, writers, flight)
+
+    def read(paths, columns=None):  # type: ignore[no-untyped-def]
+        read_twice.extend(p for p in paths if p in seen)
+        seen.update(paths)
+        return real_read(paths, columns)
+
+    monkeypatch.setattr(outofcore, "_keep_handset_rows", keep)
+    monkeypatch.setattr(outofcore, "_read_bucket", read)
+    _, gathered = _gathered_out_of_core(path, memory, monkeypatch, buckets=6)
+    failed = {f" 352014{k:08d}1" for k in range(30) if k % 3 != 1}
+    assert set(put_aside) == failed
+    assert len(put_aside) == 20 * 5  # every row of those handsets, once
+    assert read_twice == []
+    assert set(gathered["imei"].to_pylist()) == failed
+
+
+def test_a_key_set_finds_exactly_its_keys_whatever_their_hashes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Handsets are looked up by hash first and then by text, so two IMEIs that share a
+    hash are told apart (here every key hashes alike)."""
+    from telediag import buckets
+
+    keys = pa.array(["352014000000011", "352014000000029", None, "352014000000011"])
+    values = pa.array(["352014000000029", "352014000000037", None, "352014000000011", ""])
+    expected = [True, False, False, True, False]
+    assert buckets.KeySet(keys).contains(values).tolist() == expected
+    monkeypatch.setattr(buckets, "key_hash", lambda v: np.zeros(len(v), dtype=np.uint64))
+    same = buckets.KeySet(keys)
+    assert len(same) == 2
+    assert same.contains(values).tolist() == expected
+    assert buckets.KeySet(pa.array([], pa.string())).contains(values).tolist() == [False] * 5
 
 
 def test_findings_columns_keep_one_type_in_every_mode(tmp_path: Path) -> None:

@@ -112,6 +112,14 @@ class Detector(ABC):
 
     #: The least total of each tally of :meth:`seeds` that a key needs to be a seed.
     SEED_MINIMUMS: ClassVar[Mapping[str, int]] = {}
+    #: For a detector that follows a key: a record filter, written as a rule's
+    #: ``records`` are, such that :meth:`detect` can make a candidate of a key only if
+    #: one of the rule's records carrying the key passes it (the hand-over detector: a
+    #: failed one). A spilling scan judges it with the rule's own filter on the rows as
+    #: it reads them (:func:`telediag.filters.possible_mask`), and keeps aside, while
+    #: it scans the subscriber buckets, the rows of the keys so marked only. None: any
+    #: key may be a candidate's.
+    SEED_RECORDS: ClassVar[Mapping[str, Any] | None] = None
 
     def seeds(self, ctx: DetectContext, positions: np.ndarray, params: Any) -> pa.Table | None:
         """For a detector that follows a key across subscribers (the IMEI): the keys it

@@ -21,7 +21,7 @@ holds every row of the handsets involved (a scan split by IMEI gives the same an
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -79,6 +79,8 @@ class HandoverDetector(Detector):
     #: A candidate needs a failed record of the rule's kind on the handset, and records
     #: of that kind there from two subscribers (the old SIM's and the new one's).
     SEED_MINIMUMS: ClassVar[Mapping[str, int]] = {"failed": 1, "subscribers": 2}
+    #: ... and so a record of that kind there whose status is given and is not ok.
+    SEED_RECORDS: ClassVar[Mapping[str, Any] | None] = {"status": {"not_in": ["ok"]}}
 
     def seeds(self, ctx: DetectContext, positions: np.ndarray, params: HandoverParams) -> pa.Table:
         """Every handset with a record of the rule's kind here: its failed records of that
