@@ -19,7 +19,7 @@ from telediag.chunks import encode, narrow, take_rows
 from telediag.conditions import Condition, whole_number
 from telediag.context import ScanSettings
 from telediag.derived import DERIVED_COLUMNS, derive
-from telediag.normalize import ENUMS, normalize_enum
+from telediag.normalize import ENUMS, enum_text
 
 
 def _fits(value: int | None, typ: pa.DataType) -> bool:
@@ -47,7 +47,7 @@ def _typed_values(values: list[Any], arr: pa.Array | pa.ChunkedArray) -> pa.Arra
         return pa.array(values, type=pa.float64()).cast(t, safe=False)
 
 
-def _integer_values(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
+def integer_values(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
     """An integer column as numpy values (anything in null slots) and its validity
     (None when nothing is null), read chunk by chunk from Arrow's buffers."""
     chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
@@ -85,7 +85,7 @@ def _integer_mask(cond: Condition, arr: pa.Array | pa.ChunkedArray) -> np.ndarra
     typed = [_typed_values(v if isinstance(v, list) else [v], arr) for v in sets]
     if any(t.null_count for t in typed):
         return None  # Arrow's lookup matches a null to a null: left to it
-    values, valid = _integer_values(arr)
+    values, valid = integer_values(arr)
     ok = np.ones(values.shape[0], dtype=bool) if valid is None else valid.copy()
     if cond.is_null:
         # Only null rows pass "is null", and a null fails every other test.
@@ -288,9 +288,28 @@ def possible_mask(flt: RecordFilter, table: pa.Table) -> np.ndarray:
     normalization sets aside may be marked: it passes no filter later, and marking it
     costs only its handset's rows.
     """
-    encoded: dict[str, pa.DictionaryArray] = {}
+    encoded: dict[str, list[tuple[pa.Array, np.ndarray]]] = {}
     possible, _ = _judge_as_read(flt, table, encoded)
     return possible
+
+
+def _label_chunks(column: pa.ChunkedArray | pa.Array) -> list[tuple[pa.Array, np.ndarray]]:
+    """An enumerated column as read, chunk by chunk: its distinct values as
+    normalization reads them (:func:`telediag.normalize.enum_text`; two may read
+    alike) and each row's code among them (-1: null). A dictionary chunk (Parquet labels
+    are read so) keeps its own dictionary: nothing is unified or re-encoded."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    found = []
+    for chunk in chunks:
+        if not pa.types.is_dictionary(chunk.type):
+            if not pa.types.is_string(chunk.type):
+                chunk = chunk.cast(pa.string())
+            chunk = pc.dictionary_encode(chunk)
+        values = chunk.dictionary
+        if values.type != pa.string():
+            values = values.cast(pa.string())
+        found.append((enum_text(values), code_values(chunk)))
+    return found
 
 
 def judged_as_read(flt: RecordFilter) -> set[str]:
@@ -302,7 +321,7 @@ def judged_as_read(flt: RecordFilter) -> set[str]:
 
 
 def _judge_as_read(
-    flt: RecordFilter, table: pa.Table, encoded: dict[str, pa.DictionaryArray]
+    flt: RecordFilter, table: pa.Table, encoded: dict[str, list[tuple[pa.Array, np.ndarray]]]
 ) -> tuple[np.ndarray, np.ndarray]:
     """(may pass, surely passes) per row of ``table`` as read; see :func:`possible_mask`."""
     n = table.num_rows
@@ -314,8 +333,9 @@ def _judge_as_read(
             continue
         if column not in encoded:
             values = table[column] if column in table.column_names else pa.nulls(n, pa.string())
-            encoded[column] = normalize_enum(values)
-        mask = dictionary_condition_mask(cond, encoded[column])
+            encoded[column] = _label_chunks(values)
+        parts = [judge_codes(cond, labels, codes) for labels, codes in encoded[column]]
+        mask = np.concatenate(parts) if parts else np.zeros(n, dtype=bool)
         possible &= mask
         certain &= mask
     if flt.any_of:

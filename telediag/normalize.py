@@ -546,10 +546,15 @@ def normalize_enum(arr: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:
     it are judged on its few distinct values, and a row costs one byte). An enumerated
     column (:data:`ENUMS`) reads so whatever else is wrong with its row."""
     encoded, values = _text_encoding(arr, pa.string())
+    return _recode(encoded, enum_text(values))
+
+
+def enum_text(values: pa.Array) -> pa.Array:
+    """Values of an enumerated column as :func:`normalize_enum` reads them: trimmed,
+    lower-cased, blanks as null."""
     cleaned = pc.utf8_lower(pc.utf8_trim_whitespace(values))
     # A blank value is no value: null, like a missing one.
-    cleaned = pc.if_else(pc.equal(cleaned, ""), pa.scalar(None, pa.string()), cleaned)
-    return _recode(encoded, cleaned)
+    return pc.if_else(pc.equal(cleaned, ""), pa.scalar(None, pa.string()), cleaned)
 
 
 def explicit_ids(ids: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray:

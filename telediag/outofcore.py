@@ -865,7 +865,13 @@ def _keep_handset_rows(
     """Write the rows of a subscriber bucket (``table``, as it was scanned) whose handset
     is among ``among`` (None: any handset), except the rows it set aside (``aside``,
     row numbers), to their handset buckets, with ``columns``."""
-    keep = handset_rows(table, among=among)
+    keep = None
+    if among is not None and "imei" in table.column_names:
+        # A superset, read from the IMEIs as numbers where they are: the rows of other
+        # handsets it lets through are dropped with the handsets no rule needs.
+        keep = among.may_contain(table["imei"])
+    if keep is None:
+        keep = handset_rows(table, among=among)
     keep[aside] = False
     if not keep.any():
         return

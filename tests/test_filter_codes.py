@@ -256,9 +256,10 @@ def _names_only_labels(flt: dict[str, object]) -> bool:
         max_size=30,
     ),
     spec=_record_filters(),
+    chunked=st.booleans(),
 )
 def test_a_filter_judged_on_rows_as_read_marks_every_row_it_passes_once_normalized(
-    rows: list[tuple[str | None, ...]], spec: dict[str, object]
+    rows: list[tuple[str | None, ...]], spec: dict[str, object], chunked: bool
 ) -> None:
     """:func:`possible_mask` (the spill pass marking handsets) on the rows as read holds
     every row that the filter passes once the rows are normalized, and exactly those when
@@ -278,6 +279,21 @@ def test_a_filter_judged_on_rows_as_read_marks_every_row_it_passes_once_normaliz
             "start_time": ["2008-06-01T10:00:00Z"] * len(rows),
         }
     )
+    if chunked:  # labels as Parquet gives them: dictionaries, one per chunk
+        half = len(rows) // 2
+        raw = pa.table(
+            {
+                name: pa.chunked_array(
+                    [
+                        pc.dictionary_encode(raw[name].combine_chunks().slice(start, size))
+                        for start, size in ((0, half), (half, len(rows) - half))
+                    ]
+                )
+                if name in LABELS
+                else raw[name]
+                for name in raw.column_names
+            }
+        )
     flt = RecordFilter.model_validate(spec)
     normalized = normalize(
         RawInput(table=raw, stems=["t"], offsets=np.zeros(1, dtype=np.int64)), tz="UTC"

@@ -938,6 +938,68 @@ def test_a_key_set_finds_exactly_its_keys_whatever_their_hashes(
     assert buckets.KeySet(pa.array([], pa.string())).contains(values).tolist() == [False] * 5
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    keys=st.lists(st.from_regex(r"0?[1-9][0-9]{13,14}", fullmatch=True), max_size=6),
+    values=st.lists(
+        st.one_of(
+            st.none(),
+            st.from_regex(r"0?[1-9][0-9]{13,14}", fullmatch=True),
+            st.from_regex(r" ?[0-9]{1,3}[a-z]? ?", fullmatch=True),
+        ),
+        max_size=12,
+    ),
+    reuse=st.booleans(),
+)
+def test_a_key_set_read_as_numbers_keeps_every_key_it_holds(
+    keys: list[str], values: list[str | None], reuse: bool
+) -> None:
+    """The lookup of IMEIs as numbers (what a subscriber bucket hands on) may let other
+    values through (``0352...`` reads as ``352...``), never hold one back; values that
+    do not read as numbers send the lookup to the text."""
+    from telediag.buckets import KeySet
+
+    if reuse and keys:
+        values = [*values, keys[0], f"0{keys[-1]}"]
+    found = KeySet(pa.array(keys, pa.string()))
+    column = pa.array(values, pa.string())
+    exact = found.contains(column)
+    assert exact.tolist() == [v is not None and v.strip() in set(keys) for v in values]
+    maybe = found.may_contain(pa.chunked_array([column]))
+    if maybe is None:
+        assert any(v is not None and not v.isdigit() for v in values)
+    else:
+        assert not (exact & ~maybe).any()
+
+
+@pytest.mark.parametrize("seeds", ["counted", "any handset"])
+def test_handsets_that_read_as_the_same_number_stay_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeds: str
+) -> None:
+    """IMEIs are looked up as numbers while subscriber buckets are scanned, so the rows
+    of ``0352...`` are handed on with those of the failing ``352...``; they are dropped
+    with the handsets no rule needs (or, when the rule names none, scanned as the whole
+    handset they are), and the findings are those of the one-piece scan."""
+    from telediag.detectors.handover import HandoverDetector
+
+    frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
+    twin = frame.copy()
+    twin["record_id"] = "t" + twin["record_id"]
+    twin["msisdn"] = [f"1390{m[-7:]}" for m in twin["msisdn"]]
+    twin["status"] = twin["status"].replace("failed", "ok")
+    imei = frame["imei"].dropna().iloc[0]
+    twin["imei"] = "0" + imei
+    path = tmp_path / "month.csv"
+    pd.concat([frame, twin], ignore_index=True).to_csv(path, index=False)
+    memory = telediag.scan(path, tz="Asia/Shanghai")
+    assert (memory.findings["rule_id"] == "TD004").sum() == 1
+    if seeds == "any handset":
+        monkeypatch.setattr(HandoverDetector, "seeds", lambda *a, **k: None)
+    _, gathered = _gathered_out_of_core(path, memory, monkeypatch, buckets=3)
+    handed = set(gathered["imei"].to_pylist())
+    assert handed == ({imei} if seeds == "counted" else {imei, "0" + imei})
+
+
 def test_findings_columns_keep_one_type_in_every_mode(tmp_path: Path) -> None:
     """Review: a bucket whose findings all had no known handset held ``handset_model`` as
     objects (None) while a one-piece scan held it as text (NaN), so the two findings
