@@ -16,7 +16,8 @@ on real data such links chain into a few giant groups. On a cluster both cuts ar
 shuffle. A handset bucket need only hold the handsets its rules may find something on:
 the subscriber buckets scanned with ``seed_rules`` tell them, together (for TD004, the
 handsets with a failed MMS submit and MMS submits from two subscribers), and the
-out-of-core scan gathers only their rows (:mod:`telediag.outofcore`).
+out-of-core scan, which marks the handsets with a failed MMS submit as it spills
+(:class:`HandsetMarks`), scans only their rows (:mod:`telediag.outofcore`).
 
 The interface a cluster engine calls, per bucket::
 

@@ -2,14 +2,17 @@
 
 One streaming pass reads the input a batch at a time (Parquet row groups, CSV blocks),
 applies the column map, fills in the record ids and appends every row to the spill file
-of its subscriber bucket (see :mod:`telediag.buckets`). The subscriber buckets are then
-scanned, up to ``workers`` at a time. Together they also tell the handsets on which the
-handset rules may find something (TD004: a failed MMS submit there, and MMS submits from
-two subscribers), which are few; the rows of those handsets, with the handset rules'
-columns, are then gathered from the subscriber buckets' spill files into handset
-buckets, which are scanned in turn. Copying every row with an IMEI to a handset bucket
-in the first pass instead nearly doubled the spill (0.82 GB -> 1.5 GB at 10M rows) and
-its time. At no point does more than a batch of the input, plus the buckets being
+of its subscriber bucket (see :mod:`telediag.buckets`), and marks the handsets the
+handset rules may need (:class:`telediag.buckets.HandsetMarks`; TD004: those with a
+failed MMS submit). The subscriber buckets are then scanned, up to ``workers`` at a
+time; each writes the rows it used of the marked handsets, with the handset rules'
+columns, into handset buckets, and its spill files are removed. Together the subscriber
+buckets also tell the handsets on which the handset rules may find something (TD004: a
+failed MMS submit there, and MMS submits from two subscribers), which are few; only
+their rows are scanned. Copying every row with an IMEI to a handset bucket in the first
+pass instead nearly doubled the spill (0.82 GB -> 1.5 GB at 10M rows) and its time, and
+gathering the rows from the spill files after the subscriber buckets read every spilled
+row twice. At no point does more than a batch of the input, plus the buckets being
 scanned, sit in memory.
 
 The spill files are Arrow IPC streams compressed with LZ4, written with pyarrow directly:
