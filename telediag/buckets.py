@@ -50,7 +50,7 @@ from telediag.detectors import REGISTRY
 from telediag.devices import plausible_imei
 from telediag.engine import EngineResult, RuleError, run_catalog, seed_tallies
 from telediag.filters import integer_values, judged_as_read, possible_mask
-from telediag.findings import empty_evidence, empty_findings
+from telediag.findings import empty_evidence, empty_findings, order_findings
 from telediag.normalize import REASONS, InputReport, explicit_ids, normalize, order_rejects
 from telediag.read import RawInput
 from telediag.sort import sort_records
@@ -385,9 +385,11 @@ class HandsetMarks:
             # The detector's condition first (few rows pass it), the rule's on those.
             rows = np.flatnonzero(possible_mask(need, table) & ~marked)
             if rows.size:
-                read = [c for c in table.column_names if c in judged_as_read(records)]
-                subset = table.select(read).take(pa.array(rows))
-                marked[rows[possible_mask(records, subset)]] = True
+                # The labels the rule's filter reads, and the IMEI: never no column (a
+                # table of none has no rows either).
+                read = judged_as_read(records) | {"imei"}
+                subset = table.select([c for c in table.column_names if c in read])
+                marked[rows[possible_mask(records, subset.take(pa.array(rows)))]] = True
         rows = np.flatnonzero(marked)
         if rows.size:
             self._found.append(handset_keys(table.select(["imei"]).take(pa.array(rows)), where))
@@ -519,9 +521,7 @@ def sort_findings(
     """The one order of findings and evidence every scan gives, however it was split."""
     if len(findings) == 0:
         return empty_findings(), empty_evidence()
-    findings = findings.sort_values(
-        ["msisdn", "first_seen", "rule_id", "finding_id"], kind="stable"
-    ).reset_index(drop=True)
+    findings = order_findings(findings)
     evidence = evidence.sort_values(
         ["finding_id", "start_time", "record_id"], kind="stable"
     ).reset_index(drop=True)

@@ -23,7 +23,7 @@ from telediag.catalog import Rule
 from telediag.context import ScanSettings
 from telediag.detectors import REGISTRY, Candidates, DetectContext
 from telediag.filters import FilterEvaluator
-from telediag.findings import build_findings, empty_evidence, empty_findings
+from telediag.findings import build_findings, empty_evidence, empty_findings, order_findings
 from telediag.sort import SortedRecords
 from telediag.timeutil import LocalClock
 
@@ -226,9 +226,7 @@ def run_catalog(
     findings = pd.concat(all_findings, ignore_index=True) if all_findings else empty_findings()
     evidence = pd.concat(all_evidence, ignore_index=True) if all_evidence else empty_evidence()
     if len(findings):
-        findings = findings.sort_values(
-            ["msisdn", "first_seen", "rule_id", "finding_id"], kind="stable"
-        ).reset_index(drop=True)
+        findings = order_findings(findings)
         evidence = evidence.sort_values(
             ["finding_id", "start_time", "record_id"], kind="stable"
         ).reset_index(drop=True)

@@ -328,13 +328,18 @@ def _judge_as_read(
     possible = np.ones(n, dtype=bool)
     certain = np.ones(n, dtype=bool)
     for column, cond in flt.where.items():
-        if column not in ENUMS:
+        # Bounds on a label are left to the scan, which reports them as the rule's error.
+        if column not in ENUMS or cond.min is not None or cond.max is not None:
             certain[:] = False
             continue
         if column not in encoded:
             values = table[column] if column in table.column_names else pa.nulls(n, pa.string())
             encoded[column] = _label_chunks(values)
-        parts = [judge_codes(cond, labels, codes) for labels, codes in encoded[column]]
+        try:
+            parts = [judge_codes(cond, labels, codes) for labels, codes in encoded[column]]
+        except (pa.ArrowException, ValueError, TypeError):  # the same: the scan says so
+            certain[:] = False
+            continue
         mask = np.concatenate(parts) if parts else np.zeros(n, dtype=bool)
         possible &= mask
         certain &= mask

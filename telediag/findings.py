@@ -240,6 +240,24 @@ def _local_text(time_ms: np.ndarray, zone: str) -> list[str]:
     return [str(v) for v in stamps.strftime("%Y-%m-%d %H:%M")]
 
 
+#: The order of a findings table: by subscriber, then time, rule and finding id.
+FINDING_ORDER: tuple[str, ...] = ("msisdn", "first_seen", "rule_id", "finding_id")
+
+
+def order_findings(findings: pd.DataFrame) -> pd.DataFrame:
+    """Findings in :data:`FINDING_ORDER`. Findings that share an id (the same evidence
+    times seen on two handsets, say) are ordered by their evidence records' ids, so that
+    the order does not depend on how a scan was split."""
+    keys = list(FINDING_ORDER)
+    frame = findings
+    if findings["finding_id"].duplicated().any():
+        records = findings["record_ids"].map(lambda ids: "\x1f".join(map(str, ids)))
+        frame = findings.assign(_records=records)
+        keys.append("_records")
+    ordered = frame.sort_values(keys, kind="stable").reset_index(drop=True)
+    return ordered.drop(columns=["_records"]) if "_records" in ordered else ordered
+
+
 def _finding_digest(rule_id: str, msisdn: str, group: str, times: np.ndarray) -> str:
     """What identifies a finding whatever the row numbering: the rule, the subscriber,
     the group and the times of its evidence records (in time order).

@@ -38,9 +38,8 @@ import re
 import shutil
 import tempfile
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -353,6 +352,8 @@ def _prefetch(items: Iterator[pa.Table], pool: ThreadPoolExecutor) -> Iterator[p
 
 #: The spill key of the given record ids, partitioned by their own hash.
 ID_KEY = "record_id"
+#: The spill key of the rows subscriber buckets hand on to the handset buckets.
+HANDED = "handed"
 
 
 @dataclass
@@ -756,8 +757,8 @@ def scan_out_of_core(
         if progress is not None:
             progress.phase("scanning buckets", sum(spilled.rows.values()), n_buckets)
         marked = marks.keys() if marks is not None else None
-        # The rows of the marked handsets, put aside by the subscriber buckets as they
-        # are scanned, in as many handset buckets.
+        # The rows of the marked handsets, handed on by the subscriber buckets as they
+        # are scanned: one file each.
         handed = Spilled(directory=spilled.directory, buckets=n_buckets)
         hand_columns = handset_columns | {"record_id", "msisdn", "imei"}
 
@@ -772,8 +773,9 @@ def scan_out_of_core(
             if by_handset:
                 with flight.task():  # writes files: the clean-up waits for it
                     kept = Spilled(directory=spilled.directory, buckets=n_buckets)
-                    writers = _Writers(kept, "handset", b)
-                    _keep_handset_rows(table, result.aside, marked, hand_columns, writers, flight)
+                    writers = _Writers(kept, HANDED, b)
+                    aside = result.aside
+                    _keep_handset_rows(table, aside, marked, hand_columns, writers, b, flight)
             _remove(paths)
             return result, kept
 
@@ -788,12 +790,10 @@ def scan_out_of_core(
         timings["scan buckets"] = time.perf_counter() - started
         if by_handset:
             started = time.perf_counter()
-            # A handset scan holds about as many rows as a subscriber bucket, or fewer.
-            group_rows = max(1, math.ceil(sum(spilled.rows.values()) / n_buckets))
             tallies = [done[b].seeds for b in by_sub]
             results.extend(
                 _scan_handsets(
-                    handed, tallies, by_handset, settings, group_rows, workers, pool, progress
+                    handed, tallies, by_handset, settings, budget, workers, pool, flight, progress
                 )
             )
             timings["scan handsets"] = time.perf_counter() - started
@@ -833,25 +833,6 @@ def _each_done(
         yield futures[future], future.result()
 
 
-def _in_order(
-    pool: ThreadPoolExecutor, work: Callable[[_K], _T], items: Sequence[_K], ahead: int
-) -> Iterator[tuple[_K, _T]]:
-    """``work`` on every item in ``pool``: (item, result) in the items' order, with at
-    most ``ahead`` items submitted and not yet taken (their results wait in memory)."""
-    waiting: deque[tuple[_K, Future[_T]]] = deque()
-    rest = iter(items)
-    for item in rest:
-        waiting.append((item, pool.submit(work, item)))
-        if len(waiting) >= max(1, ahead):
-            break
-    while waiting:
-        item, future = waiting.popleft()
-        for following in rest:
-            waiting.append((following, pool.submit(work, following)))
-            break
-        yield item, future.result()
-
-
 def _remove(paths: Sequence[Path]) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
@@ -863,11 +844,12 @@ def _keep_handset_rows(
     among: KeySet | None,
     columns: set[str],
     writers: _Writers,
+    slot: int,
     flight: Flight | None = None,
 ) -> None:
     """Write the rows of a subscriber bucket (``table``, as it was scanned) whose handset
     is among ``among`` (None: any handset), except the rows it set aside (``aside``,
-    row numbers), to their handset buckets, with ``columns``."""
+    row numbers), with ``columns``, to bucket ``slot`` of ``writers``."""
     keep = None
     if among is not None and "imei" in table.column_names:
         # A superset, read from the IMEIs as numbers where they are: the rows of other
@@ -883,7 +865,7 @@ def _keep_handset_rows(
     if flight is not None:
         flight.go_on()  # not a file more once the scan has given up
     try:
-        writers.write(part, bucket_of(part["imei"], writers.buckets))
+        writers.write(part, np.full(part.num_rows, slot, dtype=np.int32))
     finally:
         writers.close()
 
@@ -893,66 +875,74 @@ def _scan_handsets(
     tallies: Sequence[list[pa.Table] | None],
     rules: Sequence[Rule],
     settings: ScanSettings,
-    group_rows: int,
+    budget: int,
     workers: int,
     pool: ThreadPoolExecutor,
+    flight: Flight,
     progress: BucketProgress | None,
 ) -> list[BucketResult]:
-    """The handset rules' results. ``handed`` holds the rows the subscriber buckets put
-    aside, by handset bucket: those of the handsets marked while spilling
+    """The handset rules' results. ``handed`` holds, per subscriber bucket, the rows it
+    handed on: those of the handsets marked while spilling
     (:class:`telediag.buckets.HandsetMarks`). Of them, the rows of the handsets the
     rules may find something on, as the subscriber buckets' ``tallies`` tell together
-    (:func:`telediag.engine.pick_seeds`), are scanned, handset buckets joined until a
-    scan holds about ``group_rows`` rows.
+    (:func:`telediag.engine.pick_seeds`), are sorted into handset buckets, as many as
+    the rows handed on need (not as many as there were subscriber buckets: their files
+    would be buckets x buckets), and scanned.
 
     A handset rule reads every record of a handset it follows and nothing of the others,
     so its findings are those of a scan of every handset: the rows of a handset left out
-    could not have made a candidate, and how handsets are grouped changes nothing.
+    could not have made a candidate.
     """
     seeds = None
     if all(t is not None for t in tallies):
         seeds = KeySet(pick_seeds([t for t in tallies if t is not None], rules))
-    jobs = sorted(b for _, b in handed.parts)
+    sources = sorted(b for _, b in handed.parts)
+    total = sum(handed.rows.values())
+    if total == 0:
+        return []
+    # Buckets as for a month of that many rows (handset rows carry fewer columns).
+    n_hand = plan_buckets(total, budget, workers)
     if progress is not None:
-        progress.phase("scanning handset buckets", sum(handed.rows.values()), len(jobs))
+        progress.phase("sorting handset records", total, len(sources))
+    split = Spilled(directory=handed.directory, buckets=n_hand)
 
-    def pick(b: int) -> pa.Table:
-        paths = sorted(handed.parts[("handset", b)])  # in subscriber bucket order
+    def sort_out(b: int) -> Spilled:
+        with flight.task():  # writes files: the clean-up waits for it
+            out = Spilled(directory=handed.directory, buckets=n_hand)
+            paths = handed.parts[(HANDED, b)]
+            table = _read_bucket(paths)
+            _remove(paths)
+            if seeds is not None:
+                table = table.filter(pa.array(handset_rows(table, among=seeds)))
+            if table.num_rows:
+                flight.go_on()  # not a file more once the scan has given up
+                writers = _Writers(out, "handset", b)
+                try:
+                    writers.write(table, bucket_of(table["imei"], n_hand))
+                finally:
+                    writers.close()
+            return out
+
+    for b, out in _each_done(pool, sort_out, sources):
+        split.add(out)
+        if progress is not None:
+            progress.advance(handed.rows.get((HANDED, b), 0), 1)
+    jobs = sorted(h for _, h in split.parts)
+    if progress is not None:
+        progress.phase("scanning handset buckets", sum(split.rows.values()), len(jobs))
+
+    def one(h: int) -> BucketResult:
+        paths = sorted(split.parts[("handset", h)])  # in subscriber bucket order
         table = _read_bucket(paths)
         _remove(paths)
-        if seeds is None:
-            return table
-        return table.filter(pa.array(handset_rows(table, among=seeds)))
+        return scan_bucket(table, rules, settings, key="handset")
 
-    def scan(tables: list[pa.Table]) -> BucketResult:
-        return scan_bucket(_concat(tables), rules, settings, key="handset")
-
-    results: list[BucketResult] = []
-    # Scans handed to the pool and not yet collected, with the progress they stand for.
-    running: deque[tuple[Future[BucketResult] | None, int, int]] = deque()
-    group: list[pa.Table] = []
-    rows = read = count = 0
-
-    def collect(leave: int) -> None:
-        while len(running) > leave:
-            future, done_rows, done_buckets = running.popleft()
-            if future is not None:
-                results.append(future.result())
-            if progress is not None:
-                progress.advance(done_rows, done_buckets)
-
-    for b, table in _in_order(pool, pick, jobs, ahead=workers):
-        if table.num_rows:
-            group.append(table)
-        rows += table.num_rows
-        read += handed.rows.get(("handset", b), 0)
-        count += 1
-        if rows >= group_rows or b == jobs[-1]:
-            running.append((pool.submit(scan, group) if group else None, read, count))
-            group, rows, read, count = [], 0, 0, 0
-            collect(leave=workers)  # groups in memory: those being scanned
-    collect(leave=0)
-    return results
+    results: dict[int, BucketResult] = {}
+    for h, result in _each_done(pool, one, jobs):
+        results[h] = result
+        if progress is not None:
+            progress.advance(split.rows.get(("handset", h), 0), 1)
+    return [results[h] for h in jobs]
 
 
 def spill_error(exc: OSError, directory: Path) -> InputError:

@@ -900,10 +900,10 @@ def test_subscriber_buckets_put_aside_the_rows_of_handsets_marked_while_spilling
     real_keep, real_read = outofcore._keep_handset_rows, outofcore._read_bucket
     seen: set[Path] = set()
 
-    def keep(table, aside, among, columns, writers, flight=None):  # type: ignore[no-untyped-def]
+    def keep(table, aside, among, columns, writers, slot, flight=None):  # type: ignore[no-untyped-def]
         rows = outofcore.handset_rows(table, among=among)
         put_aside.extend(table["imei"].filter(pa.array(rows)).to_pylist())
-        return real_keep(table, aside, among, columns, writers, flight)
+        return real_keep(table, aside, among, columns, writers, slot, flight)
 
     def read(paths, columns=None):  # type: ignore[no-untyped-def]
         read_twice.extend(p for p in paths if p in seen)
@@ -998,6 +998,121 @@ def test_handsets_that_read_as_the_same_number_stay_apart(
     _, gathered = _gathered_out_of_core(path, memory, monkeypatch, buckets=3)
     handed = set(gathered["imei"].to_pylist())
     assert handed == ({imei} if seeds == "counted" else {imei, "0" + imei})
+
+
+def _td004_variant(records: dict[str, object], rule_id: str = "TD904") -> telediag.Rule:
+    """TD004 with another record filter, as a rule file would give it."""
+    td004 = telediag.load_rules(select=["TD004"])[0]
+    return td004.model_copy(
+        update={
+            "id": rule_id,
+            "name": f"{rule_id.lower()}-variant",
+            "records": td004.records.model_validate(records),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("records", "drop"),
+    [
+        ({"mms_size": {"min": 1}}, None),
+        ({}, None),
+        ({"peer_number": {"prefix": ["139"]}, "mms_size": {"min": 1}}, None),
+        ({"not": {"mms_event": "fetch"}}, "mms_event"),
+    ],
+)
+def test_a_handset_rule_whose_filter_names_no_label_of_the_input_keeps_its_findings(
+    tmp_path: Path, records: dict[str, object], drop: str | None
+) -> None:
+    """Review: a handset rule whose record filter judged no label column of the input
+    (only other columns, none at all, or a label the file lacks) marked no handset while
+    spilling (the rows to judge were taken from a table of no columns, so none), and out
+    of core its re-send was lost without a word."""
+    frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
+    if drop is not None:
+        frame = frame.drop(columns=[drop])
+    path = tmp_path / "month.csv"
+    frame.to_csv(path, index=False)
+    rules = [_td004_variant(records)]
+    whole = telediag.scan(path, rules, tz="Asia/Shanghai")
+    assert len(whole.findings) == 1
+    split = telediag.scan(path, rules, tz="Asia/Shanghai", buckets=2, memory="1GB")
+    pd.testing.assert_frame_equal(split.findings, whole.findings)
+    pd.testing.assert_frame_equal(split.evidence, whole.evidence)
+
+
+def test_a_handset_rule_that_cannot_judge_a_label_fails_alone_out_of_core(
+    tmp_path: Path, catalog: list[telediag.Rule]
+) -> None:
+    """Review: a handset rule asking a label for a number (``status: {min: 1}``) is an
+    error of that rule in a one-piece scan, the others' findings standing; out of core it
+    stopped the whole scan with a raw Arrow error while handsets were marked."""
+    frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
+    text = {"record_id": "x1", "record_type": "sms", "direction": "mo", "status": "failed"}
+    extra = pd.DataFrame([{**frame.iloc[0].to_dict(), **text}])
+    path = tmp_path / "month.csv"
+    pd.concat([frame, extra], ignore_index=True).to_csv(path, index=False)
+    rules = [*catalog, _td004_variant({"record_type": "mms", "status": {"min": 1}})]
+    whole = telediag.scan(path, rules, tz="Asia/Shanghai")
+    assert [e.rule_id for e in whole.errors] == ["TD904"]
+    assert len(whole.findings) == 1
+    split = telediag.scan(path, rules, tz="Asia/Shanghai", buckets=2, memory="1GB")
+    pd.testing.assert_frame_equal(split.findings, whole.findings)
+    assert [e.rule_id for e in split.errors] == ["TD904"]
+
+
+def test_handset_buckets_do_not_follow_the_subscriber_buckets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: the handset rows each subscriber bucket handed on were spread over as many
+    handset buckets as there were subscriber buckets (files: buckets squared; 512
+    buckets wrote 38,173 files), and how many handset scans there were, and so the order
+    of findings that share an id, changed with the bucket count. Handset buckets are now
+    as many as the rows handed on need, whatever the subscriber buckets."""
+    from telediag import outofcore
+
+    frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
+    parts = []
+    for k in range(8):
+        imei = f"352014{(k * 7919) % 10000:04d}00001"
+        part = frame.copy()
+        part["record_id"] = f"{k}-" + part["record_id"]
+        part["imei"] = imei  # the same records seen on eight handsets: one finding id
+        parts.append(part)
+    path = tmp_path / "month.csv"
+    pd.concat(parts, ignore_index=True).to_csv(path, index=False)
+    whole = telediag.scan(path, tz="Asia/Shanghai", select=["TD004"])
+    assert len(whole.findings) == 8 and whole.findings["finding_id"].nunique() == 1
+    scans: list[int] = []
+    files: list[int] = []
+    real_scan, real_writers = outofcore.scan_bucket, outofcore._Writers.write
+
+    def scan(table, rules, settings, *, key, **kw):  # type: ignore[no-untyped-def]
+        if key == "handset":
+            scans.append(table.num_rows)
+        return real_scan(table, rules, settings, key=key, **kw)
+
+    def write(self, table, which, rows=None, within=None):  # type: ignore[no-untyped-def]
+        if self.key != "subscriber" and self.key != outofcore.ID_KEY:
+            files.append(len(np.unique(which)))
+        return real_writers(self, table, which, rows, within)
+
+    monkeypatch.setattr(outofcore, "scan_bucket", scan)
+    monkeypatch.setattr(outofcore._Writers, "write", write)
+    counts: set[int] = set()
+    for buckets in (5, 11, 13, 64):
+        scans.clear()
+        files.clear()
+        split = telediag.scan(
+            path, tz="Asia/Shanghai", select=["TD004"], buckets=buckets, memory="1GB"
+        )
+        pd.testing.assert_frame_equal(split.findings, whole.findings)
+        pd.testing.assert_frame_equal(split.evidence, whole.evidence)
+        assert sum(scans) == 8 * 5
+        counts.add(len(scans))
+        # A file per subscriber bucket handing rows on, then one per handset bucket.
+        assert sum(files) <= 2 + 2 * len(scans)
+    assert len(counts) == 1
 
 
 def test_findings_columns_keep_one_type_in_every_mode(tmp_path: Path) -> None:
