@@ -482,7 +482,9 @@ def scan_bucket(
     )
     if seed_rules is not None and key == "subscriber":
         result.aside = np.flatnonzero(normalized.reason).astype(np.int64)
-        result.seeds = seed_tallies(records, seed_rules, settings) if len(records) else []
+        failed: list[RuleError] = []
+        result.seeds = seed_tallies(records, seed_rules, settings, failed) if len(records) else []
+        result.errors.extend(failed)
     return result
 
 

@@ -106,29 +106,51 @@ def run_rule(
 
 
 def seed_tallies(
-    records: SortedRecords, rules: Sequence[Rule], settings: ScanSettings
+    records: SortedRecords,
+    rules: Sequence[Rule],
+    settings: ScanSettings,
+    errors: list[RuleError] | None = None,
 ) -> list[pa.Table] | None:
     """What these records (a part of the month cut by subscriber) tell of the keys
     (IMEIs) on which the cross-subscriber ``rules`` may find something: each rule's
     :meth:`~telediag.detectors.base.Detector.seeds`, in the order of ``rules`` (not by
     id: a list of rules may repeat one). None when some rule may find something on any
-    key, including a rule whose filter or seeds fail here (its error is reported where
-    it runs). :func:`pick_seeds` puts the parts together."""
+    key, including a rule whose filter or seeds fail here. A filter that fails is the
+    rule's error wherever it runs: it is added to ``errors`` as :func:`run_catalog`
+    reports it (a part of the month may hand no row to the rule's own scan). :func:`pick_seeds`
+    puts the parts together."""
     evaluator = FilterEvaluator(records.table, settings, records.normalized.encoded)
     clock = LocalClock(settings.tz)
-    found: list[pa.Table] = []
+    found: list[pa.Table] | None = []
     for rule in rules:
         detector = REGISTRY[rule.detector.kind]
         try:
-            positions = records.positions_of(evaluator.mask(rule.records))
+            mask = evaluator.mask(rule.records)
+        except Exception as exc:
+            if errors is not None:
+                errors.append(_rule_error(rule, exc))
+            found = None
+            continue
+        if found is None:
+            continue
+        try:
+            positions = records.positions_of(mask)
             ctx = DetectContext(records=records, clock=clock, min_count=_min_count(rule))
             tallies = detector.seeds(ctx, positions, rule.detector.parsed)
         except Exception:  # the rule fails again where it runs, and says so there
-            return None
+            tallies = None
         if tallies is None:
-            return None
+            found = None
+            continue
         found.append(tallies)
     return found
+
+
+def _rule_error(rule: Rule, exc: Exception) -> RuleError:
+    """A rule's failure as the scan reports it."""
+    return RuleError(
+        rule_id=rule.id, message=f"{type(exc).__name__}: {exc}", detail=traceback.format_exc()
+    )
 
 
 def pick_seeds(parts: Sequence[Sequence[pa.Table]], rules: Sequence[Rule]) -> pa.Array:
@@ -195,12 +217,7 @@ def run_catalog(
         try:
             return rule, run_rule(rule, records, evaluator, settings), 0.0
         except Exception as exc:  # one broken rule must not stop the scan
-            error = RuleError(
-                rule_id=rule.id,
-                message=f"{type(exc).__name__}: {exc}",
-                detail=traceback.format_exc(),
-            )
-            return rule, error, time.perf_counter() - started
+            return rule, _rule_error(rule, exc), time.perf_counter() - started
 
     n_workers = workers if workers is not None else default_workers()
     if n_workers > 1 and len(rules) > 1:

@@ -1061,6 +1061,28 @@ def test_a_handset_rule_that_cannot_judge_a_label_fails_alone_out_of_core(
     assert [e.rule_id for e in split.errors] == ["TD904"]
 
 
+@pytest.mark.parametrize("column", ["status", "handset_model"])
+def test_a_broken_handset_rule_is_reported_when_no_handset_is_marked(
+    tmp_path: Path, catalog: list[telediag.Rule], column: str
+) -> None:
+    """Review: with no failed MMS in the month, no handset is marked while spilling and
+    no row reaches a handset bucket; a handset rule whose filter cannot be judged (a
+    bound on a label, or on a derived text column) then never ran out of core, and its
+    error, reported by the one-piece scan, was lost. The subscriber buckets judge the
+    handset rules' filters anyway (to count their handsets) and now report that error."""
+    frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
+    frame["status"] = frame["status"].replace("failed", "ok")
+    path = tmp_path / "month.csv"
+    frame.to_csv(path, index=False)
+    rules = [*catalog, _td004_variant({"record_type": "mms", column: {"min": 1}})]
+    whole = telediag.scan(path, rules, tz="Asia/Shanghai")
+    assert [e.rule_id for e in whole.errors] == ["TD904"]
+    for buckets in (1, 3):
+        split = telediag.scan(path, rules, tz="Asia/Shanghai", buckets=buckets, memory="1GB")
+        assert [str(e) for e in split.errors] == [str(e) for e in whole.errors]
+        pd.testing.assert_frame_equal(split.findings, whole.findings)
+
+
 def test_handset_buckets_do_not_follow_the_subscriber_buckets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
