@@ -191,8 +191,10 @@ def bucket_of(keys: pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
     return (key_hash(keys) % np.uint64(buckets)).astype(np.int32)
 
 
-def _imei_text(table: pa.Table, where: str) -> pa.Array | None:
-    """The IMEI column as text, one array (None without an IMEI column)."""
+def _imei_values(table: pa.Table, where: str) -> tuple[np.ndarray, pa.Array, np.ndarray] | None:
+    """The IMEI column as normalization judges it, per distinct value: each row's code
+    (-1: null), the distinct values trimmed, and which of them name a handset (a
+    plausible IMEI). None without an IMEI column."""
     if "imei" not in table.column_names:
         return None
     imei = table["imei"]
@@ -201,16 +203,6 @@ def _imei_text(table: pa.Table, where: str) -> pa.Array | None:
     imei = as_text("imei", where, imei)
     if isinstance(imei, pa.ChunkedArray):
         imei = imei.combine_chunks() if imei.num_chunks != 1 else imei.chunk(0)
-    return imei
-
-
-def _imei_values(table: pa.Table, where: str) -> tuple[np.ndarray, pa.Array, np.ndarray] | None:
-    """The IMEI column as normalization judges it, per distinct value: each row's code
-    (-1: null), the distinct values trimmed, and which of them name a handset (a
-    plausible IMEI). None without an IMEI column."""
-    imei = _imei_text(table, where)
-    if imei is None:
-        return None
     # Judged once per distinct IMEI (a handset has many records).
     encoded = pc.dictionary_encode(imei)
     text = pc.utf8_trim_whitespace(encoded.dictionary)
@@ -259,14 +251,13 @@ def handset_keys(table: pa.Table, where: str = "<table>") -> pa.Array:
 
 class KeySet:
     """A set of keys (IMEIs as normalization gives them) that many tables are looked up
-    in, row by row: the keys' hashes are sorted once, and a value is looked for by its
-    hash (a bitmap of the hashes' low bits first, which most values miss), then its
+    in: the keys' hashes are sorted once, a value is looked for by its hash, then its
     text is compared with the few keys of that hash. Arrow's ``is_in`` builds a hash
     table of the whole set on every call, which costs buckets x keys over a month's
-    buckets."""
+    buckets. :meth:`may_contain` looks up every row of a column, by number."""
 
-    #: Bits of the bitmap (2**20 of them: 1 MB, a few percent of false hits for tens
-    #: of thousands of keys).
+    #: Bits of the bitmap of the keys' numbers (2**20 of them: 1 MB, a few percent of
+    #: false hits for tens of thousands of keys).
     BITS = 20
 
     def __init__(self, keys: pa.Array) -> None:
@@ -275,8 +266,6 @@ class KeySet:
         order = np.argsort(hashes, kind="stable")
         self.hashes = hashes[order]
         self.keys = keys.take(pa.array(order))
-        self.bitmap = np.zeros(1 << self.BITS, dtype=bool)
-        self.bitmap[self._slots(self.hashes)] = True
         # The keys as numbers, when they all read as one (IMEIs do): see may_contain.
         self.numbers: np.ndarray | None = None
         read = _as_numbers(self.keys)
@@ -284,9 +273,6 @@ class KeySet:
             self.numbers = np.unique(read[0])
             self.number_bitmap = np.zeros(1 << self.BITS, dtype=bool)
             self.number_bitmap[self._number_slots(self.numbers)] = True
-
-    def _slots(self, hashes: np.ndarray) -> np.ndarray:
-        return np.asarray(hashes & np.uint64((1 << self.BITS) - 1), dtype=np.int64)
 
     def _number_slots(self, numbers: np.ndarray) -> np.ndarray:
         """Bitmap slots of numbers: the top bits of a multiplicative hash."""
@@ -326,14 +312,10 @@ class KeySet:
         if n == 0 or len(self.keys) == 0:
             return hit
         h = key_hash(values)
-        rows = np.flatnonzero(self.bitmap[self._slots(h)])
-        if rows.size == 0:
-            return hit
-        h = h[rows]
         lo = np.searchsorted(self.hashes, h, side="left")
         hi = np.searchsorted(self.hashes, h, side="right")
-        found = hi > lo
-        rows, lo, hi = rows[found], lo[found], hi[found]
+        rows = np.flatnonzero(hi > lo)
+        lo, hi = lo[rows], hi[rows]
         if rows.size == 0:
             return hit
         # Every key of each hash found (two keys may share a hash): their text decides.

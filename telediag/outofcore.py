@@ -441,10 +441,13 @@ class _Writers:
         the high bits of ``within`` (64-bit key hashes) if given."""
         if which.size == 0:
             return
-        order = _bucket_order(which, self.buckets, within)
         counts = np.bincount(which, minlength=self.buckets)
         bounds = np.concatenate([[0], np.cumsum(counts)])
-        ordered = _take(table, pa.array(order if rows is None else rows[order]), self.pool)
+        if rows is None and within is None and np.count_nonzero(counts) == 1:
+            ordered = table  # one bucket, rows in their order: nothing to gather
+        else:
+            order = _bucket_order(which, self.buckets, within)
+            ordered = _take(table, pa.array(order if rows is None else rows[order]), self.pool)
         pieces: list[tuple[pa.ipc.RecordBatchStreamWriter, pa.Table]] = []
         for b in np.flatnonzero(counts):
             part = ordered.slice(int(bounds[b]), int(counts[b]))
@@ -681,20 +684,14 @@ def _spill_form(table: pa.Table, buckets: int) -> pa.Table:
 _READ = pa.ipc.IpcReadOptions(use_threads=False)
 
 
-def _read_bucket(paths: Sequence[Path], columns: set[str] | None = None) -> pa.Table:
-    """A bucket's spill files as one table, with only ``columns`` if given."""
+def _read_bucket(paths: Sequence[Path]) -> pa.Table:
+    """A bucket's spill files as one table."""
     if not paths:
         return pa.table({})
     tables = []
     for path in paths:
-        options = _READ
-        if columns is not None:  # a stream's fields are chosen by place, before it opens
-            with pa.OSFile(str(path), "rb") as f:
-                names = pa.ipc.open_stream(f).schema.names
-            fields = [i for i, name in enumerate(names) if name in columns]
-            options = pa.ipc.IpcReadOptions(included_fields=fields, use_threads=False)
         with pa.OSFile(str(path), "rb") as f:
-            tables.append(pa.ipc.open_stream(f, options=options).read_all())
+            tables.append(pa.ipc.open_stream(f, options=_READ).read_all())
     return _concat(tables)
 
 

@@ -905,10 +905,10 @@ def test_subscriber_buckets_put_aside_the_rows_of_handsets_marked_while_spilling
         put_aside.extend(table["imei"].filter(pa.array(rows)).to_pylist())
         return real_keep(table, aside, among, columns, writers, slot, flight)
 
-    def read(paths, columns=None):  # type: ignore[no-untyped-def]
+    def read(paths):  # type: ignore[no-untyped-def]
         read_twice.extend(p for p in paths if p in seen)
         seen.update(paths)
-        return real_read(paths, columns)
+        return real_read(paths)
 
     monkeypatch.setattr(outofcore, "_keep_handset_rows", keep)
     monkeypatch.setattr(outofcore, "_read_bucket", read)
