@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -427,6 +428,39 @@ def _gathered_out_of_core(
     return split, pa.concat_tables(handed)
 
 
+def _handset(k: int) -> str:
+    """The IMEI of copy ``k`` of TD004's fixture (:func:`_td004_copies`)."""
+    return f"352014{k:08d}1"
+
+
+def _td004_copies(
+    copies: int,
+    imei: Callable[[int], str] = _handset,
+    edit: Callable[[int, pd.DataFrame], pd.DataFrame] | None = None,
+    frame: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """TD004's fixture (or ``frame``) repeated ``copies`` times: copy ``k``, changed
+    first by ``edit(k, copy)`` if given, on handset ``imei(k)``, with record ids and
+    subscribers of its own."""
+    if frame is None:
+        frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
+    parts = []
+    for k in range(copies):
+        part = frame.copy() if edit is None else edit(k, frame.copy())
+        part["record_id"] = [f"{k}-{r}" for r in part["record_id"]]
+        part["imei"] = imei(k)
+        part["msisdn"] = [f"1{k:04d}{m[-6:]}" for m in part["msisdn"]]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _went_out_on_odd(k: int, part: pd.DataFrame) -> pd.DataFrame:
+    """Odd copies: the MMS went out the first time (nothing failed on the handset)."""
+    if k % 2:
+        part["status"] = part["status"].replace("failed", "ok")
+    return part
+
+
 def test_handset_buckets_gather_only_the_used_rows_of_handsets_a_rule_may_follow(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -443,23 +477,15 @@ def test_handset_buckets_gather_only_the_used_rows_of_handsets_a_rule_may_follow
     early["start_time"] = "2008-06-17 09:00:00"
     early["bytes_down"] = "bad"
     frame = pd.concat([frame, early], ignore_index=True)
-    parts = []
-    for k in range(40):  # 20 handsets with the failed MMS, 20 where it went out
-        part = frame.copy()
-        part["record_id"] = [f"{k}-{r}" for r in part["record_id"]]
-        part["imei"] = f"352014010{k:05d}1"
-        part["msisdn"] = [f"1{k:03d}{m[-7:]}" for m in part["msisdn"]]
-        if k % 2:
-            part["status"] = part["status"].replace("failed", "ok")
-        parts.append(part)
-    month = pd.concat(parts, ignore_index=True)
+    # 20 handsets with the failed MMS, 20 where it went out.
+    month = _td004_copies(40, edit=_went_out_on_odd, frame=frame)
     path = tmp_path / "month.csv"
     month.to_csv(path, index=False)
     memory = telediag.scan(path, tz="Asia/Shanghai")
     assert memory.report.set_aside == {"unparseable bytes_down": 40}
     assert (memory.findings["rule_id"] == "TD004").sum() == 20
     _, gathered = _gathered_out_of_core(path, memory, monkeypatch, buckets=8)
-    failed_on = {f"352014010{k:05d}1" for k in range(0, 40, 2)}
+    failed_on = {_handset(k) for k in range(0, 40, 2)}
     assert set(gathered["imei"].to_pylist()) == failed_on
     assert gathered.num_rows == 20 * 5  # every used row of those handsets, once
     assert not any(r.endswith("-c0") for r in gathered["record_id"].to_pylist())
@@ -474,24 +500,20 @@ def test_handsets_with_one_mms_sender_are_not_gathered(
     handsets are chosen: a handset where only the old SIM sent MMS (its failure stayed
     in the outbox, no SIM came after, or the next one only made calls) is not gathered,
     whichever buckets its subscribers fell in."""
-    frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
-    parts = []
-    for k in range(60):
-        part = frame.copy()
+
+    def one_sender(k: int, part: pd.DataFrame) -> pd.DataFrame:
         if 20 <= k < 40:  # the old SIM alone
-            part = part[part["msisdn"] == "13800000401"]
-        elif k >= 40:  # the next SIM only calls
-            part = part[~part["record_id"].isin(["c2", "c3"])]
-        part["record_id"] = [f"{k}-{r}" for r in part["record_id"]]
-        part["imei"] = f"352014010{k:05d}1"
-        part["msisdn"] = [f"1{k:03d}{m[-7:]}" for m in part["msisdn"]]
-        parts.append(part)
+            return part[part["msisdn"] == "13800000401"]
+        if k >= 40:  # the next SIM only calls
+            return part[~part["record_id"].isin(["c2", "c3"])]
+        return part
+
     path = tmp_path / "month.csv"
-    pd.concat(parts, ignore_index=True).to_csv(path, index=False)
+    _td004_copies(60, edit=one_sender).to_csv(path, index=False)
     memory = telediag.scan(path, tz="Asia/Shanghai")
     assert (memory.findings["rule_id"] == "TD004").sum() == 20
     _, gathered = _gathered_out_of_core(path, memory, monkeypatch, buckets=8)
-    assert set(gathered["imei"].to_pylist()) == {f"352014010{k:05d}1" for k in range(20)}
+    assert set(gathered["imei"].to_pylist()) == {_handset(k) for k in range(20)}
     assert gathered.num_rows == 20 * 5
 
 
@@ -591,17 +613,11 @@ def test_handset_rules_without_seeds_get_every_used_handset_row(
     same findings."""
     from telediag.detectors.handover import HandoverDetector
 
-    frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
-    parts = []
-    for k in range(12):
-        part = frame.copy()
-        part["record_id"] = [f"{k}-{r}" for r in part["record_id"]]
-        part["imei"] = f"352014010{k:05d}1" if k < 10 else "000000000000000"
-        part["msisdn"] = [f"1{k:03d}{m[-7:]}" for m in part["msisdn"]]
-        if k % 2:
-            part["status"] = part["status"].replace("failed", "ok")
-        parts.append(part)
-    month = pd.concat(parts, ignore_index=True)
+    month = _td004_copies(
+        12,
+        imei=lambda k: _handset(k) if k < 10 else "000000000000000",
+        edit=_went_out_on_odd,
+    )
     month.loc[0, "start_time"] = "not a time"  # set aside: never gathered
     path = tmp_path / "month.csv"
     month.to_csv(path, index=False)
@@ -795,16 +811,8 @@ def test_spill_order_groups_buckets_then_hashes(
 
 def _failing_handsets_month(tmp_path: Path, copies: int) -> Path:
     """TD004's fixture repeated on ``copies`` handsets of their own, as one CSV."""
-    frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
-    parts = []
-    for k in range(copies):
-        part = frame.copy()
-        part["record_id"] = [f"{k}-{r}" for r in part["record_id"]]
-        part["imei"] = f"352014{k:08d}1"
-        part["msisdn"] = [f"1{k:04d}{m[-6:]}" for m in part["msisdn"]]
-        parts.append(part)
     path = tmp_path / "month.csv"
-    pd.concat(parts, ignore_index=True).to_csv(path, index=False)
+    _td004_copies(copies).to_csv(path, index=False)
     return path
 
 
@@ -876,20 +884,16 @@ def test_subscriber_buckets_put_aside_the_rows_of_handsets_marked_while_spilling
     no spill file is read twice; the handsets with two MMS senders are then scanned."""
     from telediag import outofcore
 
-    frame = pd.read_csv(FIXTURES / "TD004" / "resent-under-new-sim.csv", dtype=str)
-    parts = []
-    for k in range(30):
-        part = frame.copy()
-        part["record_id"] = [f"{k}-{r}" for r in part["record_id"]]
-        part["imei"] = f" 352014{k:08d}1"  # padded: the key is the trimmed text
-        part["msisdn"] = [f"1{k:04d}{m[-6:]}" for m in part["msisdn"]]
+    def spelled(k: int, part: pd.DataFrame) -> pd.DataFrame:
         if k % 3 == 1:  # the MMS went out: nothing failed on this handset
             part["status"] = part["status"].replace("failed", "ok")
         elif k % 3 == 2:  # failed, written as another system would
             part["status"] = part["status"].replace("failed", " FAILED ")
             part["record_type"] = part["record_type"].str.upper()
-        parts.append(part)
-    month = pd.concat(parts, ignore_index=True)
+        return part
+
+    # Padded IMEIs: the key is the trimmed text.
+    month = _td004_copies(30, imei=lambda k: f" {_handset(k)}", edit=spelled)
     path = tmp_path / "month.csv"
     month.to_csv(path, index=False)
     memory = telediag.scan(path, tz="Asia/Shanghai")
@@ -913,7 +917,7 @@ def test_subscriber_buckets_put_aside_the_rows_of_handsets_marked_while_spilling
     monkeypatch.setattr(outofcore, "_keep_handset_rows", keep)
     monkeypatch.setattr(outofcore, "_read_bucket", read)
     _, gathered = _gathered_out_of_core(path, memory, monkeypatch, buckets=6)
-    failed = {f" 352014{k:08d}1" for k in range(30) if k % 3 != 1}
+    failed = {f" {_handset(k)}" for k in range(30) if k % 3 != 1}
     assert set(put_aside) == failed
     assert len(put_aside) == 20 * 5  # every row of those handsets, once
     assert read_twice == []
