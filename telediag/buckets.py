@@ -50,7 +50,7 @@ from telediag.detectors import REGISTRY
 from telediag.devices import plausible_imei
 from telediag.engine import EngineResult, RuleError, run_catalog, seed_tallies
 from telediag.filters import integer_values, judged_as_read, possible_mask
-from telediag.findings import empty_evidence, empty_findings, order_findings
+from telediag.findings import empty_evidence, empty_findings, order_evidence, order_findings
 from telediag.normalize import REASONS, InputReport, explicit_ids, normalize, order_rejects
 from telediag.read import RawInput
 from telediag.sort import sort_records
@@ -506,9 +506,7 @@ def sort_findings(
     if len(findings) == 0:
         return empty_findings(), empty_evidence()
     findings = order_findings(findings)
-    evidence = evidence.sort_values(
-        ["finding_id", "start_time", "record_id"], kind="stable"
-    ).reset_index(drop=True)
+    evidence = order_evidence(evidence)
     return findings, evidence
 
 

@@ -23,7 +23,13 @@ from telediag.catalog import Rule
 from telediag.context import ScanSettings
 from telediag.detectors import REGISTRY, Candidates, DetectContext
 from telediag.filters import FilterEvaluator
-from telediag.findings import build_findings, empty_evidence, empty_findings, order_findings
+from telediag.findings import (
+    build_findings,
+    empty_evidence,
+    empty_findings,
+    order_evidence,
+    order_findings,
+)
 from telediag.sort import SortedRecords
 from telediag.timeutil import LocalClock
 
@@ -244,7 +250,5 @@ def run_catalog(
     evidence = pd.concat(all_evidence, ignore_index=True) if all_evidence else empty_evidence()
     if len(findings):
         findings = order_findings(findings)
-        evidence = evidence.sort_values(
-            ["finding_id", "start_time", "record_id"], kind="stable"
-        ).reset_index(drop=True)
+        evidence = order_evidence(evidence)
     return EngineResult(findings=findings, evidence=evidence, errors=errors, seconds=seconds)

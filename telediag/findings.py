@@ -258,6 +258,25 @@ def order_findings(findings: pd.DataFrame) -> pd.DataFrame:
     return ordered.drop(columns=["_records"]) if "_records" in ordered else ordered
 
 
+#: The order of an evidence table: by finding, then record time and record id.
+EVIDENCE_ORDER: tuple[str, ...] = ("finding_id", "start_time", "record_id")
+
+
+def order_evidence(evidence: pd.DataFrame) -> pd.DataFrame:
+    """Evidence in :data:`EVIDENCE_ORDER` (stable; missing values last), with a fresh
+    index. Arrow sorts the keys: on the 10M month's 395,541 evidence rows that took
+    0.16 s against 0.37-0.49 s for pandas' ``sort_values`` on the two text keys."""
+    keys = list(EVIDENCE_ORDER)
+    if len(evidence) < 2:
+        return evidence.reset_index(drop=True)
+    try:
+        table = pa.table({k: pa.array(evidence[k]) for k in keys})
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # keys Arrow cannot hold as one type
+        return evidence.sort_values(keys, kind="stable").reset_index(drop=True)
+    order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys])
+    return evidence.take(order.to_numpy()).reset_index(drop=True)
+
+
 def _finding_digest(rule_id: str, msisdn: str, group: str, times: np.ndarray) -> str:
     """What identifies a finding whatever the row numbering: the rule, the subscriber,
     the group and the times of its evidence records (in time order).

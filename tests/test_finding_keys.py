@@ -104,3 +104,38 @@ def test_keys_are_unique_and_do_not_depend_on_row_order(
     again = telediag.scan(shuffled, rules=catalog, tz="Asia/Shanghai").findings
     by_id = dict(zip(result.findings["finding_id"], keys, strict=True))
     assert dict(zip(again["finding_id"], again["finding_key"], strict=True)) == by_id
+
+
+_ids = st.one_of(st.none(), st.text(alphabet="ab9é號-", max_size=3))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["f2", "f10", "f1", "é"]), st.integers(0, 3), _ids),
+        max_size=40,
+    ),
+    st.sampled_from(["string", "str", "object"]),
+)
+def test_evidence_comes_in_the_order_pandas_would_sort_it(rows, text_dtype) -> None:  # type: ignore[no-untyped-def]
+    """order_evidence gives exactly pandas' stable sort by finding, time and record id
+    (missing ids last), whatever text dtype the frame holds."""
+    from telediag.findings import order_evidence
+
+    frame = pd.DataFrame(
+        {
+            "finding_id": pd.Series([r[0] for r in rows], dtype=text_dtype),
+            "record_id": pd.Series([r[2] for r in rows], dtype=text_dtype),
+            "start_time": pd.Series(
+                pd.to_datetime([1_200_000_000 + 60 * r[1] for r in rows], unit="s", utc=True),
+                dtype="datetime64[ms, UTC]",
+            ),
+            "record_type": pd.Series([f"t{i}" for i in range(len(rows))], dtype=text_dtype),
+        },
+        index=np.arange(len(rows))[::-1],
+    )
+    expected = frame.sort_values(
+        ["finding_id", "start_time", "record_id"], kind="stable"
+    ).reset_index(drop=True)
+    got = order_evidence(frame)
+    pd.testing.assert_frame_equal(got, expected)
