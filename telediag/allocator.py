@@ -35,33 +35,71 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 #: The environment variable by which pyarrow lets a user choose the pool.
 POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
-#: Platforms whose pyarrow wheels are built with jemalloc (elsewhere, naming it in
-#: :data:`POOL_VARIABLE` would only print a warning).
-JEMALLOC_PLATFORMS = ("linux", "darwin")
+
+
+def _named_pool() -> bool:
+    """Whether the process environment names a pool (a value that is not empty): in
+    ``os.environ``, or set under it (``os.putenv``, C code), where only the C library
+    sees it."""
+    if os.environ.get(POOL_VARIABLE):
+        return True
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        import ctypes
+
+        getenv = ctypes.CDLL(None).getenv
+        getenv.restype = ctypes.c_char_p
+        return bool(getenv(POOL_VARIABLE.encode()))
+    return False
+
+
+def bundles_jemalloc(package: Path | None) -> bool:
+    """Whether the pyarrow at ``package`` (its directory) is a wheel from PyPI for Linux
+    or macOS: such wheels carry their own ``libarrow``, built with jemalloc. A pyarrow
+    linked to a system or conda ``libarrow`` may lack it, and naming jemalloc there
+    would only print Arrow's warning."""
+    if package is None or not sys.platform.startswith(("linux", "darwin")):
+        return False
+    try:
+        names = os.listdir(package)
+    except OSError:
+        return False
+    return any(n.startswith("libarrow.") and (".so" in n or ".dylib" in n) for n in names)
+
+
+def _pyarrow_directory() -> Path | None:
+    with contextlib.suppress(ImportError, ValueError):
+        spec = importlib.util.find_spec("pyarrow")
+        if spec is not None and spec.submodule_search_locations:
+            return Path(next(iter(spec.submodule_search_locations)))
+    return None
 
 
 def _arrow_inside_on_jemalloc() -> None:
-    """Make jemalloc the pool of Arrow's own C++ code, if pyarrow is not imported yet
-    and the user named no pool.
+    """Make jemalloc the pool of Arrow's own C++ code, if pyarrow is not imported yet,
+    the user named no pool and pyarrow is a wheel that has it (:func:`bundles_jemalloc`).
 
     Arrow's C++ code allocates some buffers for itself (Parquet and CSV reading, IPC)
     from the pool that :data:`POOL_VARIABLE` names when pyarrow is loaded, whatever
     pyarrow's Python default is set to later. Left at mimalloc, that pool held 44 MB
     of a 1M-record scan's 455 MB peak (it keeps freed pages, in huge pages): with
     jemalloc the peak was 419-421 MB in the same time, and 2.37 GB instead of 2.44 GB
-    at 10M. The variable is set only while pyarrow loads, so the environment that the
-    user and child processes see is left as it was."""
-    if POOL_VARIABLE in os.environ or "pyarrow" in sys.modules:
+    at 10M. The variable is set only while pyarrow loads (a child process started by
+    another thread in that moment inherits it), then removed, so the environment is
+    left as it was. Where pyarrow was loaded first (``import pandas`` loads it),
+    Arrow's own code keeps its pool."""
+    if "pyarrow" in sys.modules or _named_pool():
         return
-    if not sys.platform.startswith(JEMALLOC_PLATFORMS):
+    if not bundles_jemalloc(_pyarrow_directory()):
         return
     os.environ[POOL_VARIABLE] = "jemalloc"
     try:
@@ -83,7 +121,7 @@ STREAM_DECAY_MS = 2000
 def choose_memory_pool() -> str:
     """Make jemalloc (else the system allocator) Arrow's default pool, unless the user
     chose one; the backend now in use."""
-    if os.environ.get(POOL_VARIABLE):
+    if _named_pool():
         return str(pa.default_memory_pool().backend_name)
     for make in (pa.jemalloc_memory_pool, pa.system_memory_pool):
         try:

@@ -271,9 +271,10 @@ def order_evidence(evidence: pd.DataFrame) -> pd.DataFrame:
         return evidence.reset_index(drop=True)
     try:
         table = pa.table({k: pa.array(evidence[k]) for k in keys})
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # keys Arrow cannot hold as one type
+        order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys])
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        # Keys Arrow cannot hold as one type, or cannot sort (categories): pandas can.
         return evidence.sort_values(keys, kind="stable").reset_index(drop=True)
-    order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys])
     return evidence.take(order.to_numpy()).reset_index(drop=True)
 
 

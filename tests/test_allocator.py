@@ -64,6 +64,45 @@ def test_arrow_itself_allocates_through_jemalloc_when_telediag_is_imported_first
     assert done.stderr == ""
 
 
+PUTENV = """
+import os, subprocess
+os.putenv("ARROW_DEFAULT_MEMORY_POOL", "system")
+import telediag, pyarrow as pa
+child = subprocess.run(["sh", "-c", "echo ${ARROW_DEFAULT_MEMORY_POOL-unset}"],
+                       capture_output=True, text=True).stdout.strip()
+print(pa.default_memory_pool().backend_name, child)
+"""
+
+
+def test_a_pool_named_under_os_environ_is_kept_and_left_in_place() -> None:
+    """``os.putenv`` sets the variable where only the C library sees it: still the
+    user's choice, for Arrow and for child processes."""
+    environ = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    done = subprocess.run(
+        [sys.executable, "-c", PUTENV], cwd=ROOT, env=environ, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["system", "system"]
+
+
+def test_only_a_pyarrow_carrying_its_own_libarrow_is_taken_to_have_jemalloc(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A wheel bundles libarrow (built with jemalloc on Linux and macOS); a pyarrow
+    linked to a system or conda libarrow may not have it, and is left alone."""
+    from telediag.allocator import bundles_jemalloc
+
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "libarrow_python.so").touch()  # what a conda pyarrow carries
+    wheel = tmp_path / "wheel"
+    wheel.mkdir()
+    (wheel / "libarrow_python.so").touch()
+    (wheel / ("libarrow.2600.dylib" if sys.platform == "darwin" else "libarrow.so.2600")).touch()
+    assert not bundles_jemalloc(linked)
+    assert not bundles_jemalloc(tmp_path / "missing")
+    assert not bundles_jemalloc(None)
+    assert bundles_jemalloc(wheel) == sys.platform.startswith(("linux", "darwin"))
+
+
 def test_a_pool_the_user_chose_is_kept() -> None:
     assert _pool(ARROW_DEFAULT_MEMORY_POOL="mimalloc") == "mimalloc"
     assert _pool(ARROW_DEFAULT_MEMORY_POOL="system") == "system"

@@ -139,3 +139,20 @@ def test_evidence_comes_in_the_order_pandas_would_sort_it(rows, text_dtype) -> N
     ).reset_index(drop=True)
     got = order_evidence(frame)
     pd.testing.assert_frame_equal(got, expected)
+
+
+def test_evidence_with_category_keys_is_ordered_as_pandas_orders_it() -> None:
+    """Keys Arrow cannot sort (categories) are sorted by pandas instead."""
+    from telediag.findings import order_evidence
+
+    frame = pd.DataFrame(
+        {
+            "finding_id": pd.Categorical(["f2", "f1", "f2", "f1"]),
+            "record_id": pd.Categorical(["b", "a", "a", "c"]),
+            "start_time": pd.to_datetime([60, 60, 60, 0], unit="s", utc=True),
+            "record_type": ["sms", "mms", "sms", "data"],
+        }
+    )
+    got = order_evidence(frame)
+    assert got["record_type"].tolist() == ["data", "mms", "sms", "sms"]
+    assert got["record_id"].tolist() == ["c", "a", "a", "b"]
