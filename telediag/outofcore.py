@@ -188,28 +188,42 @@ def text_bytes(path: Path) -> int:
     return total
 
 
-#: Bytes a row takes in the spill files of a scan (LZ4 IPC: 82 on the benchmark month),
-#: to judge how much of the page cache a spill will want.
-SPILL_FILE_BYTES_PER_ROW = 85
+#: Bytes a row takes in the spill files of a scan, to judge how much of the page cache a
+#: spill will want (LZ4 IPC, label columns as dictionaries: 63 on the 10M benchmark
+#: month, 51 at 1M; 82 before labels were spilled as dictionaries).
+SPILL_FILE_BYTES_PER_ROW = 65
 #: The same with the copy of the row in its handset bucket (a store's spill: 145).
 SPILL_FILE_BYTES_PER_ROW_WITH_HANDSETS = 150
+#: The share of the memory left beside a scan's budget that input and spill files may
+#: take in the page cache before the input's pages are dropped.
+PAGE_CACHE_SHARE = 0.75
 
 
 def crowds_page_cache(
-    sources: Sequence[object], rows: int, per_row: int = SPILL_FILE_BYTES_PER_ROW
+    sources: Sequence[object],
+    rows: int,
+    per_row: int = SPILL_FILE_BYTES_PER_ROW,
+    budget: int = 0,
 ) -> bool:
-    """Would the input files and the spill files take more than half the memory
-    available now? Then each input file's pages are dropped from the page cache once
-    the spill pass has read it (:func:`forget_cached`): the scan reads an input once,
-    and the room is better left to the spill files, which are read back. At 100M rows
-    (4.2 GB of Parquet, 14.5 GB of spill on a 24 GB machine) a third of the spill was
-    read back from disk when the input's pages stayed."""
+    """Would the input files and the spill files take more than
+    :data:`PAGE_CACHE_SHARE` of the memory available now beside the scan's ``budget``?
+    Then each input file's pages are dropped from the page cache once the spill pass
+    has read it (:func:`forget_cached`): the scan reads an input once, and the room is
+    better left to the spill files, which are read back.
+
+    On the 24 GB benchmark machine (22.3 GB available), a store prepared from 100M rows
+    (4.2 GB of Parquet, 14.5 GB of spill) read a third of its spill back from disk when
+    the input's pages stayed: dropped. A 100M scan under ``--memory 3GB`` (6.3 GB of
+    spill) keeps them, and the next scan of the month reads it from memory: the spill
+    pass took 65.6-66.5 s so, and 68.7-78.0 s reading the month from disk (when half
+    the available memory was the limit, with a stale 85 bytes a row)."""
     inputs = 0
     for item in sources:
         if isinstance(item, Path):
             with contextlib.suppress(OSError):
                 inputs += item.stat().st_size
-    return inputs + rows * per_row > available_memory() // 2
+    room = max(available_memory() - budget, 0) * PAGE_CACHE_SHARE
+    return inputs + rows * per_row > room
 
 
 def forget_cached(path: Path) -> None:
@@ -743,7 +757,7 @@ def scan_out_of_core(
             workers,
             spill_batch_rows(budget),
             zone=settings.tz,
-            forget_inputs=crowds_page_cache([item for item, _ in sources], rows),
+            forget_inputs=crowds_page_cache([item for item, _ in sources], rows, budget=budget),
             marks=marks,
         )
         warning = repeated_id_warning(spilled, workers=workers)

@@ -304,7 +304,9 @@ def prepare(
             workers,
             spill_batch_rows(memory or default_budget()),
             zone=zone,
-            forget_inputs=crowds_page_cache(items, rows, SPILL_FILE_BYTES_PER_ROW_WITH_HANDSETS),
+            forget_inputs=crowds_page_cache(
+                items, rows, SPILL_FILE_BYTES_PER_ROW_WITH_HANDSETS, memory or default_budget()
+            ),
         )
 
         # The given record ids are kept by their own hash (ids/bucket=N), so a day added

@@ -696,6 +696,26 @@ def test_a_bucket_read_from_dictionary_and_text_inputs_keeps_its_other_types(
     assert read["record_type"].to_pylist() == ["sms", "voice", "sms", "voice"]
 
 
+def test_the_page_cache_is_judged_beside_the_scan_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a machine with 22.3 GB available, a 100M-row month of 4.2 GB keeps its input
+    pages under a 3 GB scan (6.5 GB of spill fits beside it), but not when a store's
+    spill (a second copy of the rows) or a budget of most of the memory leaves no room."""
+    from telediag import outofcore
+
+    month = tmp_path / "month.parquet"
+    with open(month, "wb") as f:
+        f.truncate(4_200_000_000)  # sparse: the size without the bytes
+    monkeypatch.setattr(outofcore, "available_memory", lambda: 22_300_000_000)
+    rows, budget = 100_000_000, 3 * 2**30
+    assert not outofcore.crowds_page_cache([month], rows, budget=budget)
+    with_handsets = outofcore.SPILL_FILE_BYTES_PER_ROW_WITH_HANDSETS
+    assert outofcore.crowds_page_cache([month], rows, with_handsets, budget=budget)
+    assert outofcore.crowds_page_cache([month], rows, budget=16 * 2**30)
+    assert outofcore.crowds_page_cache([month], rows, budget=40 * 2**30)  # no room at all
+
+
 def test_input_pages_leave_the_page_cache_only_when_the_spill_would_crowd_it(
     tmp_path: Path, catalog: list[telediag.Rule], monkeypatch: pytest.MonkeyPatch
 ) -> None:
