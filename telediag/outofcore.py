@@ -188,15 +188,27 @@ def text_bytes(path: Path) -> int:
     return total
 
 
-#: Bytes a row takes in the spill files of a scan, to judge how much of the page cache a
-#: spill will want (LZ4 IPC, label columns as dictionaries: 63 on the 10M benchmark
-#: month, 51 at 1M; 82 before labels were spilled as dictionaries).
+#: Bytes a row takes in the spill files of a scan whose label columns come as
+#: dictionaries (Parquet read without a column map), to judge how much of the page cache
+#: a spill will want: 63 on the 10M benchmark month, 51 at 1M (LZ4 IPC).
 SPILL_FILE_BYTES_PER_ROW = 65
-#: The same with the copy of the row in its handset bucket (a store's spill: 145).
-SPILL_FILE_BYTES_PER_ROW_WITH_HANDSETS = 150
-#: The share of the memory left beside a scan's budget that input and spill files may
-#: take in the page cache before the input's pages are dropped.
+#: The same when the labels come as text (CSV, a column map, tables): 100 on 300k
+#: synthetic rows, against 59 from the same rows as Parquet.
+SPILL_FILE_BYTES_PER_TEXT_ROW = 100
+#: The share of the memory left beside a scan that input and spill files may take in the
+#: page cache before the input's pages are dropped.
 PAGE_CACHE_SHARE = 0.75
+
+
+def spill_bytes_per_row(
+    sources: Sequence[object], cmap: ColumnMap | None, handsets: bool = False
+) -> int:
+    """What a row of ``sources`` will take in the spill files: label columns stay
+    dictionaries only from Parquet read without a map, and a spill with handset buckets
+    (a store's) holds every row twice (1.97x measured)."""
+    coded = cmap is None and all(isinstance(s, Path) and not _is_csv(s) for s in sources)
+    per_row = SPILL_FILE_BYTES_PER_ROW if coded else SPILL_FILE_BYTES_PER_TEXT_ROW
+    return per_row * (2 if handsets else 1)
 
 
 def crowds_page_cache(
@@ -206,7 +218,9 @@ def crowds_page_cache(
     budget: int = 0,
 ) -> bool:
     """Would the input files and the spill files take more than
-    :data:`PAGE_CACHE_SHARE` of the memory available now beside the scan's ``budget``?
+    :data:`PAGE_CACHE_SHARE` of the memory available now beside the scan? The scan's
+    ``budget`` counts up to half the available memory (the default budget): a budget is
+    a ceiling, and one larger than the memory does not leave less room than that.
     Then each input file's pages are dropped from the page cache once the spill pass
     has read it (:func:`forget_cached`): the scan reads an input once, and the room is
     better left to the spill files, which are read back.
@@ -222,7 +236,8 @@ def crowds_page_cache(
         if isinstance(item, Path):
             with contextlib.suppress(OSError):
                 inputs += item.stat().st_size
-    room = max(available_memory() - budget, 0) * PAGE_CACHE_SHARE
+    available = available_memory()
+    room = (available - min(max(budget, 0), available // 2)) * PAGE_CACHE_SHARE
     return inputs + rows * per_row > room
 
 
@@ -736,7 +751,8 @@ def scan_out_of_core(
     timings = timings if timings is not None else {}
     budget = budget if budget is not None else default_budget()
     by_subscriber, by_handset = split_rules(rules)
-    rows = estimate_rows([item for item, _ in sources])
+    items = [item for item, _ in sources]
+    rows = estimate_rows(items)
     n_buckets = buckets or plan_buckets(rows, budget, workers)
     directory = spill_directory(spill_dir)
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
@@ -757,7 +773,9 @@ def scan_out_of_core(
             workers,
             spill_batch_rows(budget),
             zone=settings.tz,
-            forget_inputs=crowds_page_cache([item for item, _ in sources], rows, budget=budget),
+            forget_inputs=crowds_page_cache(
+                items, rows, spill_bytes_per_row(items, cmap), budget=budget
+            ),
             marks=marks,
         )
         warning = repeated_id_warning(spilled, workers=workers)

@@ -72,7 +72,6 @@ from telediag.normalize import (
 from telediag.outofcore import (
     BASE_BYTES,
     BYTES_PER_ROW,
-    SPILL_FILE_BYTES_PER_ROW_WITH_HANDSETS,
     BucketProgress,
     _each_done,
     _read_bucket,
@@ -85,6 +84,7 @@ from telediag.outofcore import (
     repeated_id_warning,
     spill,
     spill_batch_rows,
+    spill_bytes_per_row,
     spill_directory,
     spill_error,
 )
@@ -305,7 +305,10 @@ def prepare(
             spill_batch_rows(memory or default_budget()),
             zone=zone,
             forget_inputs=crowds_page_cache(
-                items, rows, SPILL_FILE_BYTES_PER_ROW_WITH_HANDSETS, memory or default_budget()
+                items,
+                rows,
+                spill_bytes_per_row(items, cmap, handsets=True),
+                memory or default_budget(),
             ),
         )
 

@@ -699,29 +699,51 @@ def test_a_bucket_read_from_dictionary_and_text_inputs_keeps_its_other_types(
 def test_the_page_cache_is_judged_beside_the_scan_budget(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On a machine with 22.3 GB available, a 100M-row month of 4.2 GB keeps its input
-    pages under a 3 GB scan (6.5 GB of spill fits beside it), but not when a store's
-    spill (a second copy of the rows) or a budget of most of the memory leaves no room."""
+    """On a machine with 22.3 GB available, a 100M-row month of 4.2 GB of Parquet keeps
+    its input pages under a 3 GB scan (6.5 GB of spill fits beside it), but not for a
+    store (a second copy of every row in the spill), nor as 13.7 GB of CSV (labels
+    spilled as text), nor under the default budget of half the memory. A budget above the memory
+    leaves the room of the default, not none: a small month stays cached."""
     from telediag import outofcore
 
     month = tmp_path / "month.parquet"
     with open(month, "wb") as f:
         f.truncate(4_200_000_000)  # sparse: the size without the bytes
-    monkeypatch.setattr(outofcore, "available_memory", lambda: 22_300_000_000)
+    as_csv = tmp_path / "month.csv"  # the same month as a mediation system's CSV
+    with open(as_csv, "wb") as f:
+        f.truncate(13_700_000_000)
+    available = 22_300_000_000
+    monkeypatch.setattr(outofcore, "available_memory", lambda: available)
     rows, budget = 100_000_000, 3 * 2**30
-    assert not outofcore.crowds_page_cache([month], rows, budget=budget)
-    with_handsets = outofcore.SPILL_FILE_BYTES_PER_ROW_WITH_HANDSETS
-    assert outofcore.crowds_page_cache([month], rows, with_handsets, budget=budget)
-    assert outofcore.crowds_page_cache([month], rows, budget=16 * 2**30)
-    assert outofcore.crowds_page_cache([month], rows, budget=40 * 2**30)  # no room at all
+
+    def crowds(source: Path, handsets: bool = False, memory: int = budget) -> bool:
+        per_row = outofcore.spill_bytes_per_row([source], None, handsets)
+        return outofcore.crowds_page_cache([source], rows, per_row, budget=memory)
+
+    assert outofcore.spill_bytes_per_row([month], None) == outofcore.SPILL_FILE_BYTES_PER_ROW
+    assert not crowds(month)
+    assert crowds(month, handsets=True)
+    assert crowds(as_csv)
+    assert crowds(month, memory=available // 2)
+    assert crowds(month, memory=40 * 2**30)  # as the default budget: too big for 37.5%
+    small = tmp_path / "day.parquet"
+    small.write_bytes(b"x" * 100_000)
+    assert not outofcore.crowds_page_cache([small], 1_000, budget=64 * 2**30)
+    # A column map gives the labels as text, whatever the file.
+    from telediag.colmap import load_column_map
+
+    cmap = load_column_map(Path(__file__).parent.parent / "column-maps" / "3gpp-ts32298.yaml")
+    per_text_row = outofcore.SPILL_FILE_BYTES_PER_TEXT_ROW
+    assert outofcore.spill_bytes_per_row([month], cmap) == per_text_row
+    assert outofcore.spill_bytes_per_row([pa.table({"a": [1]})], None) == per_text_row
 
 
 def test_input_pages_leave_the_page_cache_only_when_the_spill_would_crowd_it(
     tmp_path: Path, catalog: list[telediag.Rule], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each input file read by the spill pass is dropped from the page cache when input
-    and spill together would take more than half the memory available, and only then;
-    the findings are the same either way."""
+    and spill together would crowd the memory available (see crowds_page_cache), and
+    only then; the findings are the same either way."""
     import os
 
     from telediag import outofcore
