@@ -275,10 +275,10 @@ def prepare(
         raise InputError(f"{store}: the store's times were read in {existing.tz}, not {tz}")
     zone = existing.tz if existing is not None else (tz or "UTC")
     rows = estimate_rows(items)
+    budget = memory or default_budget()  # judged once, for every choice below
     if existing is not None:
         n_buckets = existing.buckets
     else:
-        budget = memory or default_budget()
         n_buckets = buckets or max(
             plan_buckets(rows, budget, workers), math.ceil(rows / BUCKET_ROWS), 1
         )
@@ -302,13 +302,13 @@ def prepare(
             cmap,
             progress,
             workers,
-            spill_batch_rows(memory or default_budget()),
+            spill_batch_rows(budget),
             zone=zone,
             forget_inputs=crowds_page_cache(
                 items,
                 rows,
                 spill_bytes_per_row(items, cmap, handsets=True),
-                memory or default_budget(),
+                budget,
             ),
         )
 
@@ -335,7 +335,7 @@ def prepare(
         formats = cmap.time_formats() if cmap is not None else None
         # Buckets are written ``at_once`` at a time (their files are their own); the
         # reports and rejects are gathered in bucket order, whichever finishes first.
-        at_once = store_plan(rows, n_buckets, memory or default_budget(), workers)[0]
+        at_once = store_plan(rows, n_buckets, budget, workers)[0]
 
         flight = Flight()
 
