@@ -508,6 +508,16 @@ class _Writers:
             writer.close()
         self.open.clear()
 
+    def write_all(self, table: pa.Table, which: np.ndarray, flight: Flight | None = None) -> None:
+        """:meth:`write` ``table`` as all these writers will hold, then :meth:`close`;
+        with ``flight``, no file once the scan has given up."""
+        if flight is not None:
+            flight.go_on()
+        try:
+            self.write(table, which)
+        finally:
+            self.close()
+
 
 def spill(
     sources: Sequence[tuple[Path | pa.Table, str]],
@@ -891,12 +901,7 @@ def _keep_handset_rows(
         return
     part = table.select([c for c in table.column_names if c in columns])
     part = part.filter(pa.array(keep)).combine_chunks()
-    if flight is not None:
-        flight.go_on()  # not a file more once the scan has given up
-    try:
-        writers.write(part, np.full(part.num_rows, slot, dtype=np.int32))
-    finally:
-        writers.close()
+    writers.write_all(part, np.full(part.num_rows, slot, dtype=np.int32), flight)
 
 
 def _scan_handsets(
@@ -944,12 +949,8 @@ def _scan_handsets(
             if seeds is not None:
                 table = table.filter(pa.array(handset_rows(table, among=seeds)))
             if table.num_rows:
-                flight.go_on()  # not a file more once the scan has given up
-                writers = _Writers(out, "handset", b)
-                try:
-                    writers.write(table, bucket_of(table["imei"], n_hand))
-                finally:
-                    writers.close()
+                which = bucket_of(table["imei"], n_hand)
+                _Writers(out, "handset", b).write_all(table, which, flight)
             return out
 
     for b, out in _each_done(pool, sort_out, sources):
