@@ -349,10 +349,17 @@ class HandsetMarks:
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         needs = [REGISTRY[rule.detector.kind].SEED_RECORDS for rule in rules]
-        self.filters: list[tuple[RecordFilter, RecordFilter]] | None = None
+        # Per rule: the detector's filter, the rule's, and the columns judging the rule's
+        # reads: the labels it names, and the IMEI (never no column: a table of none has
+        # no rows either).
+        self.filters: list[tuple[RecordFilter, RecordFilter, set[str]]] | None = None
         if all(need is not None for need in needs):
             self.filters = [
-                (RecordFilter.model_validate(dict(need)), rule.records)
+                (
+                    RecordFilter.model_validate(dict(need)),
+                    rule.records,
+                    judged_as_read(rule.records) | {"imei"},
+                )
                 for need, rule in zip(needs, rules, strict=True)
                 if need is not None
             ]
@@ -363,13 +370,10 @@ class HandsetMarks:
         if self.filters is None or table.num_rows == 0 or "imei" not in table.column_names:
             return
         marked = np.zeros(table.num_rows, dtype=bool)
-        for need, records in self.filters:
+        for need, records, read in self.filters:
             # The detector's condition first (few rows pass it), the rule's on those.
             rows = np.flatnonzero(possible_mask(need, table) & ~marked)
             if rows.size:
-                # The labels the rule's filter reads, and the IMEI: never no column (a
-                # table of none has no rows either).
-                read = judged_as_read(records) | {"imei"}
                 subset = table.select([c for c in table.column_names if c in read])
                 marked[rows[possible_mask(records, subset.take(pa.array(rows)))]] = True
         rows = np.flatnonzero(marked)
